@@ -1,0 +1,49 @@
+import pytest
+
+from textgan.config import ConfigError, load_config, parse_override
+
+
+def test_defaults_task_and_override():
+    cfg = load_config("toy", "cpu", ["train.lr_g=3e-4", "train.estimator=gumbel", "data.domains=[a, b]"])
+    assert cfg.task == "toy" and cfg.data.corpus == "toy"
+    assert cfg.train.lr_g == pytest.approx(3e-4) and isinstance(cfg.train.lr_g, float)
+    assert cfg.train.estimator == "gumbel"
+    assert cfg.data.domains == ["a", "b"]
+
+
+def test_typo_names_the_key_and_the_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config("toy", "cpu", ["train.lrg=1e-4"])
+    message = str(err.value)
+    assert "train.lrg" in message and "lr_g" in message and "did you mean" in message
+    assert "\n" not in message
+
+
+def test_unknown_section_and_wrong_type():
+    with pytest.raises(ConfigError, match="unknown config key 'trainer'"):
+        load_config("toy", "cpu", ["trainer.lr=1"])
+    with pytest.raises(ConfigError, match="train.batch_size must be int"):
+        load_config("toy", "cpu", ["train.batch_size=big"])
+    with pytest.raises(ConfigError, match="train.estimator must be one of soft, gumbel, reinforce"):
+        load_config("toy", "cpu", ["train.estimator=ppo"])
+    with pytest.raises(ConfigError, match="bool"):
+        load_config("toy", "cpu", ["generator.shared=3"])
+
+
+def test_unknown_task_and_preset():
+    with pytest.raises(ConfigError, match="unknown task 'sentimnet'.*sentiment"):
+        load_config("sentimnet")
+    with pytest.raises(ConfigError, match="unknown preset 'tpu'"):
+        load_config("sentiment", "tpu")
+
+
+def test_presets_differ_and_resolve():
+    cpu, gpu = load_config("sentiment", "cpu"), load_config("sentiment", "gpu")
+    assert cpu.preset == "cpu" and gpu.preset == "gpu"
+    assert gpu.generator.d_model > cpu.generator.d_model
+
+
+def test_parse_override_nesting():
+    assert parse_override("a.b.c=1") == {"a": {"b": {"c": 1}}}
+    with pytest.raises(ConfigError):
+        parse_override("no_equals_sign")

@@ -1,0 +1,15 @@
+"""textgan: unsupervised text style transfer and translation with GANs.
+
+    import textgan
+    model = textgan.load("runs/sentiment/<run>")      # or textgan.load() for the newest sentiment run
+    model.transfer(["the food was cold ."], to="pos")
+"""
+
+__version__ = "0.1.0"
+
+
+def load(run_dir=None, task: str = "sentiment", device=None):
+    """Load a trained run for inference (see textgan.transfer.StyleTransfer)."""
+    from .transfer import load as _load
+
+    return _load(run_dir, task, device)

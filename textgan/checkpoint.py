@@ -1,0 +1,151 @@
+"""The run directory: everything inference needs, plus the state to resume training.
+
+    runs/<task>/<name>/
+      config.yaml            fully resolved config
+      run.json               command line, seed, commit, library versions, machine
+      tokenizer.model        SentencePiece
+      generator/             save_pretrained (safetensors); or generator_ab/ + generator_ba/
+      discriminator.safetensors
+      judge.pt               the independent n-gram style judge used in dev evaluation
+      metrics.jsonl, training_curves.png, tensorboard/
+      state/                 accelerate save_state, for --resume
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from .config import Config, config_from_dict, save_config
+from .corpora import PROJECT_ROOT
+from .models.discriminator import DomainCritic
+from .models.generator import Generator, build_generator
+from .tokenizer import Tokenizer
+
+
+class CheckpointError(RuntimeError):
+    """A run directory that is missing or unreadable; the message names the file."""
+
+
+def runs_root(runs_dir: str | Path | None = None) -> Path:
+    return Path(runs_dir or os.environ.get("TEXTGAN_RUNS", "runs"))
+
+
+def create_run_dir(task: str, runs_dir=None, name: str | None = None) -> Path:
+    base = runs_root(runs_dir) / task
+    name = name or time.strftime("%Y%m%d-%H%M%S")
+    run_dir = base / name
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = base / f"{name}-{suffix}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def latest_run(task: str, runs_dir=None) -> Path:
+    """The newest run of `task` that has a saved generator."""
+    base = runs_root(runs_dir) / task
+    runs = [p.parent for p in base.glob("*/config.yaml") if any(p.parent.glob("generator*"))]
+    if not runs:
+        raise CheckpointError(f"no trained run of task '{task}' under {base}; "
+                              f"train one with `textgan train --task {task}` or pass --model DIR")
+    return max(runs, key=lambda p: p.stat().st_mtime)
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, processes: int) -> None:
+    import accelerate
+    import datasets
+    import sentencepiece
+    import transformers
+
+    save_config(cfg, run_dir / "config.yaml")
+    info = {
+        "command": command, "seed": cfg.train.seed, "commit": _commit(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "device": device, "processes": processes, "machine": platform.platform(), "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "accelerate": accelerate.__version__, "datasets": datasets.__version__,
+                     "sentencepiece": sentencepiece.__version__},
+    }
+    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Swap a fully written directory into place, so a kill never leaves a half-written one as `final`."""
+    old = final.with_name(final.name + ".old")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def generator_dirs(cfg: Config) -> list[str]:
+    return ["generator"] if cfg.generator.shared else ["generator_ab", "generator_ba"]
+
+
+def save_models(run_dir: Path, cfg: Config, generators: list[Generator], critic: DomainCritic) -> None:
+    for name, g in zip(generator_dirs(cfg), generators):
+        tmp = run_dir / f"{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        g.model.save_pretrained(tmp)
+        _replace_dir(tmp, run_dir / name)
+    tmp_file = run_dir / "discriminator.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, str(tmp_file))
+    tmp_file.replace(run_dir / "discriminator.safetensors")
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared)."""
+    from transformers import BartForConditionalGeneration
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a textgan run directory (no config.yaml)")
+    try:
+        cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+        generators = []
+        for name in generator_dirs(cfg):
+            model = BartForConditionalGeneration.from_pretrained(run_dir / name)
+            generators.append(Generator(model).to(device).eval())
+        critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
+        critic.load_state_dict(load_file(str(run_dir / "discriminator.safetensors")))
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure here means an unusable run dir; say which
+        raise CheckpointError(f"cannot load the run in {run_dir}: {type(err).__name__}: {err}") from err
+    return cfg, tok, generators, critic.to(device).eval()
+
+
+def max_positions(cfg: Config) -> int:
+    """Longest sequence a model must read: an input or a generated sentence, EOS included."""
+    return max(cfg.data.max_len, cfg.train.max_gen_len) + 1
+
+
+def new_models(cfg: Config, vocab_size: int) -> tuple[list[Generator], DomainCritic]:
+    count = 1 if cfg.generator.shared else 2
+    generators = [Generator(build_generator(cfg.generator, vocab_size, max_positions(cfg))) for _ in range(count)]
+    critic = DomainCritic(cfg.discriminator, vocab_size, len(cfg.data.domains), max_positions(cfg))
+    return generators, critic

@@ -1,0 +1,229 @@
+"""Typed configuration: dataclasses with defaults, YAML per task, dotted overrides.
+
+A config is resolved in this order (later wins):
+
+    dataclass defaults -> configs/<task>.yaml -> its `presets.<preset>` section -> `key=value` overrides
+
+Unknown keys and wrong types are errors that name the key and the valid ones (in the spirit of
+minGPT's `CfgNode.merge_from_args`), so a typo never silently trains the wrong model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A bad key or value in a config file or override. The message is one line."""
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "yelp"                 # corpus card name (corpora/<corpus>.yaml)
+    domains: list[str] = field(default_factory=lambda: ["neg", "pos"])
+    normalize: str = "ptb_lower"         # none | ptb_lower | zh
+    max_len: int = 32                    # tokens per sentence after SentencePiece (longer: truncated)
+    max_train_lines: int = 0             # per domain; 0 = all
+    word_drop: float = 0.1               # denoising noise (Lample et al. 2018): drop prob
+    word_blank: float = 0.1              # ... blank-out prob
+    shuffle_k: float = 3.0               # ... local shuffle window (0 = off)
+    bucket_batches: int = 50             # batches per length-sorted bucket
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 8000
+    model_type: str = "unigram"          # unigram | bpe
+    character_coverage: float = 1.0      # 0.9995 suits CJK
+    sample_lines: int = 200_000          # per domain, for training the SentencePiece model
+
+
+@dataclass
+class GeneratorConfig:
+    shared: bool = True                  # one generator for every direction; False = g_ab and g_ba
+    init_from: str = ""                  # local dir of a pretrained HF encoder-decoder (random init if "")
+    d_model: int = 256
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+
+
+@dataclass
+class DiscriminatorConfig:
+    mode: str = "multiclass"             # multiclass (k real domains + fake) | binary (one D per domain)
+    d_model: int = 256
+    layers: int = 2
+    heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    estimator: str = "soft"              # soft | gumbel | reinforce
+    seed: int = 1234
+    batch_size: int = 64
+    grad_accum: int = 1
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    ae_steps: int = 1000                 # phase 1: denoising autoencoder
+    d_steps: int = 200                   # phase 2: discriminator pretraining
+    adv_steps: int = 2000                # phase 3: adversarial cycle
+    d_per_g: int = 1                     # discriminator steps per generator step in phase 3
+    lambda_self: float = 0.25
+    lambda_cycle: float = 0.5
+    lambda_adv: float = 1.0
+    label_smoothing: float = 0.1
+    tau_start: float = 1.0               # temperature of soft/gumbel/sampled outputs, annealed
+    tau_end: float = 0.1
+    straight_through: bool = False       # gumbel: hard one-hot forward, soft backward
+    gamma: float = 0.9                   # reinforce: discount of dense rewards
+    baseline: str = "ema"                # reinforce: ema | greedy
+    ema_decay: float = 0.95
+    cycle_reward: float = 0.0            # reinforce: weight of the cycle log-prob sequence reward
+    max_gen_len: int = 32
+    mixed_precision: str = "auto"        # auto (bf16 on GPU, fp32 on CPU) | no | bf16 | fp16
+    log_every: int = 20
+    eval_every: int = 500
+    eval_lines: int = 200                # dev lines per direction in the periodic evaluation
+    ckpt_every: int = 500
+    threads: int = 0                     # torch CPU threads; 0 = torch's default
+
+
+@dataclass
+class Config:
+    task: str = "sentiment"
+    preset: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "data.normalize": ("none", "ptb_lower", "zh"),
+    "tokenizer.model_type": ("unigram", "bpe"),
+    "discriminator.mode": ("multiclass", "binary"),
+    "train.estimator": ("soft", "gumbel", "reinforce"),
+    "train.baseline": ("ema", "greedy"),
+    "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
+}
+
+
+def _check_value(key: str, value, hint):
+    """Return `value` if it fits the type `hint` (ints are accepted for floats), else raise."""
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        (item,) = typing.get_args(hint)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list of {item.__name__}, got {value!r}")
+        return [_check_value(key, v, item) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{key} must be {hint.__name__}, got {value!r} ({type(value).__name__})")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}; got {value!r}")
+    return value
+
+
+def _unknown(key: str, valid: list[str]) -> ConfigError:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint}; valid keys here: {', '.join(valid)}")
+
+
+def merge(obj, updates: dict, prefix: str = "") -> None:
+    """Merge a nested dict into a config dataclass in place, checking keys and types."""
+    hints = typing.get_type_hints(type(obj))
+    valid = [f.name for f in dataclasses.fields(obj)]
+    for name, value in updates.items():
+        key = f"{prefix}{name}"
+        if name not in valid:
+            raise _unknown(key, valid)
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} is a section; give its keys ({key}.<name>=...), not {value!r}")
+            merge(current, value, prefix=f"{key}.")
+        else:
+            setattr(obj, name, _check_value(key, value, hints[name]))
+
+
+def parse_override(text: str) -> dict:
+    """`train.lr_g=3e-4` -> {"train": {"lr_g": 3e-4}}; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):  # YAML 1.1 reads 3e-4 as a string; a number typed by a person is a number
+        try:
+            value = float(raw)
+        except ValueError:
+            pass
+    nested: dict = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def task_file(task: str) -> Path:
+    path = Path(task)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    path = CONFIG_DIR / f"{task}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown task '{task}'; known tasks: {', '.join(known)}")
+    return path
+
+
+def load_config(task: str, preset: str = "auto", overrides: typing.Sequence[str] = ()) -> Config:
+    """Resolve a task's config. `preset="auto"` picks `gpu` when CUDA is available, else `cpu`."""
+    raw = yaml.safe_load(task_file(task).read_text()) or {}
+    presets = raw.pop("presets", {}) or {}
+    if preset == "auto":
+        import torch
+
+        preset = "gpu" if torch.cuda.is_available() and "gpu" in presets else "cpu"
+    cfg = Config()
+    merge(cfg, raw)
+    if presets:
+        if preset not in presets:
+            raise ConfigError(f"unknown preset '{preset}' for task {cfg.task}; presets: {', '.join(presets)}")
+        merge(cfg, presets[preset])
+    cfg.preset = preset
+    for text in overrides:
+        merge(cfg, parse_override(text))
+    return cfg
+
+
+def config_from_dict(raw: dict) -> Config:
+    """Rebuild a resolved config (e.g. a run's config.yaml)."""
+    cfg = Config()
+    merge(cfg, raw)
+    return cfg
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+

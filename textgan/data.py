@@ -1,0 +1,82 @@
+"""Unaligned per-domain batches: encoding, length bucketing, padding, denoising noise."""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+import torch
+
+from .tokenizer import EOS, PAD, UNK, Tokenizer, normalize
+
+
+def normalize_split(split, scheme: str):
+    """Normalize every domain of a DatasetDict (cached by `datasets`, keyed on the scheme)."""
+    return split.map(lambda batch: {"text": [normalize(t, scheme) for t in batch["text"]]},
+                     batched=True, desc=f"normalize ({scheme})")
+
+
+def encode_split(split, tok: Tokenizer, max_len: int) -> dict[str, list[list[int]]]:
+    """{domain: [ids, ...]} for a normalized DatasetDict; empty encodings are dropped."""
+    out = {}
+    for domain, part in split.items():
+        out[domain] = [ids for ids in tok.encode(list(part["text"]), max_len) if ids]
+    return out
+
+
+class DomainBatches:
+    """An endless stream of batches from one domain's sentences, bucketed by length.
+
+    Each pass shuffles the sentences, sorts chunks of `bucket_batches` batches by length (so a batch
+    holds sentences of similar length and little padding), and shuffles the batches. Under several
+    processes each takes its own shard (`rank::world`).
+    """
+
+    def __init__(self, seqs: list[list[int]], batch_size: int, bucket_batches: int = 50,
+                 seed: int = 0, rank: int = 0, world: int = 1):
+        self.seqs = seqs[rank::world]
+        if not self.seqs:
+            raise ValueError("a domain has no training sentences for this process")
+        self.batch_size = batch_size
+        self.bucket = batch_size * max(1, bucket_batches)
+        self.rng = random.Random(seed * 1009 + rank)
+
+    def __iter__(self) -> Iterator[list[list[int]]]:
+        while True:
+            order = list(range(len(self.seqs)))
+            self.rng.shuffle(order)
+            batches = []
+            for start in range(0, len(order), self.bucket):
+                chunk = sorted(order[start:start + self.bucket], key=lambda i: len(self.seqs[i]))
+                batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            self.rng.shuffle(batches)
+            for batch in batches:
+                yield [self.seqs[i] for i in batch]
+
+
+def pad(seqs: list[list[int]], add_eos: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of id lists -> ids (B, T) padded with PAD, mask (B, T) True on real tokens (EOS included)."""
+    seqs = [list(s) + [EOS] if add_eos else list(s) for s in seqs]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return ids, ids != PAD
+
+
+def add_noise(seqs: list[list[int]], drop: float, blank: float, shuffle_k: float,
+              rng: random.Random) -> list[list[int]]:
+    """Denoising-autoencoder noise of Lample et al. 2018 ("Unsupervised MT using monolingual corpora only").
+
+    Each word is dropped with prob `drop`, else replaced by UNK with prob `blank`; then words are
+    shuffled locally: word i moves to position argsort(i + U(0, k)), so none moves more than k places.
+    """
+    out = []
+    for s in seqs:
+        kept = [t for t in s if rng.random() >= drop] or list(s[:1])
+        kept = [UNK if rng.random() < blank else t for t in kept]
+        if shuffle_k > 0:
+            keys = [i + rng.uniform(0, shuffle_k) for i in range(len(kept))]
+            kept = [t for _, t in sorted(zip(keys, kept))]
+        out.append(kept)
+    return out

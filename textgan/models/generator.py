@@ -1,0 +1,148 @@
+"""Seq2seq generator: a Hugging Face encoder-decoder conditioned on a target-domain token.
+
+The decoder starts from the target domain's token (`<2pos>`), as multilingual translation models start
+from a language token, so one network serves every direction. The encoder reads token ids or soft
+distributions (B, T, V) through the model's own embedding table, so the cycle can pass a generated
+sentence back in without cutting the gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.modeling_outputs import BaseModelOutput
+
+from ..config import GeneratorConfig
+from ..tokenizer import BOS, EOS, PAD
+
+MODES = ("greedy", "multinomial", "gumbel", "soft")
+
+
+@dataclass
+class Sample:
+    """A batch of generated sentences. T counts generated tokens, EOS included."""
+
+    ids: torch.Tensor             # (B, T) chosen tokens; PAD after the first EOS
+    mask: torch.Tensor            # (B, T) True up to and including the first EOS
+    logprobs: torch.Tensor        # (B, T) log pi(ids_t | ids_<t, src) under softmax(logits / tau)
+    probs: torch.Tensor | None    # (B, T, V) relaxed one-hots passed onward (soft, gumbel), else None
+
+    def inputs(self) -> torch.Tensor:
+        """What reaches a discriminator or the back generator: soft distributions if any, else ids."""
+        return self.probs if self.probs is not None else self.ids
+
+
+def build_generator(cfg: GeneratorConfig, vocab_size: int, max_len: int) -> BartForConditionalGeneration:
+    """A BART-style encoder-decoder, random init, or loaded from a local pretrained directory."""
+    if cfg.init_from:
+        model = BartForConditionalGeneration.from_pretrained(cfg.init_from)
+        if model.config.vocab_size != vocab_size:
+            model.resize_token_embeddings(vocab_size)
+        return model
+    config = BartConfig(
+        vocab_size=vocab_size, d_model=cfg.d_model,
+        encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
+        encoder_attention_heads=cfg.heads, decoder_attention_heads=cfg.heads,
+        encoder_ffn_dim=cfg.ffn_dim, decoder_ffn_dim=cfg.ffn_dim,
+        dropout=cfg.dropout, attention_dropout=cfg.dropout, activation_dropout=0.0,
+        max_position_embeddings=max_len + 8, scale_embedding=True,
+        pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, decoder_start_token_id=BOS,
+        forced_bos_token_id=None, forced_eos_token_id=None, tie_word_embeddings=True,
+    )
+    return BartForConditionalGeneration(config)
+
+
+class Generator(nn.Module):
+    """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `generate` = inference."""
+
+    def __init__(self, model: BartForConditionalGeneration):
+        super().__init__()
+        self.model = model
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Ids (B, T) or distributions (B, T, V) -> embeddings (B, T, H), scale included.
+
+        A one-hot distribution gives exactly the embedding of its id (tests/test_models.py).
+        """
+        table = self.model.get_input_embeddings()
+        if x.dim() == 2:
+            return table(x)
+        scale = getattr(table, "embed_scale", 1.0)
+        return (x.to(table.weight.dtype) @ table.weight) * scale
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> BaseModelOutput:
+        return self.model.get_encoder()(inputs_embeds=self.embed(src), attention_mask=src_mask.long())
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, to: int) -> torch.Tensor:
+        """Teacher forcing. src (B, S) ids or (B, S, V) probs; tgt (B, T) ids ending in EOS.
+
+        Returns logits (B, T, V): position t predicts tgt[:, t] from [<2to>, tgt_<t].
+        """
+        start = torch.full_like(tgt[:, :1], to)
+        decoder_input = torch.cat([start, tgt[:, :-1]], dim=1)
+        out = self.model(encoder_outputs=self.encode(src, src_mask), attention_mask=src_mask.long(),
+                         decoder_input_ids=decoder_input, use_cache=False)
+        return out.logits
+
+    def sample(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, mode: str = "greedy",
+               tau: float = 1.0, max_len: int = 32, straight_through: bool = False) -> Sample:
+        """Decode step by step with a key-value cache.
+
+        modes: greedy (argmax), multinomial (sample from softmax(logits / tau)), gumbel (Gumbel-softmax,
+        Jang et al. 2017; hard one-hot forward with `straight_through`), soft (softmax(logits / tau) fed to
+        the next step as a weighted embedding, the "continuous" decoding of Style Transformer, Dai et al. 2019).
+        Gradients flow through `probs` for gumbel and soft, and through `logprobs` always.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown sampling mode {mode!r}; choose from {MODES}")
+        batch = src.size(0)
+        encoded = self.encode(src, src_mask)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        step_input = self.embed(torch.full((batch, 1), to, dtype=torch.long, device=src.device))
+        done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        ids, masks, logprobs, probs = [], [], [], []
+        for _ in range(max_len):
+            out = self.model(encoder_outputs=encoded, attention_mask=src_mask.long(),
+                             decoder_inputs_embeds=step_input, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            raw = out.logits[:, -1].float()                     # (B, V)
+            logits = raw / tau
+            if mode == "gumbel":
+                p = F.gumbel_softmax(raw, tau=tau, hard=straight_through)  # softmax((raw + g) / tau)
+                token = p.argmax(-1)
+            elif mode == "soft":
+                p = logits.softmax(-1)
+                token = p.argmax(-1)
+            else:
+                p = None
+                token = (torch.multinomial(logits.softmax(-1), 1).squeeze(1) if mode == "multinomial"
+                         else logits.argmax(-1))
+            token = token.masked_fill(done, PAD)
+            ids.append(token)
+            masks.append(~done)
+            logprobs.append(logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1))
+            if p is not None:
+                probs.append(p)
+            step_input = self.embed(p[:, None] if p is not None else token[:, None])
+            done = done | (token == EOS)
+            if bool(done.all()):
+                break
+        return Sample(ids=torch.stack(ids, 1), mask=torch.stack(masks, 1),
+                      logprobs=torch.stack(logprobs, 1), probs=torch.stack(probs, 1) if probs else None)
+
+    @torch.no_grad()
+    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
+                 sample: bool = False, max_len: int = 32, temperature: float = 1.0) -> list[list[int]]:
+        """Inference through `transformers`' generate (KV cache, beam search). Returns ids without the start token."""
+        config = GenerationConfig(
+            max_new_tokens=max_len, num_beams=beam, do_sample=sample, temperature=temperature if sample else None,
+            top_k=0 if sample else None, decoder_start_token_id=to, bos_token_id=BOS, eos_token_id=EOS,
+            pad_token_id=PAD, forced_bos_token_id=None, forced_eos_token_id=None,
+        )
+        out = self.model.generate(input_ids=src, attention_mask=src_mask.long(), generation_config=config)
+        return [[t for t in row if t != PAD] for row in out[:, 1:].tolist()]

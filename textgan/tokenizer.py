@@ -1,0 +1,98 @@
+"""Text normalization and a SentencePiece vocabulary shared by all domains of a task.
+
+Normalization makes what people type look like the training corpus: Yelp is lowercased and
+PTB-tokenized with numbers as `_num_`, so "I feel SO sad!" becomes "i feel so sad !". Output goes the
+other way (`detokenize`) for people; benchmarks keep the tokenized form.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from pathlib import Path
+from typing import Iterable
+
+import sentencepiece as spm
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+_SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"^[+-]?\d[\d,.:/]*$")
+_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
+_CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+
+
+def _treebank():
+    from nltk.tokenize.treebank import TreebankWordDetokenizer, TreebankWordTokenizer
+
+    return TreebankWordTokenizer(), TreebankWordDetokenizer()
+
+
+def normalize(text: str, scheme: str) -> str:
+    """Map raw text to the corpus's form. Control characters and tabs become spaces."""
+    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
+    if scheme == "ptb_lower":
+        tokens = _treebank()[0].tokenize(text.lower())
+        text = " ".join("_num_" if _NUMBER.match(t) else t for t in tokens)
+    elif scheme == "zh":
+        text = unicodedata.normalize("NFKC", text)  # full-width letters, digits, punctuation -> half-width
+    return _SPACES.sub(" ", text).strip()
+
+
+def detokenize(text: str, scheme: str) -> str:
+    """Tokenized model output -> text for people."""
+    if scheme == "ptb_lower":
+        text = _treebank()[1].detokenize(text.split())
+        return text[:1].upper() + text[1:]
+    if scheme == "zh":
+        return _CJK_GAP.sub("", text)
+    return text
+
+
+def domain_token(domain: str) -> str:
+    return f"<2{domain}>"
+
+
+class Tokenizer:
+    """SentencePiece over normalized text, with one control token per domain (`<2pos>`)."""
+
+    def __init__(self, model_file: str | Path, domains: list[str], scheme: str):
+        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+        self.domains = list(domains)
+        self.scheme = scheme
+        self.domain_ids = {d: self.sp.piece_to_id(domain_token(d)) for d in domains}
+        if any(i == UNK for i in self.domain_ids.values()):
+            raise ValueError(f"tokenizer {model_file} lacks domain tokens for {domains}")
+
+    @staticmethod
+    def train(texts: Iterable[str], model_file: str | Path, domains: list[str], scheme: str,
+              vocab_size: int, model_type: str = "unigram", character_coverage: float = 1.0) -> "Tokenizer":
+        """Train on already-normalized text of every domain (one shared vocabulary)."""
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+            model_type=model_type, character_coverage=character_coverage, hard_vocab_limit=False,
+            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            control_symbols=[domain_token(d) for d in domains], minloglevel=2,
+        )
+        Path(model_file).write_bytes(model.getvalue())
+        return Tokenizer(model_file, domains, scheme)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def normalize(self, text: str) -> str:
+        return normalize(text, self.scheme)
+
+    def encode(self, normalized: list[str], max_len: int) -> list[list[int]]:
+        """Normalized sentences -> ids (no EOS), cut to `max_len` tokens."""
+        return [ids[:max_len] for ids in self.sp.encode(normalized)]
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        """Ids -> normalized (tokenized) text; stops at EOS, skips control tokens."""
+        cut = [seq[: seq.index(EOS)] if EOS in seq else seq for seq in ids]
+        return self.sp.decode(cut)
+
+    def detokenize(self, text: str) -> str:
+        return detokenize(text, self.scheme)

@@ -1,0 +1,420 @@
+"""The training loop on Hugging Face Accelerate.
+
+Phases, by global step:
+    [0, ae_steps)                    denoising autoencoder: G learns to rewrite a sentence into its own domain
+    [ae_steps, + d_steps)            discriminator pretraining on G's (still copy-like) transfers
+    [.., + adv_steps)                adversarial cycle: d_per_g D steps, then one G step
+
+Each step draws an unaligned batch from each domain. Gradients are averaged across processes
+explicitly (`_average_gradients`) instead of through DDP: GAN training calls generator methods other
+than `forward` (the sampling loop), which DDP's forward hooks would not see.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .config import Config
+from .corpora import load_card, load_split
+from .data import DomainBatches, add_noise, encode_split, normalize_split, pad
+from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu
+from .losses import (ESTIMATORS, SAMPLE_MODE, AdvOptions, EMABaseline, discounted_returns,
+                     discriminator_loss, reconstruction_loss, sequence_logprob)
+from .tokenizer import Tokenizer
+from .transfer import transfer_normalized
+
+
+class TrainState:
+    """The step counter, saved with the checkpoint so a resumed run continues the same count."""
+
+    def __init__(self):
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+def mixed_precision(cfg: Config) -> str:
+    if cfg.train.mixed_precision != "auto":
+        return cfg.train.mixed_precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def warmup(steps: int):
+    return lambda step: min(1.0, (step + 1) / max(1, steps))
+
+
+def plot_curves(metrics_file: Path, png: Path) -> None:
+    """Training curves (losses, dev style accuracy and self-BLEU) from metrics.jsonl into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    keys = sorted({k for r in rows for k in r if k not in ("step", "phase", "time")})
+    loss_keys = [k for k in keys if k.startswith("train/")]
+    eval_keys = [k for k in keys if k.startswith("dev/")]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, group, title in [(axes[0], loss_keys, "training losses"), (axes[1], eval_keys, "dev evaluation")]:
+        for key in group:
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            ax.plot(*zip(*pts), label=key.split("/", 1)[1], marker="o" if group is eval_keys else None,
+                    markersize=3)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if group:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, accelerator: Accelerator, tok: Tokenizer,
+                 train_ids: dict[str, list[list[int]]], dev_texts: dict[str, list[str]], judge: NgramJudge | None):
+        self.cfg, self.run_dir, self.acc, self.tok = cfg, run_dir, accelerator, tok
+        self.dev_texts, self.judge = dev_texts, judge
+        self.a, self.b = cfg.data.domains
+        self.dom = tok.domain_ids                                   # domain -> decoder start token id
+        t = cfg.train
+        self.generators, self.critic = checkpoint.new_models(cfg, tok.vocab_size)
+        for module in [*self.generators, self.critic]:
+            module.to(accelerator.device).train()
+        self.g_ab, self.g_ba = self.generators[0], self.generators[-1]
+        g_params = [p for g in self.generators for p in g.parameters()]
+        opt_g = torch.optim.AdamW(g_params, lr=t.lr_g, betas=(0.9, 0.98), weight_decay=0.01)
+        opt_d = torch.optim.AdamW(self.critic.parameters(), lr=t.lr_d, betas=(0.5, 0.999), weight_decay=0.01)
+        self.opt_g, self.opt_d = accelerator.prepare(opt_g, opt_d)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, warmup(t.warmup_steps))
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, warmup(t.warmup_steps))
+        self.state = TrainState()
+        self.baseline = EMABaseline(t.ema_decay)
+        for obj in [*self.generators, self.critic, self.sched_g, self.sched_d, self.state, self.baseline]:
+            accelerator.register_for_checkpointing(obj)
+        self.train_ids = train_ids
+        self.total = t.ae_steps + t.d_steps + t.adv_steps
+        self.noise_rng = random.Random(t.seed + accelerator.process_index)
+
+    # ---------------------------------------------------------------- batches
+    def batches(self):
+        """Endless (real_a, real_b) pairs; re-seeded from the step so a resumed run draws fresh batches."""
+        t = self.cfg.train
+        seed = t.seed + self.state.step
+        streams = [iter(DomainBatches(self.train_ids[d], t.batch_size, self.cfg.data.bucket_batches, seed + i,
+                                      self.acc.process_index, self.acc.num_processes))
+                   for i, d in enumerate((self.a, self.b))]
+        while True:
+            yield [next(s) for s in streams]
+
+    def to_device(self, seqs):
+        ids, mask = pad(seqs)
+        return ids.to(self.acc.device), mask.to(self.acc.device)
+
+    def noisy(self, seqs):
+        d = self.cfg.data
+        return self.to_device(add_noise(seqs, d.word_drop, d.word_blank, d.shuffle_k, self.noise_rng))
+
+    def tau(self) -> float:
+        """Temperature, annealed geometrically from tau_start to tau_end over the adversarial phase."""
+        t = self.cfg.train
+        progress = min(1.0, max(0, self.state.step - t.ae_steps - t.d_steps) / max(1, t.adv_steps))
+        return t.tau_start * (t.tau_end / t.tau_start) ** progress
+
+    # ---------------------------------------------------------------- losses
+    def self_reconstruction(self, seqs_a, seqs_b):
+        """L_self = NLL(real_a | noise(real_a), to a) + NLL(real_b | noise(real_b), to b)."""
+        total, logs = 0.0, {}
+        for seqs, g, domain in [(seqs_a, self.g_ba, self.a), (seqs_b, self.g_ab, self.b)]:
+            real, mask = self.to_device(seqs)
+            noisy, noisy_mask = self.noisy(seqs)
+            loss, _ = reconstruction_loss(g(noisy, noisy_mask, real, self.dom[domain]), real, mask,
+                                          self.cfg.train.label_smoothing)
+            total = total + loss
+            logs[f"self_{domain}"] = loss.item()
+        return total, logs
+
+    def fakes(self, real, mask, g, to: str, mode: str):
+        t = self.cfg.train
+        return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=t.max_gen_len,
+                        straight_through=t.straight_through)
+
+    def directions(self, real_a, mask_a, real_b, mask_b):
+        """(real, mask, forward generator, backward generator, source domain index, target domain index)."""
+        return [(real_a, mask_a, self.g_ab, self.g_ba, 0, 1), (real_b, mask_b, self.g_ba, self.g_ab, 1, 0)]
+
+    # ---------------------------------------------------------------- steps
+    def _average_gradients(self, params) -> None:
+        if self.acc.num_processes > 1 and self.acc.sync_gradients:
+            for p in params:
+                if p.requires_grad:
+                    grad = p.grad if p.grad is not None else torch.zeros_like(p)
+                    p.grad = self.acc.reduce(grad, reduction="mean")
+
+    def _update(self, loss, optimizer, scheduler, params) -> None:
+        self.acc.backward(loss)
+        self._average_gradients(params)
+        if self.acc.sync_gradients and self.cfg.train.grad_clip > 0:
+            self.acc.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        optimizer.step()
+        if self.acc.sync_gradients:
+            scheduler.step()
+        optimizer.zero_grad()
+
+    def d_step(self, real_a, mask_a, real_b, mask_b) -> dict:
+        """L_D = sum over domains y of discriminator_loss(real: [real_y, G(real_y -> y)], fake: [G(real_x -> y)]).
+
+        D reads generated text in the same form the G step will give it (soft distributions, or ids).
+        """
+        mode = SAMPLE_MODE[self.cfg.train.estimator]
+        domains = (self.a, self.b)
+        loss, logs = 0.0, {}
+        with self.acc.autocast():
+            for real, mask, g, g_back, src, tgt in self.directions(real_a, mask_a, real_b, mask_b):
+                with torch.no_grad():
+                    fake = self.fakes(real, mask, g, domains[tgt], mode)         # real_src -> tgt
+                    same = self.fakes(real, mask, g_back, domains[src], mode)    # real_src -> src
+                real_logp, _ = self.critic.log_probs(real, src)
+                same_logp, _ = self.critic.log_probs(same.inputs(), src)
+                _, fake_logp = self.critic.log_probs(fake.inputs(), tgt)
+                part, part_logs = discriminator_loss([(real_logp, mask), (same_logp, same.mask)],
+                                                     [(fake_logp, fake.mask)])
+                loss = loss + part
+                logs.update({f"{k}_{domains[src]}": v for k, v in part_logs.items()})
+        self._update(loss, self.opt_d, self.sched_d, list(self.critic.parameters()))
+        logs["d_loss"] = loss.item()
+        return logs
+
+    def g_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> dict:
+        """L_G = lambda_self * L_self + lambda_cycle * L_cycle + lambda_adv * L_adv, summed over directions:
+
+            L_cycle = NLL(real_a | G_ba(fake_b), to a),  fake_b = G_ab(real_a, to b)   (and b -> a -> b)
+            L_adv   = ESTIMATORS[estimator](fake_b, D_b)                              (losses.py)
+
+        D is frozen here; under `soft`/`gumbel` gradients reach G_ab through D and through the cycle.
+        """
+        t = self.cfg.train
+        domains = (self.a, self.b)
+        self.critic.requires_grad_(False)
+        with self.acc.autocast():
+            l_self, logs = self.self_reconstruction(seqs_a, seqs_b)
+            l_cycle, l_adv = 0.0, 0.0
+            for real, mask, g, g_back, src, tgt in self.directions(real_a, mask_a, real_b, mask_b):
+                fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator])
+                rec_logits = g_back(fake.inputs(), fake.mask, real, self.dom[domains[src]])
+                cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
+                opts = AdvOptions(gamma=t.gamma, baseline=self.baseline)
+                if t.estimator == "reinforce":
+                    if t.cycle_reward > 0:
+                        opts.seq_reward = t.cycle_reward * sequence_logprob(rec_logits.detach(), real, mask)
+                    if t.baseline == "greedy":
+                        opts.baseline = self.greedy_baseline(real, mask, g, tgt)
+                adv, adv_logs = ESTIMATORS[t.estimator](fake, lambda x, d=tgt: self.critic.log_probs(x, d), opts)
+                l_cycle, l_adv = l_cycle + cyc, l_adv + adv
+                logs[f"cycle_{domains[src]}"] = cyc.item()
+                logs.update({f"{k}_{domains[tgt]}": v for k, v in adv_logs.items()})
+            loss = t.lambda_self * l_self + t.lambda_cycle * l_cycle + t.lambda_adv * l_adv
+        g_params = [p for g in self.generators for p in g.parameters()]
+        self._update(loss, self.opt_g, self.sched_g, g_params)
+        self.critic.requires_grad_(True)
+        logs["g_loss"] = loss.item()
+        return logs
+
+    def greedy_baseline(self, real, mask, g, tgt: int):
+        """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets."""
+        t = self.cfg.train
+        with torch.no_grad():
+            greedy = g.sample(real, mask, self.dom[self.cfg.data.domains[tgt]], mode="greedy", max_len=t.max_gen_len)
+            real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
+            greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
+
+        def baseline(returns, _mask):
+            width = returns.size(1)
+            padded = torch.nn.functional.pad(greedy_returns, (0, max(0, width - greedy_returns.size(1))))
+            return padded[:, :width]
+
+        return baseline
+
+    def ae_step(self, seqs_a, seqs_b) -> dict:
+        with self.acc.autocast():
+            loss, logs = self.self_reconstruction(seqs_a, seqs_b)
+        g_params = [p for g in self.generators for p in g.parameters()]
+        self._update(loss, self.opt_g, self.sched_g, g_params)
+        logs["g_loss"] = loss.item()
+        return logs
+
+    def phase(self, step: int) -> str:
+        t = self.cfg.train
+        return "ae" if step < t.ae_steps else "d" if step < t.ae_steps + t.d_steps else "adv"
+
+    # ---------------------------------------------------------------- evaluation, checkpoints
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Dev transfers in both directions: style accuracy by the independent judge, self-BLEU, samples."""
+        for g in self.generators:
+            g.eval()
+        scheme = self.cfg.data.normalize
+        results = {}
+        for src, tgt, g in [(self.a, self.b, self.g_ab), (self.b, self.a, self.g_ba)]:
+            inputs = self.dev_texts[src][: self.cfg.train.eval_lines]
+            outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len)
+            if self.judge is not None:
+                results[f"dev/acc_{src}2{tgt}"] = self.judge.accuracy(outputs, tgt)
+            results[f"dev/self_bleu_{src}2{tgt}"] = bleu(outputs, [inputs], BLEU_TOKENIZE.get(scheme, "13a")).score
+            for x, y in list(zip(inputs, outputs))[:2]:
+                tqdm.write(f"  [{src}->{tgt}] {x}\n         -> {y}")
+        tqdm.write("  " + "  ".join(f"{k.split('/')[1]}={v:.1f}" for k, v in results.items()))
+        for g in self.generators:
+            g.train()
+        return results
+
+    def save_checkpoint(self) -> None:
+        """Resume state (accelerate save_state) and the inference files, each swapped in atomically."""
+        tmp = self.run_dir / "state.tmp"
+        self.acc.save_state(str(tmp))
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            checkpoint._replace_dir(tmp, self.run_dir / "state")
+            checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
+        self.acc.wait_for_everyone()
+
+    def load_checkpoint(self) -> None:
+        state = self.run_dir / "state"
+        if not state.is_dir():
+            raise checkpoint.CheckpointError(f"{self.run_dir} has no checkpoint to resume from (no state/ dir)")
+        try:
+            self.acc.load_state(str(state))
+        except Exception as err:  # noqa: BLE001 - any failure means this checkpoint cannot be used
+            raise checkpoint.CheckpointError(f"checkpoint {state} is unreadable ({type(err).__name__}: {err}); "
+                                             f"delete it to start over") from err
+
+    def log(self, values: dict, phase: str) -> None:
+        if not self.acc.is_main_process:
+            return
+        row = {"step": self.state.step, "phase": phase, "time": round(time.time(), 1), **values}
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.acc.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=self.state.step)
+
+    # ---------------------------------------------------------------- loop
+    def fit(self) -> None:
+        t = self.cfg.train
+        bar = tqdm(total=self.total, initial=self.state.step, disable=not self.acc.is_main_process,
+                   desc="train", dynamic_ncols=True)
+        running: dict[str, list[float]] = {}
+        batches = self.batches()
+        try:
+            while self.state.step < self.total:
+                phase = self.phase(self.state.step)
+                seqs_a, seqs_b = next(batches)
+                real_a, mask_a = self.to_device(seqs_a)
+                real_b, mask_b = self.to_device(seqs_b)
+                with self.acc.accumulate(*self.generators, self.critic):
+                    if phase == "ae":
+                        logs = self.ae_step(seqs_a, seqs_b)
+                    elif phase == "d":
+                        logs = self.d_step(real_a, mask_a, real_b, mask_b)
+                    else:
+                        logs = {}
+                        for _ in range(t.d_per_g):
+                            logs.update(self.d_step(real_a, mask_a, real_b, mask_b))
+                        logs.update(self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b))
+                if any(math.isnan(v) for v in logs.values()):
+                    raise FloatingPointError(f"NaN loss at step {self.state.step} ({phase}): {logs}")
+                self.state.step += 1
+                bar.update(1)
+                for k, v in logs.items():
+                    running.setdefault(k, []).append(v)
+                if self.state.step % t.log_every == 0 or self.state.step == self.total:
+                    means = {f"train/{k}": sum(v) / len(v) for k, v in running.items()}
+                    running.clear()
+                    if phase == "adv":
+                        means["train/tau"] = self.tau()
+                    self.log(means, phase)
+                    short = {k.split("/")[1]: f"{v:.3g}" for k, v in means.items()
+                             if k.split("/")[1] in ("g_loss", "d_loss", "fool_neg", "fool_pos", "tau")}
+                    bar.set_postfix(phase=phase, **short)
+                if self.state.step % t.eval_every == 0 or self.state.step == self.total:
+                    if self.acc.is_main_process:
+                        tqdm.write(f"step {self.state.step} ({phase}):")
+                        self.log(self.evaluate(), phase)
+                    self.acc.wait_for_everyone()
+                if self.state.step % t.ckpt_every == 0 or self.state.step == self.total:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            bar.close()
+            self.save_checkpoint()
+            raise
+        bar.close()
+
+
+def prepare_data(cfg: Config, data_dir=None):
+    """Normalized train and dev splits of the task's corpus (DatasetDicts, cached)."""
+    card = load_card(cfg.data.corpus)
+    missing = [d for d in cfg.data.domains if d not in card.domains]
+    if missing:
+        raise ValueError(f"corpus '{card.name}' has no domain(s) {missing}; it has {card.domains}")
+    train = normalize_split(load_split(card, "train", data_dir, cfg.data.max_train_lines), cfg.data.normalize)
+    dev_split = "dev" if "dev" in card.files else "test"
+    dev = normalize_split(load_split(card, dev_split, data_dir), cfg.data.normalize)
+    return train, dev
+
+
+def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
+          data_dir=None, command: list[str] | None = None) -> Path:
+    """Train a task end to end (or resume a run) and return its run directory."""
+    accelerator = Accelerator(mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.train.grad_accum,
+                              log_with="tensorboard", project_dir=str(runs_dir or "runs"))
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.train.seed)
+    train_split, dev_split = prepare_data(cfg, data_dir)   # every process loads (cached after the first)
+
+    if resume:
+        run_dir = Path(resume)
+    else:
+        holder = [None]
+        if accelerator.is_main_process:
+            run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
+            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
+            texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
+            Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
+                            cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage)
+            judge = NgramJudge(cfg.data.domains).fit({d: list(train_split[d]["text"]) for d in cfg.data.domains})
+            judge.save(run_dir / "judge.pt")
+            holder = [str(run_dir)]
+        broadcast_object_list(holder)
+        run_dir = Path(holder[0])
+    accelerator.project_configuration.set_directories(str(run_dir))
+    tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+    judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
+    train_ids = encode_split(train_split, tok, cfg.data.max_len)
+    dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
+    trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge)
+    if resume:
+        trainer.load_checkpoint()
+        if accelerator.is_main_process:
+            print(f"resuming {run_dir} at step {trainer.state.step}/{trainer.total}")
+            metrics = run_dir / "metrics.jsonl"
+            if metrics.exists():  # drop rows logged after the checkpoint we resume from
+                keep = [r for r in metrics.read_text().splitlines() if r and json.loads(r)["step"] <= trainer.state.step]
+                metrics.write_text("".join(r + "\n" for r in keep))
+    accelerator.init_trackers("tensorboard")
+    trainer.fit()
+    accelerator.end_training()
+    if accelerator.is_main_process:
+        plot_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")
+    return run_dir
