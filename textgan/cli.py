@@ -17,7 +17,7 @@ EXIT_USAGE, EXIT_ERROR = 2, 1
 
 def _train(args) -> int:
     from .checkpoint import CheckpointError
-    from .config import config_from_dict, load_config
+    from .config import config_from_dict, load_config, merge, parse_override
     from .trainer import train
 
     import yaml
@@ -27,6 +27,8 @@ def _train(args) -> int:
         if not config_file.is_file():
             raise CheckpointError(f"{args.resume} is not a run directory (no config.yaml)")
         cfg = config_from_dict(yaml.safe_load(config_file.read_text()))
+        for text in args.overrides:  # e.g. extend a finished run: --resume RUN train.adv_steps=3000
+            merge(cfg, parse_override(text))
     else:
         overrides = list(args.overrides)
         if args.estimator:

@@ -34,6 +34,7 @@ class CorpusCard:
     files: dict[str, dict[str, str]] = field(default_factory=dict)        # split -> domain -> rel path
     references: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> source domain -> files
     urls: dict[str, str] = field(default_factory=dict)                    # rel path -> URL
+    normalized: str = "none"          # the normalization scheme the files are already in (skip re-normalizing)
 
 
 def cache_dir(*parts: str) -> Path:

@@ -24,17 +24,17 @@ def ngrams(text: str, n: int = 2) -> list[str]:
 
 
 class NgramJudge(nn.Module):
-    """A fastText-style classifier (Joulin et al. 2017): mean of hashed word 1-2-gram vectors -> linear.
-
-    Fast enough to train on 180k sentences in seconds on a CPU; used for style accuracy.
+    """A fastText-style linear classifier (Joulin et al. 2017): logistic regression over hashed word
+    1-2-grams, the mean of their weight rows. Trains on 180k sentences in seconds with sparse updates.
     """
 
-    def __init__(self, domains: list[str], buckets: int = 1 << 20, dim: int = 16, ngram: int = 2):
+    def __init__(self, domains: list[str], buckets: int = 1 << 18, ngram: int = 2):
         super().__init__()
         self.domains = list(domains)
         self.buckets, self.ngram = buckets, ngram
-        self.bag = nn.EmbeddingBag(buckets, dim, mode="mean")
-        self.out = nn.Linear(dim, len(domains))
+        self.bag = nn.EmbeddingBag(buckets, len(domains), mode="mean", sparse=True)
+        nn.init.zeros_(self.bag.weight)
+        self.bias = nn.Parameter(torch.zeros(len(domains)))
 
     def featurize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, offsets = [], []
@@ -45,22 +45,24 @@ class NgramJudge(nn.Module):
         return torch.tensor(ids, dtype=torch.long), torch.tensor(offsets, dtype=torch.long)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
-        return self.out(self.bag(*self.featurize(texts)))                      # (B, k)
+        return self.bag(*self.featurize(texts)) + self.bias                    # (B, k)
 
     def fit(self, texts_by_domain: dict[str, list[str]], epochs: int = 3, batch_size: int = 256,
-            lr: float = 0.01, seed: int = 0) -> "NgramJudge":
+            lr: float = 0.05, seed: int = 0) -> "NgramJudge":
         data = [(t, i) for i, d in enumerate(self.domains) for t in texts_by_domain[d]]
         rng = random.Random(seed)
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        optimizers = [torch.optim.SparseAdam([self.bag.weight], lr=lr), torch.optim.Adam([self.bias], lr=lr)]
         self.train()
         for _ in range(epochs):
             rng.shuffle(data)
             for start in range(0, len(data), batch_size):
                 texts, labels = zip(*data[start:start + batch_size])
                 loss = F.cross_entropy(self(list(texts)), torch.tensor(labels))
-                optimizer.zero_grad()
+                for opt in optimizers:
+                    opt.zero_grad()
                 loss.backward()
-                optimizer.step()
+                for opt in optimizers:
+                    opt.step()
         self.eval()
         return self
 
@@ -80,12 +82,12 @@ class NgramJudge(nn.Module):
 
     def save(self, path: Path) -> None:
         torch.save({"domains": self.domains, "buckets": self.buckets, "ngram": self.ngram,
-                    "dim": self.bag.embedding_dim, "state": self.state_dict()}, path)
+                    "state": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path: Path) -> "NgramJudge":
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        judge = cls(blob["domains"], blob["buckets"], blob["dim"], blob["ngram"])
+        judge = cls(blob["domains"], blob["buckets"], blob["ngram"])
         judge.load_state_dict(blob["state"])
         return judge.eval()
 

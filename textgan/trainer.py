@@ -149,7 +149,8 @@ class Trainer:
 
     def fakes(self, real, mask, g, to: str, mode: str):
         t = self.cfg.train
-        return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=t.max_gen_len,
+        max_len = min(t.max_gen_len, real.size(1) + 4)   # transfers keep roughly the source length
+        return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=max_len,
                         straight_through=t.straight_through)
 
     def directions(self, real_a, mask_a, real_b, mask_b):
@@ -174,45 +175,70 @@ class Trainer:
             scheduler.step()
         optimizer.zero_grad()
 
-    def d_step(self, real_a, mask_a, real_b, mask_b) -> dict:
-        """L_D = sum over domains y of discriminator_loss(real: [real_y, G(real_y -> y)], fake: [G(real_x -> y)]).
+    def d_step(self, fakes: dict) -> dict:
+        """L_D = sum over domains y of discriminator_loss(real: [real_y, same_y], fake: [fake_y]).
 
-        D reads generated text in the same form the G step will give it (soft distributions, or ids).
+        `fakes[y]` holds (real_y, same_y, fake_y) as produced by the G step, detached: real text, G's
+        teacher-forced rewrite of real_y into y (the same form as the fakes: soft distributions or ids),
+        and the transfers G(real_x -> y).
         """
-        mode = SAMPLE_MODE[self.cfg.train.estimator]
         domains = (self.a, self.b)
         loss, logs = 0.0, {}
         with self.acc.autocast():
-            for real, mask, g, g_back, src, tgt in self.directions(real_a, mask_a, real_b, mask_b):
-                with torch.no_grad():
-                    fake = self.fakes(real, mask, g, domains[tgt], mode)         # real_src -> tgt
-                    same = self.fakes(real, mask, g_back, domains[src], mode)    # real_src -> src
-                real_logp, _ = self.critic.log_probs(real, src)
-                same_logp, _ = self.critic.log_probs(same.inputs(), src)
-                _, fake_logp = self.critic.log_probs(fake.inputs(), tgt)
-                part, part_logs = discriminator_loss([(real_logp, mask), (same_logp, same.mask)],
-                                                     [(fake_logp, fake.mask)])
+            for y, (real, same, fake) in fakes.items():
+                real_logp, _ = self.critic.log_probs(real[0], y)
+                same_logp, _ = self.critic.log_probs(same[0], y)
+                _, fake_logp = self.critic.log_probs(fake[0], y)
+                part, part_logs = discriminator_loss([(real_logp, real[1]), (same_logp, same[1])],
+                                                     [(fake_logp, fake[1])])
                 loss = loss + part
-                logs.update({f"{k}_{domains[src]}": v for k, v in part_logs.items()})
+                logs.update({f"{k}_{domains[y]}": v for k, v in part_logs.items()})
         self._update(loss, self.opt_d, self.sched_d, list(self.critic.parameters()))
         logs["d_loss"] = loss.item()
         return logs
 
-    def g_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> dict:
+    def same_form(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) -> text of the real domain in the form the fakes take."""
+        t = self.cfg.train
+        if t.estimator == "soft":
+            return (logits.float() / self.tau()).softmax(-1)
+        if t.estimator == "gumbel":
+            return torch.nn.functional.gumbel_softmax(logits.float(), tau=self.tau(), hard=t.straight_through)
+        return ids
+
+    @torch.no_grad()
+    def sample_fakes(self, real_a, mask_a, real_b, mask_b) -> dict:
+        """Fakes for D steps outside a G step (D pretraining, extra D steps): sampled, no gradient."""
+        domains, out = (self.a, self.b), {}
+        for real, mask, g, g_back, src, tgt in self.directions(real_a, mask_a, real_b, mask_b):
+            fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[self.cfg.train.estimator])
+            with self.acc.autocast():
+                same_logits = g_back(real, mask, real, self.dom[domains[src]])
+            out.setdefault(tgt, [None, None, None])[2] = (fake.inputs(), fake.mask)
+            out.setdefault(src, [None, None, None])[:2] = [(real, mask), (self.same_form(same_logits, real), mask)]
+        return out
+
+    def g_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> tuple[dict, dict]:
         """L_G = lambda_self * L_self + lambda_cycle * L_cycle + lambda_adv * L_adv, summed over directions:
 
+            L_self  = NLL(real_a | noise(real_a), to a)              (denoising autoencoder)
             L_cycle = NLL(real_a | G_ba(fake_b), to a),  fake_b = G_ab(real_a, to b)   (and b -> a -> b)
-            L_adv   = ESTIMATORS[estimator](fake_b, D_b)                              (losses.py)
+            L_adv   = ESTIMATORS[estimator](fake_b, D_b)              (losses.py)
 
         D is frozen here; under `soft`/`gumbel` gradients reach G_ab through D and through the cycle.
+        Returns the logs and the detached fakes for the D step that follows (as in CycleGAN).
         """
         t = self.cfg.train
         domains = (self.a, self.b)
         self.critic.requires_grad_(False)
+        fakes_for_d: dict = {}
         with self.acc.autocast():
-            l_self, logs = self.self_reconstruction(seqs_a, seqs_b)
-            l_cycle, l_adv = 0.0, 0.0
-            for real, mask, g, g_back, src, tgt in self.directions(real_a, mask_a, real_b, mask_b):
+            l_self, l_cycle, l_adv, logs = 0.0, 0.0, 0.0, {}
+            for (real, mask, g, g_back, src, tgt), seqs in zip(
+                    self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
+                noisy, noisy_mask = self.noisy(seqs)
+                self_logits = g_back(noisy, noisy_mask, real, self.dom[domains[src]])
+                rec, _ = reconstruction_loss(self_logits, real, mask, t.label_smoothing)
                 fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator])
                 rec_logits = g_back(fake.inputs(), fake.mask, real, self.dom[domains[src]])
                 cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
@@ -223,15 +249,18 @@ class Trainer:
                     if t.baseline == "greedy":
                         opts.baseline = self.greedy_baseline(real, mask, g, tgt)
                 adv, adv_logs = ESTIMATORS[t.estimator](fake, lambda x, d=tgt: self.critic.log_probs(x, d), opts)
-                l_cycle, l_adv = l_cycle + cyc, l_adv + adv
-                logs[f"cycle_{domains[src]}"] = cyc.item()
+                l_self, l_cycle, l_adv = l_self + rec, l_cycle + cyc, l_adv + adv
+                logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
                 logs.update({f"{k}_{domains[tgt]}": v for k, v in adv_logs.items()})
+                fakes_for_d.setdefault(tgt, [None, None, None])[2] = (fake.inputs().detach(), fake.mask)
+                fakes_for_d.setdefault(src, [None, None, None])[:2] = [
+                    (real, mask), (self.same_form(self_logits.detach(), real), mask)]
             loss = t.lambda_self * l_self + t.lambda_cycle * l_cycle + t.lambda_adv * l_adv
         g_params = [p for g in self.generators for p in g.parameters()]
         self._update(loss, self.opt_g, self.sched_g, g_params)
         self.critic.requires_grad_(True)
         logs["g_loss"] = loss.item()
-        return logs
+        return logs, fakes_for_d
 
     def greedy_baseline(self, real, mask, g, tgt: int):
         """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets."""
@@ -326,12 +355,13 @@ class Trainer:
                     if phase == "ae":
                         logs = self.ae_step(seqs_a, seqs_b)
                     elif phase == "d":
-                        logs = self.d_step(real_a, mask_a, real_b, mask_b)
+                        logs = self.d_step(self.sample_fakes(real_a, mask_a, real_b, mask_b))
                     else:
-                        logs = {}
-                        for _ in range(t.d_per_g):
-                            logs.update(self.d_step(real_a, mask_a, real_b, mask_b))
-                        logs.update(self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b))
+                        logs, fakes = self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
+                        logs.update(self.d_step(fakes))
+                        for _ in range(t.d_per_g - 1):
+                            extra_a, extra_b = (self.to_device(s) for s in next(batches))
+                            logs.update(self.d_step(self.sample_fakes(*extra_a, *extra_b)))
                 if any(math.isnan(v) for v in logs.values()):
                     raise FloatingPointError(f"NaN loss at step {self.state.step} ({phase}): {logs}")
                 self.state.step += 1
@@ -367,9 +397,11 @@ def prepare_data(cfg: Config, data_dir=None):
     missing = [d for d in cfg.data.domains if d not in card.domains]
     if missing:
         raise ValueError(f"corpus '{card.name}' has no domain(s) {missing}; it has {card.domains}")
-    train = normalize_split(load_split(card, "train", data_dir, cfg.data.max_train_lines), cfg.data.normalize)
-    dev_split = "dev" if "dev" in card.files else "test"
-    dev = normalize_split(load_split(card, dev_split, data_dir), cfg.data.normalize)
+    scheme = cfg.data.normalize
+    train = load_split(card, "train", data_dir, cfg.data.max_train_lines)
+    dev = load_split(card, "dev" if "dev" in card.files else "test", data_dir)
+    if card.normalized != scheme:
+        train, dev = normalize_split(train, scheme), normalize_split(dev, scheme)
     return train, dev
 
 

@@ -1,0 +1,71 @@
+import io
+import subprocess
+import sys
+
+import pytest
+
+from textgan.cli import main
+
+from conftest import ROOT
+
+
+def test_transfer_prints_one_rewrite_per_input(trained_run, capsys):
+    assert main(["transfer", "--model", str(trained_run), "--to", "pos", "the food was bad .", "so rude"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+
+
+def test_transfer_without_to_detects_and_says_so(trained_run, capsys):
+    assert main(["transfer", "--model", str(trained_run), "the food was terrible ."]) == 0
+    captured = capsys.readouterr()
+    assert "[detected " in captured.err and len(captured.out.splitlines()) == 1
+
+
+def test_transfer_reads_stdin(trained_run, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("worst service ever\nthe staff was rude .\n"))
+    assert main(["transfer", "--model", str(trained_run), "--to", "pos", "--tokenized"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_newest_run_of_the_task_is_found(trained_run, capsys):
+    assert main(["transfer", "--task", "toy", "--runs-dir", str(trained_run.parent.parent), "--to", "neg",
+                 "great pizza ."]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_python_api(trained_run):
+    import textgan
+
+    model = textgan.load(trained_run)
+    out = model.transfer(["the food was great .", ""], to="neg")
+    assert len(out) == 2 and out[1] == ""
+    assert model.transfer(["the food was great ."], to="neg") == out[:1]   # greedy is deterministic
+    with pytest.raises(ValueError, match="unknown domain 'happy'"):
+        model.transfer(["x"], to="happy")
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["train", "--task", "toy", "train.lrr=1"], 2, "unknown config key 'train.lrr'"),
+    (["train", "--task", "nope"], 2, "unknown task 'nope'"),
+    (["train", "--resume", "/nonexistent/run"], 1, "not a run directory"),
+    (["transfer", "--model", "/nonexistent/run", "hi"], 1, "not a textgan run directory"),
+    (["transfer", "--task", "toy", "--runs-dir", "/nonexistent", "hi"], 1, "no trained run of task 'toy'"),
+    (["data", "where", "nonexistent"], 1, "no corpus card 'nonexistent'"),
+])
+def test_errors_are_one_line_with_an_exit_code(argv, code, message, capsys):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unknown_domain_exit_code(trained_run, capsys):
+    assert main(["transfer", "--model", str(trained_run), "--to", "happy", "hi"]) == 1
+    assert "unknown domain 'happy'" in capsys.readouterr().err
+
+
+def test_console_script_and_module_entry_points():
+    out = subprocess.run(["textgan", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "train" in out.stdout and "transfer" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "textgan", "transfer"], cwd=ROOT, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL)
+    assert bad.returncode != 0

@@ -1,0 +1,28 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, TINY
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run_under_accelerate_launch(tmp_path):
+    """`accelerate launch -m textgan train` runs data-parallel on 2 CPU processes and saves one run."""
+    launcher = shutil.which("accelerate") or pytest.skip("accelerate CLI not on PATH")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
+           "--name", "ddp", *TINY]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = tmp_path / "toy" / "ddp"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["processes"] == 2
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 10
+    assert (run_dir / "generator").is_dir()
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["ddp"]   # one run dir, not one per process

@@ -1,0 +1,96 @@
+import torch
+import torch.nn.functional as F
+
+from textgan.config import DiscriminatorConfig, GeneratorConfig
+from textgan.losses import ESTIMATORS, AdvOptions
+from textgan.models.discriminator import DomainCritic, last_position
+from textgan.models.generator import Generator, build_generator
+from textgan.tokenizer import EOS
+
+V = 50
+
+
+def tiny_generator(seed=0):
+    torch.manual_seed(seed)
+    cfg = GeneratorConfig(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64, dropout=0.0)
+    return Generator(build_generator(cfg, V, max_len=20)).eval()
+
+
+def tiny_critic(mode="multiclass"):
+    torch.manual_seed(0)
+    cfg = DiscriminatorConfig(mode=mode, d_model=32, layers=1, heads=2, ffn_dim=64, dropout=0.0)
+    return DomainCritic(cfg, V, n_domains=2, max_len=20).eval()
+
+
+def batch(b=3, t=6):
+    ids = torch.randint(6, V, (b, t))
+    ids[:, -1] = EOS
+    return ids, torch.ones(b, t, dtype=torch.bool)
+
+
+def test_one_hot_soft_input_gives_the_same_logits_as_ids():
+    g, critic = tiny_generator(), tiny_critic()
+    src, mask = batch()
+    one_hot = F.one_hot(src, V).float()
+    assert torch.allclose(g.embed(src), g.embed(one_hot), atol=1e-5)
+    tgt, _ = batch()
+    assert torch.allclose(g(src, mask, tgt, to=4), g(one_hot, mask, tgt, to=4), atol=1e-4)
+    for mode in ("multiclass", "binary"):
+        critic = tiny_critic(mode)
+        for a, b in zip(critic.log_probs(src, 1), critic.log_probs(one_hot, 1)):
+            assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_forward_and_sample_shapes():
+    g = tiny_generator()
+    src, mask = batch(b=4, t=5)
+    assert g(src, mask, src, to=4).shape == (4, 5, V)
+    for mode in ("greedy", "multinomial", "gumbel", "soft"):
+        s = g.sample(src, mask, to=4, mode=mode, max_len=7)
+        t = s.ids.size(1)
+        assert s.ids.shape == s.mask.shape == s.logprobs.shape == (4, t) and t <= 7
+        assert (s.probs is None) == (mode in ("greedy", "multinomial"))
+        if s.probs is not None:
+            assert s.probs.shape == (4, t, V)
+            assert torch.allclose(s.probs.sum(-1), torch.ones(4, t), atol=1e-4)
+        # nothing is masked in before the first EOS, everything after it is
+        for row_ids, row_mask in zip(s.ids.tolist(), s.mask.tolist()):
+            end = row_ids.index(EOS) + 1 if EOS in row_ids else len(row_ids)
+            assert row_mask == [True] * end + [False] * (len(row_ids) - end)
+
+
+def test_greedy_sample_matches_generate():
+    g = tiny_generator()
+    src, mask = batch(b=2, t=5)
+    s = g.sample(src, mask, to=4, mode="greedy", max_len=8)
+    generated = g.generate(src, mask, to=4, max_len=8)
+    for row, (ids, m) in enumerate(zip(s.ids.tolist(), s.mask.tolist())):
+        assert [i for i, keep in zip(ids, m) if keep] == generated[row][: sum(m)]
+
+
+def test_last_position_picks_each_rows_last_real_entry():
+    values = torch.arange(12).view(2, 6)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    assert last_position(values, mask).tolist() == [2, 11]
+
+
+def _adv_grad_norm(estimator):
+    g, critic = tiny_generator(), tiny_critic()
+    g.train()
+    critic.requires_grad_(False)
+    src, mask = batch()
+    mode = {"soft": "soft", "gumbel": "gumbel", "reinforce": "multinomial"}[estimator]
+    fake = g.sample(src, mask, to=4, mode=mode, tau=0.5, max_len=6)
+    loss, logs = ESTIMATORS[estimator](fake, lambda x: critic.log_probs(x, 1), AdvOptions())
+    loss.backward()
+    assert all(p.grad is None for p in critic.parameters())
+    return sum(p.grad.norm() for p in g.parameters() if p.grad is not None)
+
+
+def test_gradients_reach_the_generator_under_soft_and_gumbel():
+    for estimator in ("soft", "gumbel"):
+        assert _adv_grad_norm(estimator) > 0, estimator
+
+
+def test_gradients_reach_the_generator_under_reinforce():
+    assert _adv_grad_norm("reinforce") > 0

@@ -1,0 +1,110 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from textgan import checkpoint
+from textgan.checkpoint import CheckpointError, load_run, new_models, save_models
+from textgan.tokenizer import Tokenizer
+from textgan.trainer import train
+
+from conftest import ROOT, TINY
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("estimator", ["soft", "gumbel", "reinforce"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_every_estimator_trains_without_nan(tmp_path, tiny_cfg, estimator, shared):
+    cfg = tiny_cfg(f"train.estimator={estimator}", f"generator.shared={shared}")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    rows = _metrics(run_dir)
+    assert rows[-1]["step"] == 10 and rows[-1]["phase"] == "adv"
+    values = [v for r in rows for k, v in r.items() if k.startswith("train/")]
+    assert values and all(math.isfinite(v) for v in values)
+    adv = [r for r in rows if "train/g_loss" in r and r["phase"] == "adv"]
+    assert adv and "train/d_loss" in adv[-1] and "train/cycle_neg" in adv[-1]
+    expected = ["generator"] if shared else ["generator_ab", "generator_ba"]
+    assert sorted(p.name for p in run_dir.glob("generator*")) == expected
+    assert (run_dir / "training_curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("extra", [
+    ["discriminator.mode=binary", "train.estimator=soft", "train.straight_through=true", "train.estimator=gumbel"],
+    ["train.estimator=reinforce", "train.baseline=greedy", "train.cycle_reward=0.5", "train.d_per_g=2"],
+])
+def test_discriminator_modes_and_reinforce_options(tmp_path, tiny_cfg, extra):
+    run_dir = train(tiny_cfg(*extra), runs_dir=tmp_path, name="run")
+    values = [v for r in _metrics(run_dir) for k, v in r.items() if k.startswith("train/")]
+    assert all(math.isfinite(v) for v in values)
+
+
+def test_run_dir_records_how_it_was_made(trained_run):
+    info = json.loads((trained_run / "run.json").read_text())
+    assert info["command"] == ["pytest"] and info["seed"] == 1234
+    assert {"torch", "transformers", "accelerate"} <= set(info["versions"])
+    for name in ("config.yaml", "tokenizer.model", "discriminator.safetensors", "judge.pt", "state"):
+        assert (trained_run / name).exists(), name
+    assert any((trained_run / "generator").glob("*.safetensors"))
+
+
+def test_save_load_gives_identical_greedy_outputs(tmp_path, tiny_cfg):
+    cfg = tiny_cfg()
+    lines = ["the food was bad .", "the staff was great ."]
+    tok = Tokenizer.train(lines * 20, tmp_path / "tokenizer.model", cfg.data.domains, "ptb_lower", 40)
+    torch.manual_seed(3)
+    generators, critic = new_models(cfg, tok.vocab_size)
+    for m in [*generators, critic]:
+        m.eval()
+    from textgan.config import save_config
+    from textgan.data import pad
+
+    save_config(cfg, tmp_path / "config.yaml")
+    save_models(tmp_path, cfg, generators, critic)
+    _, _, loaded, loaded_critic = load_run(tmp_path)
+    src, mask = pad(tok.encode(lines, 16))
+    assert generators[0].generate(src, mask, 4, max_len=10) == loaded[0].generate(src, mask, 4, max_len=10)
+    assert torch.equal(critic.log_probs(src, 0)[0], loaded_critic.log_probs(src, 0)[0])
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, trained_run):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run, broken)
+    (broken / "discriminator.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot load the run in .*broken"):
+        load_run(broken)
+    with pytest.raises(CheckpointError, match="not a textgan run directory"):
+        load_run(tmp_path)
+
+
+def test_kill_and_resume_continues_the_step_counter(tmp_path):
+    """kill -9 a training process after its first checkpoint; --resume continues from that step."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
+            "--name", "killed", *TINY, "train.ckpt_every=4", "train.adv_steps=2000"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = tmp_path / "toy" / "killed"
+    deadline = time.time() + 240
+    while not (run_dir / "state").is_dir() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (run_dir / "state").is_dir(), "no checkpoint was written before the kill"
+    resumed = subprocess.run([sys.executable, "-m", "textgan", "train", "--resume", str(run_dir),
+                              "train.adv_steps=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    start = int(resumed.stdout.split("at step ")[1].split("/")[0])
+    assert start >= 4 and start % 4 == 0
+    steps = [r["step"] for r in _metrics(run_dir)]
+    assert steps == sorted(steps) and steps[-1] == 4 + 2 + 16
