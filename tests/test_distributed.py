@@ -14,7 +14,8 @@ def test_two_process_cpu_run_under_accelerate_launch(tmp_path):
     """`accelerate launch -m textgan train` runs data-parallel on 2 CPU processes and saves one run."""
     launcher = shutil.which("accelerate") or pytest.skip("accelerate CLI not on PATH")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+    # --multi_gpu selects the torchrun launcher; without CUDA the processes form a gloo (CPU) group.
+    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
            "--name", "ddp", *TINY]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

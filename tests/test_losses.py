@@ -37,11 +37,13 @@ def test_reinforce_raises_the_probability_of_a_rewarded_token():
 
 def test_ema_baseline_tracks_the_mean_return():
     base = EMABaseline(decay=0.5)
-    returns, mask = torch.ones(4, 3) * 2.0, torch.ones(4, 3, dtype=torch.bool)
-    assert torch.allclose(base(returns, mask), torch.zeros(4, 3))     # first call: no history yet
-    assert torch.allclose(base(returns, mask), torch.ones(4, 3))      # 0.5 * 0 + 0.5 * 2
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    twos, fours = torch.full((4, 3), 2.0), torch.full((4, 3), 4.0)
+    assert torch.allclose(base(twos, mask), twos)             # first call: seeded with the first mean
+    assert torch.allclose(base(fours, mask), twos)            # baseline lags; value -> 0.5 * 2 + 0.5 * 4
+    assert torch.allclose(base(fours, mask), torch.full((4, 3), 3.0))
     base.load_state_dict(base.state_dict())
-    assert torch.allclose(base.value, torch.full((3,), 1.5))
+    assert torch.allclose(base.value, torch.full((3,), 3.5))
 
 
 def test_discriminator_loss_is_small_when_d_is_right():
@@ -64,13 +66,13 @@ def test_reconstruction_loss_ignores_masked_positions():
 
 
 def test_loss_falls_on_a_toy_copy_task():
-    """The generator learns to copy random sequences: teacher-forced NLL drops by more than half."""
+    """The generator learns to copy random sequences: teacher-forced NLL falls to under half."""
     torch.manual_seed(0)
-    cfg = GeneratorConfig(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64, dropout=0.0)
+    cfg = GeneratorConfig(d_model=64, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=128, dropout=0.0)
     g = Generator(build_generator(cfg, vocab_size=12, max_len=10))
-    opt = torch.optim.Adam(g.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3)
     losses = []
-    for _ in range(150):
+    for _ in range(300):
         ids = torch.randint(6, 12, (16, 5))
         ids = torch.cat([ids, torch.full((16, 1), EOS)], 1)
         mask = torch.ones_like(ids, dtype=torch.bool)

@@ -52,16 +52,13 @@ def _transfer(args) -> int:
             return EXIT_USAGE
         texts = [line.rstrip("\n") for line in sys.stdin]
     model = StyleTransfer(args.model or latest_run(args.task, args.runs_dir))
-    if args.to is None and len(model.domains) == 2:
+    targets = args.to
+    if targets is None and len(model.domains) == 2:
         detected = model.detect(texts)
-        targets = [model.domains[1] if d == model.domains[0] else model.domains[0] for d in detected]
-        for text, d, t in zip(texts, detected, targets):
+        targets = [model.other_domain(d) for d in detected]
+        for d, t in zip(detected, targets):
             print(f"[detected {d}, writing {t}]", file=sys.stderr)
-        outputs = []
-        for text, t in zip(texts, targets):
-            outputs += model.transfer([text], to=t, beam=args.beam, sample=args.sample, tokenized=args.tokenized)
-    else:
-        outputs = model.transfer(texts, to=args.to, beam=args.beam, sample=args.sample, tokenized=args.tokenized)
+    outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized)
     for out in outputs:
         print(out)
     return 0

@@ -62,7 +62,7 @@ def discriminator_loss(real: list[tuple[torch.Tensor, torch.Tensor]],
     """
     real_loss = sum(masked_mean(-logp, mask) for logp, mask in real)
     fake_loss = sum(masked_mean(-logp, mask) for logp, mask in fake)
-    return real_loss + fake_loss, {"d_real": float(real_loss), "d_fake": float(fake_loss)}
+    return real_loss + fake_loss, {"d_real": float(real_loss.detach()), "d_fake": float(fake_loss.detach())}
 
 
 def relaxed_adversarial(fake: Sample, score: Score, opts: "AdvOptions") -> tuple[torch.Tensor, dict]:

@@ -408,7 +408,9 @@ def prepare_data(cfg: Config, data_dir=None):
 def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
           data_dir=None, command: list[str] | None = None) -> Path:
     """Train a task end to end (or resume a run) and return its run directory."""
-    accelerator = Accelerator(mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.train.grad_accum,
+    # cpu=True without CUDA is what makes Accelerate form a gloo process group from torchrun's variables.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg),
+                              gradient_accumulation_steps=cfg.train.grad_accum,
                               log_with="tensorboard", project_dir=str(runs_dir or "runs"))
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
@@ -431,6 +433,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         broadcast_object_list(holder)
         run_dir = Path(holder[0])
     accelerator.project_configuration.set_directories(str(run_dir))
+    accelerator.project_configuration.logging_dir = str(run_dir)      # TensorBoard events: <run>/tensorboard/
     tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
     judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
     train_ids = encode_split(train_split, tok, cfg.data.max_len)

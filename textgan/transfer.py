@@ -62,20 +62,25 @@ class StyleTransfer:
         scores = self.critic.domain_scores(ids.to(device), mask.to(device))
         return [self.domains[i] for i in scores.argmax(-1).tolist()]
 
-    def transfer(self, texts: list[str], to: str | None = None, beam: int = 1, sample: bool = False,
+    def other_domain(self, domain: str) -> str:
+        a, b = self.domains[0], self.domains[-1]
+        return b if domain == a else a
+
+    def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
                  temperature: float = 1.0, tokenized: bool = False, batch_size: int = 64) -> list[str]:
-        """Rewrite `texts` into domain `to` (default: for two domains, the one each text is not in).
+        """Rewrite `texts` into domain `to`: one domain, one per text, or None for "the other one"
+        (two-domain tasks; each text's domain is detected).
 
         `tokenized=True` returns the normalized (tokenized) form used by benchmarks.
         """
-        if to is not None and to not in self.domains:
-            raise ValueError(f"unknown domain '{to}'; this model knows: {', '.join(self.domains)}")
         norm = [self.tok.normalize(t) for t in texts]
         if to is None:
-            other = {self.domains[0]: self.domains[-1], self.domains[-1]: self.domains[0]}
-            targets = [other[d] for d in self.detect(norm, normalized=True)]
+            targets = [self.other_domain(d) for d in self.detect(norm, normalized=True)]
         else:
-            targets = [to] * len(texts)
+            targets = [to] * len(texts) if isinstance(to, str) else list(to)
+        unknown = sorted(set(targets) - set(self.domains))
+        if unknown:
+            raise ValueError(f"unknown domain '{unknown[0]}'; this model knows: {', '.join(self.domains)}")
         outputs = [""] * len(texts)
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]
