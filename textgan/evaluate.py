@@ -97,5 +97,7 @@ def bleu(hypotheses: list[str], references: list[list[str]], tokenize: str = "13
     return sacrebleu.corpus_bleu(hypotheses, references, tokenize=tokenize)
 
 
-def bleu_signature(tokenize: str) -> str:
-    return str(sacrebleu.metrics.BLEU(tokenize=tokenize).get_signature())
+def bleu_with_signature(hypotheses: list[str], references: list[list[str]], tokenize: str = "13a"):
+    """(corpus BLEU score, sacreBLEU signature string naming the references count and tokenizer)."""
+    metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
+    return metric.corpus_score(hypotheses, references), str(metric.get_signature())

@@ -135,17 +135,15 @@ class Trainer:
         return t.tau_start * (t.tau_end / t.tau_start) ** progress
 
     # ---------------------------------------------------------------- losses
-    def self_reconstruction(self, seqs_a, seqs_b):
-        """L_self = NLL(real_a | noise(real_a), to a) + NLL(real_b | noise(real_b), to b)."""
-        total, logs = 0.0, {}
-        for seqs, g, domain in [(seqs_a, self.g_ba, self.a), (seqs_b, self.g_ab, self.b)]:
-            real, mask = self.to_device(seqs)
-            noisy, noisy_mask = self.noisy(seqs)
-            loss, _ = reconstruction_loss(g(noisy, noisy_mask, real, self.dom[domain]), real, mask,
-                                          self.cfg.train.label_smoothing)
-            total = total + loss
-            logs[f"self_{domain}"] = loss.item()
-        return total, logs
+    def self_reconstruction(self, seqs, real, mask, g_back, domain: str):
+        """L_self = NLL(real | noise(real), to its own domain): the denoising autoencoder term.
+
+        Returns (loss, logits (B, T, V)); g_back is the generator that writes `domain`.
+        """
+        noisy, noisy_mask = self.noisy(seqs)
+        logits = g_back(noisy, noisy_mask, real, self.dom[domain])
+        loss, _ = reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)
+        return loss, logits
 
     def fakes(self, real, mask, g, to: str, mode: str):
         t = self.cfg.train
@@ -236,9 +234,7 @@ class Trainer:
             l_self, l_cycle, l_adv, logs = 0.0, 0.0, 0.0, {}
             for (real, mask, g, g_back, src, tgt), seqs in zip(
                     self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
-                noisy, noisy_mask = self.noisy(seqs)
-                self_logits = g_back(noisy, noisy_mask, real, self.dom[domains[src]])
-                rec, _ = reconstruction_loss(self_logits, real, mask, t.label_smoothing)
+                rec, self_logits = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
                 fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator])
                 rec_logits = g_back(fake.inputs(), fake.mask, real, self.dom[domains[src]])
                 cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
@@ -277,9 +273,15 @@ class Trainer:
 
         return baseline
 
-    def ae_step(self, seqs_a, seqs_b) -> dict:
+    def ae_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> dict:
+        """Phase 1: L_self summed over both domains."""
+        domains, loss, logs = (self.a, self.b), 0.0, {}
         with self.acc.autocast():
-            loss, logs = self.self_reconstruction(seqs_a, seqs_b)
+            for (real, mask, _, g_back, src, _), seqs in zip(
+                    self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
+                part, _ = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
+                loss = loss + part
+                logs[f"self_{domains[src]}"] = part.item()
         g_params = [p for g in self.generators for p in g.parameters()]
         self._update(loss, self.opt_g, self.sched_g, g_params)
         logs["g_loss"] = loss.item()
@@ -353,7 +355,7 @@ class Trainer:
                 real_b, mask_b = self.to_device(seqs_b)
                 with self.acc.accumulate(*self.generators, self.critic):
                     if phase == "ae":
-                        logs = self.ae_step(seqs_a, seqs_b)
+                        logs = self.ae_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
                     elif phase == "d":
                         logs = self.d_step(self.sample_fakes(real_a, mask_a, real_b, mask_b))
                     else:
