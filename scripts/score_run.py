@@ -57,7 +57,7 @@ def main() -> None:
               "judge_acc_on_inputs": 100 - rows["input copy"]["acc"], "bleu_signature": signature,
               "seconds": round(time.time() - started, 1), "rows": rows}
     Path(args.out or Path(args.run_dir) / "test_scores.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"| system | ACC | self-BLEU | ref-BLEU |\n|---|---|---|---|")
+    print("| system | ACC | self-BLEU | ref-BLEU |\n|---|---|---|---|")
     for name, row in rows.items():
         print(f"| {name} | {row['acc']:.1f} | {row['self_bleu']:.1f} | {row.get('ref_bleu', float('nan')):.1f} |")
     print(f"judge: {result['judge']}, {result['judge_acc_on_inputs']:.1f}% accurate on the untouched inputs")

@@ -9,7 +9,6 @@ import time
 import pytest
 import torch
 
-from textgan import checkpoint
 from textgan.checkpoint import CheckpointError, load_run, new_models, save_models
 from textgan.tokenizer import Tokenizer
 from textgan.trainer import train

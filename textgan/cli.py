@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"textgan {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: textgan train --resume <run dir>", file=sys.stderr)
+        print("\ninterrupted; resume with: textgan train --resume <run dir>", file=sys.stderr)
         return 130
 
 

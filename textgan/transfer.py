@@ -13,7 +13,6 @@ import torch
 
 from .checkpoint import latest_run, load_run
 from .data import pad
-from .models.discriminator import DomainCritic
 from .models.generator import Generator
 from .tokenizer import Tokenizer
 
