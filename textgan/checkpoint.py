@@ -92,7 +92,7 @@ def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, 
     (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
+def replace_dir(tmp: Path, final: Path) -> None:
     """Swap a fully written directory into place, so a kill never leaves a half-written one as `final`."""
     old = final.with_name(final.name + ".old")
     if final.exists():
@@ -110,7 +110,7 @@ def save_models(run_dir: Path, cfg: Config, generators: list[Generator], critic:
         tmp = run_dir / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         g.model.save_pretrained(tmp)
-        _replace_dir(tmp, run_dir / name)
+        replace_dir(tmp, run_dir / name)
     tmp_file = run_dir / "discriminator.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, str(tmp_file))
     tmp_file.replace(run_dir / "discriminator.safetensors")

@@ -262,7 +262,7 @@ class Trainer:
         """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets."""
         t = self.cfg.train
         with torch.no_grad():
-            greedy = g.sample(real, mask, self.dom[self.cfg.data.domains[tgt]], mode="greedy", max_len=t.max_gen_len)
+            greedy = self.fakes(real, mask, g, self.cfg.data.domains[tgt], "greedy")
             real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
             greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
 
@@ -318,7 +318,7 @@ class Trainer:
         self.acc.save_state(str(tmp))
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            checkpoint._replace_dir(tmp, self.run_dir / "state")
+            checkpoint.replace_dir(tmp, self.run_dir / "state")
             checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
         self.acc.wait_for_everyone()
 
