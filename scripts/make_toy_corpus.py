@@ -29,13 +29,27 @@ def sentences(words: list[str], domain: str, n: int, rng: random.Random) -> list
     return out
 
 
+def rewrite(sentence: str, domain: str) -> str:
+    """The human-style reference of a test sentence in the other domain: swap the sentiment words."""
+    src, tgt = (NEG, POS) if domain == "neg" else (POS, NEG)
+    other = "pos" if domain == "neg" else "neg"
+    for i, ending in enumerate(ENDINGS[domain]):
+        if sentence.endswith(ending):
+            sentence = sentence[: -len(ending)] + ENDINGS[other][i]
+    return " ".join(tgt[src.index(w)] if w in src else w for w in sentence.split())
+
+
 def main() -> None:
     root = Path(__file__).resolve().parent.parent / "corpora" / "toy"
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     for split, n in [("train", 2000), ("dev", 100), ("test", 50)]:
         for domain, words in [("neg", NEG), ("pos", POS)]:
-            (root / f"{split}.{domain}").write_text("\n".join(sentences(words, domain, n, rng)) + "\n")
+            lines = sentences(words, domain, n, rng)
+            (root / f"{split}.{domain}").write_text("\n".join(lines) + "\n")
+            if split == "test":
+                other = "pos" if domain == "neg" else "neg"
+                (root / f"test.{domain}2{other}.ref0").write_text("\n".join(rewrite(x, domain) for x in lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -94,3 +94,30 @@ def test_gradients_reach_the_generator_under_soft_and_gumbel():
 
 def test_gradients_reach_the_generator_under_reinforce():
     assert _adv_grad_norm("reinforce") > 0
+
+
+def test_conditional_gumbel_keeps_the_drawn_token_on_top():
+    torch.manual_seed(1)
+    from textgan.models.generator import conditional_gumbel
+
+    logits = torch.randn(200, V) * 3
+    ids = torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+    perturbed = logits.log_softmax(-1) + conditional_gumbel(logits, ids)
+    assert torch.equal(perturbed.argmax(-1), ids)
+
+
+def test_relax_matches_the_decoding_loop_and_carries_gradients():
+    g = tiny_generator()
+    src, mask = batch(b=4, t=5)
+    drawn = g.sample(src, mask, to=4, mode="multinomial", tau=0.7, max_len=6)
+    again = g.relax(src, mask, 4, drawn, "multinomial", tau=0.7)      # one teacher-forced pass, same ids
+    assert torch.allclose(again.logprobs[drawn.mask], drawn.logprobs[drawn.mask], atol=1e-4)
+    for mode in ("soft", "gumbel"):
+        relaxed = g.relax(src, mask, 4, drawn, mode, tau=0.5, straight_through=mode == "gumbel")
+        assert relaxed.probs.shape == (*drawn.ids.shape, V)
+        assert torch.allclose(relaxed.probs.sum(-1), torch.ones(drawn.ids.shape), atol=1e-4)
+        g.zero_grad()
+        (relaxed.probs[..., 7].sum()).backward()
+        assert g.model.get_input_embeddings().weight.grad.abs().sum() > 0
+    straight = g.relax(src, mask, 4, drawn, "gumbel", tau=0.5, straight_through=True)
+    assert torch.equal(straight.probs.argmax(-1), drawn.ids)          # hard one-hots of the drawn tokens

@@ -3,6 +3,8 @@
     textgan train --task sentiment [--preset cpu|gpu] [--estimator soft|gumbel|reinforce] [key=value ...]
     textgan train --resume RUN_DIR
     textgan transfer [TEXT ...] [--to DOMAIN] [--model DIR] [--beam N] [--sample]
+    textgan judge train --task sentiment [key=value ...]
+    textgan evaluate --task sentiment [--model RUN_DIR ...] [--outputs [NAME:]neg2pos=FILE pos2neg=FILE ...]
     textgan data download NAME | textgan data where NAME
 """
 
@@ -16,11 +18,11 @@ EXIT_USAGE, EXIT_ERROR = 2, 1
 
 
 def _train(args) -> int:
+    import yaml
+
     from .checkpoint import CheckpointError
     from .config import config_from_dict, load_config, merge, parse_override
     from .trainer import train
-
-    import yaml
 
     if args.resume:
         config_file = Path(args.resume) / "config.yaml"
@@ -64,6 +66,82 @@ def _transfer(args) -> int:
     return 0
 
 
+def _task_config(args):
+    from .config import load_config
+
+    return load_config(args.task, "cpu", list(getattr(args, "overrides", [])))
+
+
+def _judge(args) -> int:
+    from .evaluate import Evaluator, evaluator_dir
+
+    cfg = _task_config(args)
+    out = Path(args.out or evaluator_dir(cfg.task, args.runs_dir))
+    evaluator = Evaluator.train(cfg, out, args.data_dir)
+    info = evaluator.info
+    print(f"evaluator for {cfg.task} saved in {out} ({info['seconds']:.0f} s)")
+    print(f"judge: {info['judge_acc_on_test_inputs']:.1f}% accurate on the untouched test inputs")
+    for d, lm in info["lm"].items():
+        print(f"fluency LM {d}: perplexity {lm['ppl_on_test_inputs']:.1f} on the {d} test inputs")
+    return 0
+
+
+def _parse_outputs(group: list[str], directions) -> tuple[str, dict[str, Path]]:
+    """['NAME:neg2pos=a.txt', 'pos2neg=b.txt'] -> ("NAME", {"neg2pos": a.txt, "pos2neg": b.txt})."""
+    names = [d.name for d in directions]
+    name, files = None, {}
+    for item in group:
+        if ":" in item.split("=", 1)[0]:
+            name, item = item.split(":", 1)
+        key, _, path = item.partition("=")
+        if key not in names or not path:
+            raise ValueError(f"--outputs takes DIRECTION=FILE with DIRECTION one of {', '.join(names)}; got {item!r}")
+        files[key] = Path(path)
+    return name or next(iter(files.values())).parent.name or "outputs", files
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from .corpora import read_lines
+    from .evaluate import Evaluator, evaluator_dir, markdown_table, task_directions
+    from .tokenizer import normalize
+    from .transfer import StyleTransfer
+
+    cfg = _task_config(args)
+    path = Path(args.evaluator or evaluator_dir(cfg.task, args.runs_dir))
+    if (path / "evaluator.json").is_file():
+        evaluator = Evaluator.load(cfg, path)
+    else:
+        print(f"no evaluator in {path} yet: training it (textgan judge train --task {cfg.task})", file=sys.stderr)
+        evaluator = Evaluator.train(cfg, path, args.data_dir)
+    directions = task_directions(cfg, args.data_dir)
+    systems: dict[str, dict[str, list[str]]] = {"input copy": {d.name: d.inputs for d in directions}}
+    for run in args.model or []:
+        model = StyleTransfer(run)
+        systems[Path(run).name] = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True)
+                                   for d in directions}
+    for group in args.outputs or []:
+        name, files = _parse_outputs(group, directions)
+        systems[name] = {key: [normalize(t, cfg.data.normalize) for t in read_lines(f)] for key, f in files.items()}
+    report = {"task": cfg.task, "evaluator": evaluator.info, "directions": [d.name for d in directions],
+              "systems": {name: evaluator.score_system(outs, directions) for name, outs in systems.items()}}
+    report["bleu_signature"] = evaluator.signature
+    table = markdown_table(report)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "metrics.md").write_text(table)
+        for name, outs in systems.items():
+            for key, lines in outs.items():
+                if name != "input copy":
+                    (out / f"{name.replace(' ', '_')}.{key}.txt").write_text("".join(x + "\n" for x in lines))
+        print(f"written to {out}/metrics.json and metrics.md")
+    return 0
+
+
 def _data(args) -> int:
     from .corpora import corpus_dir, download, load_card
 
@@ -103,6 +181,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenized", action="store_true", help="print the tokenized form (for benchmarks)")
     p.set_defaults(func=_transfer)
 
+    p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task")
+    p.add_argument("action", choices=["train"])
+    p.add_argument("--task", default="sentiment")
+    p.add_argument("--out", help="directory (default: <runs>/eval/<task>)")
+    p.add_argument("--runs-dir", help="runs root (default: ./runs or $TEXTGAN_RUNS)")
+    p.add_argument("--data-dir", help="corpus root to search first")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. eval.lm_steps=1000")
+    p.set_defaults(func=_judge)
+
+    p = sub.add_parser("evaluate", help="score runs and/or output files on a task's test set")
+    p.add_argument("--task", default="sentiment")
+    p.add_argument("--model", action="append", metavar="RUN_DIR", help="a run to transfer the test set with "
+                   "(repeatable)")
+    p.add_argument("--outputs", action="append", nargs="+", metavar="[NAME:]DIRECTION=FILE",
+                   help="a system's output files, one per direction (repeat --outputs for more systems)")
+    p.add_argument("--evaluator", help="evaluator directory (default: <runs>/eval/<task>, trained if missing)")
+    p.add_argument("--out", help="write metrics.json, metrics.md and the outputs here")
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--runs-dir", help="runs root (default: ./runs or $TEXTGAN_RUNS)")
+    p.add_argument("--data-dir", help="corpus root to search first")
+    p.set_defaults(func=_evaluate)
+
     p = sub.add_parser("data", help="corpora: download or locate")
     p.add_argument("action", choices=["download", "where"])
     p.add_argument("name", help="corpus card name, e.g. yelp")
@@ -119,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, CheckpointError, ValueError) as err:
+    except (ConfigError, CorpusError, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"textgan {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
     except KeyboardInterrupt:

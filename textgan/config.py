@@ -76,7 +76,10 @@ class TrainConfig:
     grad_accum: int = 1
     lr_g: float = 5e-4
     lr_d: float = 5e-4
-    warmup_steps: int = 200
+    lr_g_adv: float = 0.0                # generator lr in the adversarial phase (0: keep lr_g); lower
+                                         # lets D keep up with G instead of being fooled by degenerate text
+    warmup_steps: int = 200              # linear lr warmup of the generator
+    d_warmup_steps: int = 20             # ... of the discriminator, from its first step (phase 2)
     grad_clip: float = 1.0
     ae_steps: int = 1000                 # phase 1: denoising autoencoder
     d_steps: int = 200                   # phase 2: discriminator pretraining
@@ -85,6 +88,14 @@ class TrainConfig:
     lambda_self: float = 0.25
     lambda_cycle: float = 0.5
     lambda_adv: float = 1.0
+    # soft/gumbel: backpropagate the cycle loss into the forward generator through the relaxed fake
+    # (Style Transformer). False = back-translation: the back generator reads the fake's ids and only it
+    # learns from the cycle (measured: the through-fake gradient swamps the autoencoder, results/sentiment).
+    cycle_through_fake: bool = False
+    # How G's decoding loop feeds its own output back during training. hard: each step reads the
+    # chosen token and the differentiable outputs come from one teacher-forced pass (Generator.relax);
+    # soft: the relaxed distribution is fed back and gradients run through the whole loop (slower).
+    feedback: str = "hard"
     label_smoothing: float = 0.1
     tau_start: float = 1.0               # temperature of soft/gumbel/sampled outputs, annealed
     tau_end: float = 0.1
@@ -99,7 +110,23 @@ class TrainConfig:
     eval_every: int = 500
     eval_lines: int = 200                # dev lines per direction in the periodic evaluation
     ckpt_every: int = 500
+    # The run's inference files (generator/, discriminator) hold the model with the best dev score
+    # sqrt(style ACC * self-BLEU) seen at an evaluation, written to best.json; state/ always holds the
+    # latest step for --resume. False: the inference files follow the latest checkpoint.
+    keep_best: bool = True
     threads: int = 0                     # torch CPU threads; 0 = torch's default
+
+
+@dataclass
+class EvalConfig:
+    """The evaluator's own models (`textgan judge train`), trained apart from any GAN."""
+    lm_steps: int = 1500                 # fluency LM per domain: updates, batch lm_batch_size
+    lm_batch_size: int = 64
+    lm_d_model: int = 256
+    lm_layers: int = 2
+    lm_vocab_size: int = 8000
+    judge_epochs: int = 3                # n-gram judge: passes over the training text
+    rouge: bool = False                  # also score ROUGE-1/2/L against the references (summaries)
 
 
 @dataclass
@@ -111,6 +138,7 @@ class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -122,6 +150,7 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
+    "train.feedback": ("hard", "soft"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
 }
 

@@ -1,4 +1,5 @@
-"""Metrics on plain text: an independent style judge and sacreBLEU.
+"""Scoring on plain text: an independent style judge, sacreBLEU, and the Evaluator that applies one
+protocol (textgan.metrics, a fluency LM) to any system's outputs on a task's test set.
 
 The judge is trained apart from the GAN's discriminators, on the task's training text only, so a
 generator cannot score well by exploiting the very network it was trained against.
@@ -6,14 +7,19 @@ generator cannot score well by exploiting the very network it was trained agains
 
 from __future__ import annotations
 
+import json
 import random
+import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import sacrebleu
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .tokenizer import normalize
 
 BLEU_TOKENIZE = {"ptb_lower": "none", "zh": "zh", "none": "13a"}
 
@@ -101,3 +107,157 @@ def bleu_with_signature(hypotheses: list[str], references: list[list[str]], toke
     """(corpus BLEU score, sacreBLEU signature string naming the references count and tokenizer)."""
     metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
     return metric.corpus_score(hypotheses, references), str(metric.get_signature())
+
+
+# ---------------------------------------------------------------- one protocol for every system
+EVALUATOR_INFO = "evaluator.json"
+
+
+def evaluator_dir(task: str, runs_dir=None) -> Path:
+    """Where `textgan judge train` keeps a task's evaluator: <runs>/eval/<task>/."""
+    from .checkpoint import runs_root
+
+    return runs_root(runs_dir) / "eval" / task
+
+
+@dataclass
+class Direction:
+    """One transfer direction of a task's test set, in the task's normalized form."""
+
+    src: str
+    tgt: str
+    inputs: list[str]
+    references: list[list[str]]      # one list per reference set, each aligned with inputs; may be empty
+
+    @property
+    def name(self) -> str:
+        return f"{self.src}2{self.tgt}"
+
+
+def task_directions(cfg, data_dir=None) -> list[Direction]:
+    """Every src -> tgt direction of the task's test split, with its human references."""
+    from .corpora import corpus_dir, load_card, read_lines, references
+
+    card = load_card(cfg.data.corpus)
+    root = corpus_dir(card, ("test",), data_dir)
+    scheme = cfg.data.normalize
+    out = []
+    for src in cfg.data.domains:
+        inputs = [normalize(t, scheme) for t in read_lines(root / card.files["test"][src])]
+        refs = [[normalize(r, scheme) for r in ref] for ref in references(card, "test", src, data_dir)]
+        for tgt in cfg.data.domains:
+            if tgt != src:
+                out.append(Direction(src, tgt, inputs, refs))
+    return out
+
+
+class Evaluator:
+    """Scores a system's outputs on a task's test set with models trained apart from any GAN:
+
+    - style accuracy: the NgramJudge (hashed word 1-2-gram logistic regression) on the training text;
+    - fluency: perplexity per word under a small GPT-2 per domain (`lm.FluencyLM`), trained on that
+      domain's training text;
+    - sacreBLEU against the inputs (self-BLEU) and the human references (ref-BLEU), signature kept;
+    - G = sqrt(ACC * ref-BLEU), length ratio, distinct-1/2, self-BLEU among outputs, duplicates,
+      and ROUGE-1/2/L when the task asks for it (`eval.rouge`).
+    """
+
+    def __init__(self, cfg, path: Path, judge: NgramJudge, lms: dict, info: dict):
+        self.cfg, self.path, self.judge, self.lms, self.info = cfg, Path(path), judge, lms, info
+        self.tokenize = BLEU_TOKENIZE.get(cfg.data.normalize, "13a")
+        self.signature = ""
+
+    @classmethod
+    def train(cls, cfg, out_dir: Path, data_dir=None, progress: bool = True) -> "Evaluator":
+        """Fit the judge and one fluency LM per domain on the task's training text; save them in out_dir."""
+        from .lm import FluencyLM
+        from .trainer import prepare_data
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        train_split, _ = prepare_data(cfg, data_dir)
+        texts = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
+        e = cfg.eval
+        started = time.time()
+        judge = NgramJudge(cfg.data.domains).fit(texts, epochs=e.judge_epochs)
+        judge.save(out_dir / "judge.pt")
+        lms = {d: FluencyLM.train(texts[d], out_dir / f"lm_{d}", steps=e.lm_steps, batch_size=e.lm_batch_size,
+                                  d_model=e.lm_d_model, layers=e.lm_layers, vocab_size=e.lm_vocab_size,
+                                  max_len=cfg.data.max_len + 8, progress=progress)
+               for d in cfg.data.domains}
+        dirs = task_directions(cfg, data_dir)
+        info = {
+            "task": cfg.task, "corpus": cfg.data.corpus, "seconds": round(time.time() - started, 1),
+            "judge": "NgramJudge: hashed word 1-2-gram logistic regression (fastText-style), "
+                     f"trained on {cfg.data.corpus}/train only",
+            "judge_acc_on_test_inputs": sum(judge.accuracy(d.inputs, d.src) for d in dirs) / len(dirs),
+            "lm": {dom: {**lm.info, "ppl_on_test_inputs": lm.perplexity([x for d in dirs if d.src == dom
+                                                                         for x in d.inputs] or [""])}
+                   for dom, lm in lms.items()},
+        }
+        (out_dir / EVALUATOR_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        return cls(cfg, out_dir, judge, lms, info)
+
+    @classmethod
+    def load(cls, cfg, path: Path) -> "Evaluator":
+        from .lm import FluencyLM
+
+        path = Path(path)
+        if not (path / EVALUATOR_INFO).is_file():
+            raise FileNotFoundError(f"no evaluator in {path}; train one with: textgan judge train --task {cfg.task}")
+        info = json.loads((path / EVALUATOR_INFO).read_text())
+        lms = {d: FluencyLM.load(path / f"lm_{d}") for d in cfg.data.domains}
+        return cls(cfg, path, NgramJudge.load(path / "judge.pt"), lms, info)
+
+    def score(self, outputs: list[str], d: Direction) -> dict[str, float]:
+        """All metrics of one direction's outputs (normalized text, aligned with d.inputs)."""
+        from . import metrics
+
+        if len(outputs) != len(d.inputs):
+            raise ValueError(f"{d.name}: {len(outputs)} outputs for {len(d.inputs)} test inputs")
+        row = {"acc": self.judge.accuracy(outputs, d.tgt),
+               "self_bleu": bleu(outputs, [d.inputs], self.tokenize).score,
+               "ppl": self.lms[d.tgt].perplexity(outputs),
+               "len_ratio": metrics.length_ratio(outputs, d.inputs),
+               "distinct1": metrics.distinct(outputs, 1), "distinct2": metrics.distinct(outputs, 2),
+               "self_bleu_outputs": metrics.self_bleu_among(outputs, self.tokenize),
+               "duplicates": metrics.duplicate_share(outputs)}
+        if d.references:
+            score, self.signature = bleu_with_signature(outputs, d.references, self.tokenize)
+            row["ref_bleu"] = score.score
+            row["g"] = metrics.g_score(row["acc"], row["ref_bleu"])
+            if self.cfg.eval.rouge:
+                row.update(metrics.rouge(outputs, d.references[0]))
+        return row
+
+    def score_system(self, outputs: dict[str, list[str]], directions: list[Direction]) -> dict:
+        """{direction name: outputs} -> {"directions": {name: row}, "mean": row averaged over directions}."""
+        rows = {d.name: self.score(outputs[d.name], d) for d in directions if d.name in outputs}
+        keys = [k for k in next(iter(rows.values()))] if rows else []
+        mean = {k: sum(r[k] for r in rows.values() if k in r) / sum(k in r for r in rows.values()) for k in keys}
+        return {"directions": rows, "mean": mean}
+
+
+COLUMNS = [("acc", "ACC"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"), ("g", "G"),
+           ("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"), ("len_ratio", "len"),
+           ("distinct1", "dist-1"), ("distinct2", "dist-2"), ("self_bleu_outputs", "self-BLEU among"),
+           ("duplicates", "dup %")]
+
+
+def markdown_table(report: dict) -> str:
+    """The systems of a report side by side (means over directions), then what measured them."""
+    systems = report["systems"]
+    present = [(k, title) for k, title in COLUMNS if any(k in s["mean"] for s in systems.values())]
+    lines = ["| system | " + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 1) + "|"]
+    for name, s in systems.items():
+        cells = [f"{s['mean'][k]:.2f}" if k == "len_ratio" else f"{s['mean'][k]:.1f}" if k in s["mean"] else ""
+                 for k, _ in present]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    info = report["evaluator"]
+    lm_names = ", ".join(f"{d}: {v['steps']} steps, PPL {v['ppl_on_test_inputs']:.0f} on test inputs"
+                         for d, v in info["lm"].items())
+    lines += ["", f"Style judge: {info['judge']}; {info['judge_acc_on_test_inputs']:.1f}% accurate on the "
+              "untouched test inputs.", f"Fluency LM (GPT-2 per target domain, per-word PPL): {lm_names}.",
+              f"sacreBLEU: {report['bleu_signature'] or 'no references'}. Means over the directions "
+              f"{', '.join(report['directions'])}."]
+    return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .models.discriminator import last_position
 from .models.generator import Sample
 
 Score = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -50,9 +51,15 @@ def sequence_logprob(logits: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     return (logp * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
+def sentence_level(logp: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-prefix scores (B, T) -> the whole sentence's score (B, 1) with an all-True mask."""
+    return last_position(logp, mask)[:, None], torch.ones_like(mask[:, :1])
+
+
 def discriminator_loss(real: list[tuple[torch.Tensor, torch.Tensor]],
-                       fake: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, dict]:
-    """L_D = sum_real E_prefix[-log D_b(x)] + sum_fake E_prefix[-log p_fake(x)], every prefix counted.
+                       fake: list[tuple[torch.Tensor, torch.Tensor]], dense: bool = True) -> tuple[torch.Tensor, dict]:
+    """L_D = sum_real E_prefix[-log D_b(x)] + sum_fake E_prefix[-log p_fake(x)], every prefix counted
+    when `dense` (needed for per-step rewards), else the whole sentences only.
 
     `real`: (log D_b, mask) pairs of text that is truly of domain b: real_b, and G's own rewrite of
     real_b into b, given to D in the same form as the fakes (Style Transformer, Dai et al. 2019), so
@@ -60,21 +67,25 @@ def discriminator_loss(real: list[tuple[torch.Tensor, torch.Tensor]],
     mask) of the detached transfers fake_b = G(real_a -> b). Training on prefixes is what lets D hand
     out dense per-step rewards (ScratchGAN).
     """
+    if not dense:
+        real, fake = [sentence_level(*x) for x in real], [sentence_level(*x) for x in fake]
     real_loss = sum(masked_mean(-logp, mask) for logp, mask in real)
     fake_loss = sum(masked_mean(-logp, mask) for logp, mask in fake)
     return real_loss + fake_loss, {"d_real": float(real_loss.detach()), "d_fake": float(fake_loss.detach())}
 
 
 def relaxed_adversarial(fake: Sample, score: Score, opts: "AdvOptions") -> tuple[torch.Tensor, dict]:
-    """Non-saturating G loss through relaxed one-hots:  L = -E_prefix[log D_b(probs(fake_b))].
+    """Non-saturating G loss through relaxed one-hots on whole sentences:  L = -E[log D_b(probs(fake_b))].
 
     soft: probs = softmax(logits / tau)  (Style Transformer's continuous input to D, Dai et al. 2019);
     gumbel: probs = softmax((logits + g) / tau), g ~ Gumbel(0, 1)  (Jang et al. 2017; Kusner &
     Hernandez-Lobato 2016), hard one-hot in the forward pass with straight-through.
+    Only the sentence's score counts: asking every prefix to look like domain b (dense rewards) pushes
+    G to open every sentence with style words ("very very good ...", measured).
     """
-    real_logp, _ = score(fake.probs)
-    loss = masked_mean(-real_logp, fake.mask)
-    return loss, {"adv": loss.item(), "fool": masked_mean(real_logp.exp(), fake.mask).item()}
+    real_logp = last_position(score(fake.probs)[0], fake.mask)                  # (B,)
+    loss = -real_logp.mean()
+    return loss, {"adv": loss.item(), "fool": real_logp.exp().mean().item()}
 
 
 def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:

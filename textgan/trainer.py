@@ -24,12 +24,21 @@ from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .config import Config
+from .config import Config, save_config
 from .corpora import load_card, load_split
 from .data import DomainBatches, add_noise, encode_split, normalize_split, pad
 from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu
-from .losses import (ESTIMATORS, SAMPLE_MODE, AdvOptions, EMABaseline, discounted_returns,
-                     discriminator_loss, reconstruction_loss, sequence_logprob)
+from .losses import (
+    ESTIMATORS,
+    SAMPLE_MODE,
+    AdvOptions,
+    EMABaseline,
+    discounted_returns,
+    discriminator_loss,
+    reconstruction_loss,
+    sequence_logprob,
+)
+from .models.generator import straight_through_one_hot
 from .tokenizer import Tokenizer
 from .transfer import transfer_normalized
 
@@ -99,9 +108,12 @@ class Trainer:
         opt_g = torch.optim.AdamW(g_params, lr=t.lr_g, betas=(0.9, 0.98), weight_decay=0.01)
         opt_d = torch.optim.AdamW(self.critic.parameters(), lr=t.lr_d, betas=(0.5, 0.999), weight_decay=0.01)
         self.opt_g, self.opt_d = accelerator.prepare(opt_g, opt_d)
-        self.sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, warmup(t.warmup_steps))
-        self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, warmup(t.warmup_steps))
         self.state = TrainState()
+        adv_scale = t.lr_g_adv / t.lr_g if t.lr_g_adv > 0 else 1.0
+        g_warmup = warmup(t.warmup_steps)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(
+            opt_g, lambda s: g_warmup(s) * (adv_scale if self.phase(self.state.step) == "adv" else 1.0))
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, warmup(t.d_warmup_steps))
         self.baseline = EMABaseline(t.ema_decay)
         for obj in [*self.generators, self.critic, self.sched_g, self.sched_d, self.state, self.baseline]:
             accelerator.register_for_checkpointing(obj)
@@ -146,10 +158,20 @@ class Trainer:
         return loss, logits
 
     def fakes(self, real, mask, g, to: str, mode: str):
+        """G(real -> to) as a Sample. Under `feedback: hard` (and always without a graph) the decoding
+        loop runs without autograd and `Generator.relax` rebuilds the differentiable parts in one
+        teacher-forced pass; `feedback: soft` backpropagates through the loop itself (Style Transformer).
+        """
         t = self.cfg.train
         max_len = min(t.max_gen_len, real.size(1) + 4)   # transfers keep roughly the source length
-        return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=max_len,
-                        straight_through=t.straight_through)
+        if t.feedback == "soft" or mode == "greedy":
+            return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=max_len,
+                            straight_through=t.straight_through)
+        decode_mode, decode_tau = {"soft": ("greedy", 1.0), "gumbel": ("multinomial", 1.0),
+                                   "multinomial": ("multinomial", self.tau())}[mode]
+        with torch.no_grad():
+            drawn = g.sample(real, mask, self.dom[to], mode=decode_mode, tau=decode_tau, max_len=max_len)
+        return g.relax(real, mask, self.dom[to], drawn, mode, tau=self.tau(), straight_through=t.straight_through)
 
     def directions(self, real_a, mask_a, real_b, mask_b):
         """(real, mask, forward generator, backward generator, source domain index, target domain index)."""
@@ -188,7 +210,7 @@ class Trainer:
                 same_logp, _ = self.critic.log_probs(same[0], y)
                 _, fake_logp = self.critic.log_probs(fake[0], y)
                 part, part_logs = discriminator_loss([(real_logp, real[1]), (same_logp, same[1])],
-                                                     [(fake_logp, fake[1])])
+                                                     [(fake_logp, fake[1])], dense=self.cfg.train.estimator == "reinforce")
                 loss = loss + part
                 logs.update({f"{k}_{domains[y]}": v for k, v in part_logs.items()})
         self._update(loss, self.opt_d, self.sched_d, list(self.critic.parameters()))
@@ -199,7 +221,8 @@ class Trainer:
         """Teacher-forced logits (B, T, V) -> text of the real domain in the form the fakes take."""
         t = self.cfg.train
         if t.estimator == "soft":
-            return (logits.float() / self.tau()).softmax(-1)
+            probs = (logits.float() / self.tau()).softmax(-1)
+            return straight_through_one_hot(probs, probs.argmax(-1)) if t.straight_through else probs
         if t.estimator == "gumbel":
             return torch.nn.functional.gumbel_softmax(logits.float(), tau=self.tau(), hard=t.straight_through)
         return ids
@@ -221,6 +244,7 @@ class Trainer:
 
             L_self  = NLL(real_a | noise(real_a), to a)              (denoising autoencoder)
             L_cycle = NLL(real_a | G_ba(fake_b), to a),  fake_b = G_ab(real_a, to b)   (and b -> a -> b)
+                      (fake_b's ids, i.e. back-translation, unless cycle_through_fake)
             L_adv   = ESTIMATORS[estimator](fake_b, D_b)              (losses.py)
 
         D is frozen here; under `soft`/`gumbel` gradients reach G_ab through D and through the cycle.
@@ -236,7 +260,8 @@ class Trainer:
                     self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
                 rec, self_logits = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
                 fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator])
-                rec_logits = g_back(fake.inputs(), fake.mask, real, self.dom[domains[src]])
+                cycle_input = fake.inputs() if t.cycle_through_fake else fake.ids
+                rec_logits = g_back(cycle_input, fake.mask, real, self.dom[domains[src]])
                 cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
                 opts = AdvOptions(gamma=t.gamma, baseline=self.baseline)
                 if t.estimator == "reinforce":
@@ -319,8 +344,24 @@ class Trainer:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             checkpoint.replace_dir(tmp, self.run_dir / "state")
-            checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
+            if not self.keeps_best():
+                checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
         self.acc.wait_for_everyone()
+
+    def keeps_best(self) -> bool:
+        return self.cfg.train.keep_best and self.judge is not None
+
+    def keep_if_best(self, results: dict) -> None:
+        """Save the inference files when the dev score sqrt(mean ACC * mean self-BLEU) beats best.json's."""
+        acc = [v for k, v in results.items() if k.startswith("dev/acc_")]
+        self_bleu = [v for k, v in results.items() if k.startswith("dev/self_bleu_")]
+        score = math.sqrt(sum(acc) / len(acc) * sum(self_bleu) / len(self_bleu))
+        best_file = self.run_dir / "best.json"
+        best = json.loads(best_file.read_text())["score"] if best_file.exists() else -1.0
+        if score > best:
+            checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
+            best_file.write_text(json.dumps({"step": self.state.step, "score": score, **results}, indent=2) + "\n")
+            tqdm.write(f"  best dev score so far ({score:.1f} = sqrt(ACC * self-BLEU)): model saved")
 
     def load_checkpoint(self) -> None:
         state = self.run_dir / "state"
@@ -382,7 +423,10 @@ class Trainer:
                 if self.state.step % t.eval_every == 0 or self.state.step == self.total:
                     if self.acc.is_main_process:
                         tqdm.write(f"step {self.state.step} ({phase}):")
-                        self.log(self.evaluate(), phase)
+                        results = self.evaluate()
+                        self.log(results, phase)
+                        if self.keeps_best():
+                            self.keep_if_best(results)
                     self.acc.wait_for_everyone()
                 if self.state.step % t.ckpt_every == 0 or self.state.step == self.total:
                     self.save_checkpoint()
@@ -445,6 +489,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         trainer.load_checkpoint()
         if accelerator.is_main_process:
             print(f"resuming {run_dir} at step {trainer.state.step}/{trainer.total}")
+            save_config(cfg, run_dir / "config.yaml")       # overrides given on resume are part of the run
             metrics = run_dir / "metrics.jsonl"
             if metrics.exists():  # drop rows logged after the checkpoint we resume from
                 keep = [r for r in metrics.read_text().splitlines() if r and json.loads(r)["step"] <= trainer.state.step]

@@ -57,6 +57,31 @@ def build_generator(cfg: GeneratorConfig, vocab_size: int, max_len: int) -> Bart
     return BartForConditionalGeneration(config)
 
 
+def straight_through_one_hot(probs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """one_hot(ids) in the forward pass, d/d probs in the backward pass (Bengio et al. 2013).
+
+    Whoever reads it (D, the back generator) sees exactly the chosen tokens, so G cannot fool D or
+    pass content through the cycle in the fine print of a soft distribution whose argmax is wrong.
+    """
+    hard = F.one_hot(ids, probs.size(-1)).to(probs.dtype)
+    return hard + probs - probs.detach()
+
+
+def conditional_gumbel(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise g (..., V) such that argmax(log_softmax(logits) + g) = ids (Tucker et al. 2017, eq. 6).
+
+    With log-probabilities pi and uniforms u: the chosen token k gets z_k = -log(-log u_k) (the max of the
+    perturbed values), every other i gets z_i = -log(-log(u_i) / p_i - log u_k), which stays below z_k;
+    returns g = z - pi. Gives relaxed samples consistent with tokens already drawn from softmax(logits).
+    """
+    logp = logits.detach().float().log_softmax(-1)
+    u = torch.rand_like(logp).clamp(1e-10, 1 - 1e-7)
+    u_k = u.gather(-1, ids[..., None])                                 # (..., 1)
+    z = -torch.log(-torch.log(u) / logp.exp().clamp(min=1e-30) - torch.log(u_k))
+    z = z.scatter(-1, ids[..., None], -torch.log(-torch.log(u_k)))
+    return z - logp
+
+
 class Generator(nn.Module):
     """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `generate` = inference."""
 
@@ -134,6 +159,35 @@ class Generator(nn.Module):
                 break
         return Sample(ids=torch.stack(ids, 1), mask=torch.stack(masks, 1),
                       logprobs=torch.stack(logprobs, 1), probs=torch.stack(probs, 1) if probs else None)
+
+    def relax(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, sample: Sample, mode: str,
+              tau: float = 1.0, straight_through: bool = False) -> Sample:
+        """Differentiable view of an already decoded `sample` by ONE teacher-forced pass over its ids.
+
+        The decoding loop runs without a graph ("hard feedback": each step reads the token chosen
+        before it); here the logits l_t = G(src, ids_<t) are recomputed with a graph, in parallel:
+
+            soft:        probs_t = softmax(l_t / tau)
+                         (with straight_through, both: one_hot(ids_t) forward, probs_t backward)
+            gumbel:      probs_t = softmax((l_t + g_t) / tau), g_t ~ Gumbel(0, 1) conditioned on
+                         argmax(l_t + g_t) = ids_t (Maddison et al. 2017 / Tucker et al. 2017, REBAR), so
+                         the relaxed one-hot agrees with the sampled token fed to the next step
+            multinomial: logprobs_t = log softmax(l_t / tau)[ids_t]  (REINFORCE)
+
+        One parallel pass costs a fraction of backpropagating through the T sequential steps.
+        """
+        logits = self(src, src_mask, sample.ids, to).float()           # (B, T, V)
+        logp = (logits / tau).log_softmax(-1)
+        logprobs = logp.gather(2, sample.ids[..., None]).squeeze(-1)   # (B, T)
+        if mode == "soft":
+            probs = logp.exp()
+        elif mode == "gumbel":
+            probs = ((logits.log_softmax(-1) + conditional_gumbel(logits, sample.ids)) / tau).softmax(-1)
+        else:
+            return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=None)
+        if straight_through:
+            probs = straight_through_one_hot(probs, sample.ids)
+        return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=probs)
 
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,

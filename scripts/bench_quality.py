@@ -1,0 +1,146 @@
+"""Train (or take) a run, transfer the task's test set, score it, and commit-ready results.
+
+    python scripts/bench_quality.py --task sentiment --estimator soft            # trains the cpu preset
+    python scripts/bench_quality.py --task sentiment --run runs/sentiment/NAME    # scores an existing run
+    python scripts/bench_quality.py --task sentiment --estimator reinforce --name reinforce-cpu train.seed=7
+
+Writes results/<task>/<name>/: metrics.json and metrics.md (the run beside the input copy, scored by
+the task's evaluator, see `textgan judge train`), the outputs per direction, the run's config.yaml,
+metrics.jsonl and training curves, and a README naming the command, commit, machine and wall time.
+Then rebuilds results/<task>/TABLE.md from every results/<task>/*/metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from textgan.config import config_from_dict, load_config
+from textgan.evaluate import (
+    COLUMNS,
+    Evaluator,
+    evaluator_dir,
+    markdown_table,
+    task_directions,
+)
+from textgan.trainer import train
+from textgan.transfer import StyleTransfer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{torch.get_num_threads()} CPU threads ({cpu}), no GPU, torch {torch.__version__}"
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+uncommitted" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def rebuild_table(task_dir: Path) -> str:
+    """One markdown table of every committed system of a task (means over directions)."""
+    rows, seen_copy = [], False
+    for metrics_file in sorted(task_dir.glob("*/metrics.json")):
+        report = json.loads(metrics_file.read_text())
+        for name, system in report["systems"].items():
+            if name == "input copy":
+                if seen_copy:
+                    continue
+                seen_copy = True
+            label = name if name == "input copy" else f"[{metrics_file.parent.name}]({metrics_file.parent.name}/)"
+            rows.append((label, report.get("estimator", ""), system["mean"]))
+    present = [(k, t) for k, t in COLUMNS if any(k in m for _, _, m in rows)]
+    lines = ["| system | estimator | " + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 2) + "|"]
+    for label, est, mean in sorted(rows, key=lambda r: r[0] != "input copy"):
+        cells = [f"{mean[k]:.2f}" if k == "len_ratio" else f"{mean[k]:.1f}" if k in mean else "" for k, _ in present]
+        lines.append(f"| {label} | {est} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    (task_dir / "TABLE.md").write_text(table)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="sentiment")
+    parser.add_argument("--preset", default="auto")
+    parser.add_argument("--estimator", choices=["soft", "gumbel", "reinforce"])
+    parser.add_argument("--run", help="score this existing run instead of training one")
+    parser.add_argument("--name", help="results/<task>/<name> (default: <estimator>-<preset>)")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--results-dir", default=str(ROOT / "results"))
+    parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    args = parser.parse_args()
+
+    command = " ".join(["python", "scripts/bench_quality.py", *sys.argv[1:]])
+    started = time.time()
+    if args.run:
+        run_dir = Path(args.run)
+        cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        train_seconds = None
+    else:
+        overrides = list(args.overrides) + ([f"train.estimator={args.estimator}"] if args.estimator else [])
+        cfg = load_config(args.task, args.preset, overrides)
+        name = args.name or f"{cfg.train.estimator}-{cfg.preset}"
+        run_dir = train(cfg, runs_dir=args.runs_dir, name=name, command=command.split())
+        train_seconds = time.time() - started
+    name = args.name or run_dir.name
+    out = Path(args.results_dir) / cfg.task / name
+    out.mkdir(parents=True, exist_ok=True)
+
+    eval_path = evaluator_dir(cfg.task, args.runs_dir)
+    evaluator = (Evaluator.load(cfg, eval_path) if (eval_path / "evaluator.json").is_file()
+                 else Evaluator.train(cfg, eval_path))
+    directions = task_directions(cfg)
+    model = StyleTransfer(run_dir)
+    t0 = time.time()
+    outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True) for d in directions}
+    transfer_seconds = time.time() - t0
+    systems = {"input copy": {d.name: d.inputs for d in directions}, name: outputs}
+    report = {"task": cfg.task, "estimator": cfg.train.estimator, "preset": cfg.preset, "run": str(run_dir),
+              "evaluator": evaluator.info, "directions": [d.name for d in directions],
+              "systems": {n: evaluator.score_system(o, directions) for n, o in systems.items()}}
+    report["bleu_signature"] = evaluator.signature
+    report.update(command=command, commit=commit(), machine=machine(),
+                  train_seconds=round(train_seconds, 1) if train_seconds else None,
+                  transfer_seconds=round(transfer_seconds, 1))
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown_table(report)
+    (out / "metrics.md").write_text(table)
+    for key, lines in outputs.items():
+        (out / f"test.{key}.txt").write_text("".join(x + "\n" for x in lines))
+    for f in ("config.yaml", "run.json", "metrics.jsonl", "training_curves.png"):
+        if (run_dir / f).exists():
+            shutil.copy(run_dir / f, out / f)
+    minutes = f"{train_seconds / 60:.1f} min of training" if train_seconds else "an existing run"
+    (out / "README.md").write_text(
+        f"# {cfg.task}: {name} ({cfg.train.estimator}, {cfg.preset} preset)\n\n"
+        f"- command: `{command}`\n- commit: {report['commit']}\n- machine: {report['machine']}\n"
+        f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n"
+        f"- config: [config.yaml](config.yaml); training curves: [training_curves.png](training_curves.png)\n\n"
+        f"{table}")
+    print(table)
+    print(rebuild_table(out.parent))
+    print(f"results in {out}")
+
+
+if __name__ == "__main__":
+    main()

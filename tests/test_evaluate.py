@@ -1,0 +1,74 @@
+"""The evaluator on the toy task: known answers for the input copy and for perfect outputs."""
+
+import json
+
+import pytest
+from conftest import ROOT
+
+from textgan.cli import main
+from textgan.config import load_config
+from textgan.evaluate import Evaluator, markdown_table, task_directions
+
+FAST = ["eval.lm_steps=30", "eval.lm_batch_size=16", "eval.lm_d_model=32", "eval.lm_layers=1",
+        "eval.lm_vocab_size=100"]
+
+
+@pytest.fixture(scope="module")
+def evaluator(tmp_path_factory):
+    cfg = load_config("toy", "cpu", FAST)
+    return Evaluator.train(cfg, tmp_path_factory.mktemp("eval"), progress=False)
+
+
+def test_input_copy_scores_zero_style_and_full_self_bleu(evaluator):
+    dirs = task_directions(evaluator.cfg)
+    assert [d.name for d in dirs] == ["neg2pos", "pos2neg"]
+    result = evaluator.score_system({d.name: d.inputs for d in dirs}, dirs)
+    mean = result["mean"]
+    assert mean["acc"] < 10 and mean["self_bleu"] == pytest.approx(100)
+    assert evaluator.info["judge_acc_on_test_inputs"] > 90
+
+
+def test_the_references_themselves_score_full_style_and_ref_bleu(evaluator):
+    dirs = task_directions(evaluator.cfg)
+    result = evaluator.score_system({d.name: d.references[0] for d in dirs}, dirs)["mean"]
+    assert result["acc"] > 90 and result["ref_bleu"] == pytest.approx(100)
+    assert result["g"] == pytest.approx((result["acc"] * 100) ** 0.5)
+    assert "sacreBLEU" not in evaluator.signature and "tok:none" in evaluator.signature
+
+
+def test_a_repeated_sentence_shows_as_mode_collapse(evaluator):
+    dirs = task_directions(evaluator.cfg)
+    result = evaluator.score_system({d.name: ["the food was great ."] * len(d.inputs) for d in dirs}, dirs)
+    mean = result["mean"]
+    assert mean["distinct2"] < 5 and mean["duplicates"] > 95 and mean["self_bleu_outputs"] == pytest.approx(100)
+
+
+def test_wrong_number_of_outputs_is_a_clear_error(evaluator):
+    dirs = task_directions(evaluator.cfg)
+    with pytest.raises(ValueError, match="neg2pos: 3 outputs for 50 test inputs"):
+        evaluator.score_system({"neg2pos": ["a", "b", "c"]}, dirs)
+
+
+def test_cli_scores_output_files_beside_the_input_copy(evaluator, tmp_path, capsys):
+    refs = ROOT / "corpora" / "toy"
+    out = tmp_path / "report"
+    assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path), "--out", str(out),
+                 "--outputs", f"human:neg2pos={refs / 'test.neg2pos.ref0'}", f"pos2neg={refs / 'test.pos2neg.ref0'}"]) == 0
+    table = capsys.readouterr().out
+    assert "| input copy |" in table and "| human |" in table and "tok:none" in table
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["systems"]["human"]["mean"]["ref_bleu"] == pytest.approx(100)
+    assert (out / "metrics.md").read_text() == markdown_table(report)
+    assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path),
+                 "--outputs", "sideways=x.txt"]) == 1
+    assert "DIRECTION=FILE" in capsys.readouterr().err
+
+
+def test_cli_evaluates_a_run(evaluator, trained_run, capsys):
+    assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path), "--model", str(trained_run)]) == 0
+    assert f"| {trained_run.name} |" in capsys.readouterr().out
+
+
+def test_missing_evaluator_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="textgan judge train --task toy"):
+        Evaluator.load(load_config("toy", "cpu"), tmp_path)
