@@ -102,7 +102,7 @@ def main() -> None:
         name = args.name or f"{cfg.train.estimator}-{cfg.preset}"
         run_dir = train(cfg, runs_dir=args.runs_dir, name=name, command=command.split())
         train_seconds = time.time() - started
-    name = args.name or run_dir.name
+    name = run_dir.name if not args.run else (args.name or run_dir.name)
     out = Path(args.results_dir) / cfg.task / name
     out.mkdir(parents=True, exist_ok=True)
 
@@ -127,7 +127,7 @@ def main() -> None:
     (out / "metrics.md").write_text(table)
     for key, lines in outputs.items():
         (out / f"test.{key}.txt").write_text("".join(x + "\n" for x in lines))
-    for f in ("config.yaml", "run.json", "metrics.jsonl", "training_curves.png"):
+    for f in ("config.yaml", "run.json", "best.json", "metrics.jsonl", "training_curves.png"):
         if (run_dir / f).exists():
             shutil.copy(run_dir / f, out / f)
     minutes = f"{train_seconds / 60:.1f} min of training" if train_seconds else "an existing run"

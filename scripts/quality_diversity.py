@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if any(t <= 0 for t in args.temps):
+        parser.error("temperatures must be > 0 (greedy decoding is always included)")
 
     cfg = config_from_dict(yaml.safe_load((Path(args.runs[0]) / "config.yaml").read_text()))
     eval_path = evaluator_dir(cfg.task, args.runs_dir)

@@ -72,3 +72,17 @@ def test_cli_evaluates_a_run(evaluator, trained_run, capsys):
 def test_missing_evaluator_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="textgan judge train --task toy"):
         Evaluator.load(load_config("toy", "cpu"), tmp_path)
+
+
+def test_a_system_must_cover_every_direction(evaluator):
+    dirs = task_directions(evaluator.cfg)
+    with pytest.raises(ValueError, match="no outputs for direction"):
+        evaluator.score_system({"neg2pos": dirs[0].inputs}, dirs)
+
+
+def test_two_systems_with_one_name_are_refused(evaluator, capsys):
+    refs = ROOT / "corpora" / "toy"
+    pair = [f"x:neg2pos={refs / 'test.neg2pos.ref0'}", f"pos2neg={refs / 'test.pos2neg.ref0'}"]
+    assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path),
+                 "--outputs", *pair, "--outputs", *pair]) == 1
+    assert "two systems named 'x'" in capsys.readouterr().err

@@ -119,5 +119,18 @@ def test_relax_matches_the_decoding_loop_and_carries_gradients():
         g.zero_grad()
         (relaxed.probs[..., 7].sum()).backward()
         assert g.model.get_input_embeddings().weight.grad.abs().sum() > 0
-    straight = g.relax(src, mask, 4, drawn, "gumbel", tau=0.5, straight_through=True)
-    assert torch.equal(straight.probs.argmax(-1), drawn.ids)          # hard one-hots of the drawn tokens
+    plain = g.relax(src, mask, 4, drawn, "gumbel", tau=0.5)
+    assert torch.equal(plain.probs.argmax(-1)[drawn.mask], drawn.ids[drawn.mask])   # relaxed sample agrees
+
+
+def test_conditional_gumbel_relaxation_has_the_gumbel_softmax_distribution():
+    """Drawing the token first and the noise given it must give the plain Gumbel-softmax law."""
+    from textgan.models.generator import conditional_gumbel
+
+    torch.manual_seed(0)
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5]).expand(40000, 5)
+    ids = torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+    conditional = ((logits.log_softmax(-1) + conditional_gumbel(logits, ids)) / 0.5).softmax(-1)
+    plain = F.gumbel_softmax(logits, tau=0.5)
+    assert torch.allclose(conditional.mean(0), plain.mean(0), atol=0.01)
+    assert torch.allclose((conditional ** 2).mean(0), (plain ** 2).mean(0), atol=0.01)

@@ -37,10 +37,14 @@ def test_every_estimator_trains_without_nan(tmp_path, tiny_cfg, estimator, share
 
 
 @pytest.mark.parametrize("extra", [
-    ["discriminator.mode=binary", "train.estimator=soft", "train.straight_through=true", "train.estimator=gumbel"],
+    ["discriminator.mode=binary", "train.estimator=gumbel", "train.straight_through=true"],
     ["train.estimator=reinforce", "train.baseline=greedy", "train.cycle_reward=0.5", "train.d_per_g=2"],
+    # the sentiment presets' setting, and Style Transformer's soft feedback through the decoding loop
+    ["train.straight_through=true", "train.cycle_through_fake=true", "train.lr_g_adv=1e-4"],
+    ["train.feedback=soft", "train.cycle_through_fake=true"],
+    ["train.feedback=soft", "train.estimator=gumbel", "train.straight_through=true"],
 ])
-def test_discriminator_modes_and_reinforce_options(tmp_path, tiny_cfg, extra):
+def test_training_options_train_without_nan(tmp_path, tiny_cfg, extra):
     run_dir = train(tiny_cfg(*extra), runs_dir=tmp_path, name="run")
     values = [v for r in _metrics(run_dir) for k, v in r.items() if k.startswith("train/")]
     assert all(math.isfinite(v) for v in values)
@@ -100,6 +104,8 @@ def test_kill_and_resume_continues_the_step_counter(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (run_dir / "state").is_dir(), "no checkpoint was written before the kill"
+    # no evaluation has run yet (keep_best has no best.json), so the checkpoint wrote the model files
+    assert any((run_dir / "generator").glob("*.safetensors")) and not (run_dir / "best.json").exists()
     resumed = subprocess.run([sys.executable, "-m", "textgan", "train", "--resume", str(run_dir),
                               "train.adv_steps=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -107,3 +113,16 @@ def test_kill_and_resume_continues_the_step_counter(tmp_path):
     assert start >= 4 and start % 4 == 0
     steps = [r["step"] for r in _metrics(run_dir)]
     assert steps == sorted(steps) and steps[-1] == 4 + 2 + 16
+
+
+def test_keep_best_saves_the_best_adversarial_checkpoint(tmp_path, tiny_cfg):
+    cfg = tiny_cfg("train.eval_every=2", "train.keep_best=true")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["step"] > cfg.train.ae_steps + cfg.train.d_steps          # adversarial phase only
+    scores = [math.sqrt((r["dev/acc_neg2pos"] + r["dev/acc_pos2neg"]) / 2 *
+                        (r["dev/self_bleu_neg2pos"] + r["dev/self_bleu_pos2neg"]) / 2)
+              for r in _metrics(run_dir) if "dev/acc_neg2pos" in r and r["phase"] == "adv"]
+    assert best["score"] == pytest.approx(max(scores))
+    assert any((run_dir / "generator").glob("*.safetensors"))
+

@@ -117,13 +117,18 @@ def _evaluate(args) -> int:
         evaluator = Evaluator.train(cfg, path, args.data_dir)
     directions = task_directions(cfg, args.data_dir)
     systems: dict[str, dict[str, list[str]]] = {"input copy": {d.name: d.inputs for d in directions}}
+    def add(name: str, outputs: dict) -> None:
+        if name in systems:
+            raise ValueError(f"two systems named {name!r}; name them: --outputs NAME:DIRECTION=FILE ...")
+        systems[name] = outputs
+
     for run in args.model or []:
         model = StyleTransfer(run)
-        systems[Path(run).name] = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True)
-                                   for d in directions}
+        add(Path(run).name, {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True)
+                                   for d in directions})
     for group in args.outputs or []:
         name, files = _parse_outputs(group, directions)
-        systems[name] = {key: [normalize(t, cfg.data.normalize) for t in read_lines(f)] for key, f in files.items()}
+        add(name, {key: [normalize(t, cfg.data.normalize) for t in read_lines(f)] for key, f in files.items()})
     report = {"task": cfg.task, "evaluator": evaluator.info, "directions": [d.name for d in directions],
               "systems": {name: evaluator.score_system(outs, directions) for name, outs in systems.items()}}
     report["bleu_signature"] = evaluator.signature

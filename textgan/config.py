@@ -111,8 +111,9 @@ class TrainConfig:
     eval_lines: int = 200                # dev lines per direction in the periodic evaluation
     ckpt_every: int = 500
     # The run's inference files (generator/, discriminator) hold the model with the best dev score
-    # sqrt(style ACC * self-BLEU) seen at an evaluation, written to best.json; state/ always holds the
-    # latest step for --resume. False: the inference files follow the latest checkpoint.
+    # sqrt(style ACC * self-BLEU) seen at an adversarial-phase evaluation, written to best.json (before
+    # that: the latest checkpoint); state/ always holds the latest step for --resume.
+    # False: the inference files follow the latest checkpoint.
     keep_best: bool = True
     threads: int = 0                     # torch CPU threads; 0 = torch's default
 
@@ -120,8 +121,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     """The evaluator's own models (`textgan judge train`), trained apart from any GAN."""
-    lm_steps: int = 1500                 # fluency LM per domain: updates, batch lm_batch_size
-    lm_batch_size: int = 64
+    lm_steps: int = 800                  # fluency LM per domain: updates, batch lm_batch_size
+    lm_batch_size: int = 32
     lm_d_model: int = 256
     lm_layers: int = 2
     lm_vocab_size: int = 8000

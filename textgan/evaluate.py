@@ -232,8 +232,12 @@ class Evaluator:
 
     def score_system(self, outputs: dict[str, list[str]], directions: list[Direction]) -> dict:
         """{direction name: outputs} -> {"directions": {name: row}, "mean": row averaged over directions}."""
-        rows = {d.name: self.score(outputs[d.name], d) for d in directions if d.name in outputs}
-        keys = [k for k in next(iter(rows.values()))] if rows else []
+        missing = [d.name for d in directions if d.name not in outputs]
+        if missing:
+            raise ValueError(f"no outputs for direction(s) {', '.join(missing)}: a system is scored on all of "
+                             f"{', '.join(d.name for d in directions)}")
+        rows = {d.name: self.score(outputs[d.name], d) for d in directions}
+        keys = list(dict.fromkeys(k for r in rows.values() for k in r))
         mean = {k: sum(r[k] for r in rows.values() if k in r) / sum(k in r for r in rows.values()) for k in keys}
         return {"directions": rows, "mean": mean}
 

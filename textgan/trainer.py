@@ -112,7 +112,8 @@ class Trainer:
         adv_scale = t.lr_g_adv / t.lr_g if t.lr_g_adv > 0 else 1.0
         g_warmup = warmup(t.warmup_steps)
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(
-            opt_g, lambda s: g_warmup(s) * (adv_scale if self.phase(self.state.step) == "adv" else 1.0))
+            # called after each G update: every G update after the last autoencoder step is adversarial
+            opt_g, lambda s: g_warmup(s) * (adv_scale if self.state.step + 1 >= t.ae_steps else 1.0))
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, warmup(t.d_warmup_steps))
         self.baseline = EMABaseline(t.ema_decay)
         for obj in [*self.generators, self.critic, self.sched_g, self.sched_d, self.state, self.baseline]:
@@ -169,9 +170,15 @@ class Trainer:
                             straight_through=t.straight_through)
         decode_mode, decode_tau = {"soft": ("greedy", 1.0), "gumbel": ("multinomial", 1.0),
                                    "multinomial": ("multinomial", self.tau())}[mode]
-        with torch.no_grad():
-            drawn = g.sample(real, mask, self.dom[to], mode=decode_mode, tau=decode_tau, max_len=max_len)
-        return g.relax(real, mask, self.dom[to], drawn, mode, tau=self.tau(), straight_through=t.straight_through)
+        # Dropout off for both passes: the relaxed outputs / log-probs must be those of the very
+        # distribution the tokens were drawn from (on-policy REINFORCE, consistent Gumbel noise).
+        g.eval()
+        try:
+            with torch.no_grad():
+                drawn = g.sample(real, mask, self.dom[to], mode=decode_mode, tau=decode_tau, max_len=max_len)
+            return g.relax(real, mask, self.dom[to], drawn, mode, tau=self.tau(), straight_through=t.straight_through)
+        finally:
+            g.train()
 
     def directions(self, real_a, mask_a, real_b, mask_b):
         """(real, mask, forward generator, backward generator, source domain index, target domain index)."""
@@ -344,7 +351,7 @@ class Trainer:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             checkpoint.replace_dir(tmp, self.run_dir / "state")
-            if not self.keeps_best():
+            if not self.keeps_best() or not (self.run_dir / "best.json").exists():
                 checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
         self.acc.wait_for_everyone()
 
@@ -425,7 +432,7 @@ class Trainer:
                         tqdm.write(f"step {self.state.step} ({phase}):")
                         results = self.evaluate()
                         self.log(results, phase)
-                        if self.keeps_best():
+                        if self.keeps_best() and phase == "adv":
                             self.keep_if_best(results)
                     self.acc.wait_for_everyone()
                 if self.state.step % t.ckpt_every == 0 or self.state.step == self.total:

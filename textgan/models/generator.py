@@ -143,6 +143,8 @@ class Generator(nn.Module):
             elif mode == "soft":
                 p = logits.softmax(-1)
                 token = p.argmax(-1)
+                if straight_through:
+                    p = straight_through_one_hot(p, token)
             else:
                 p = None
                 token = (torch.multinomial(logits.softmax(-1), 1).squeeze(1) if mode == "multinomial"
@@ -169,9 +171,10 @@ class Generator(nn.Module):
 
             soft:        probs_t = softmax(l_t / tau)
                          (with straight_through, both: one_hot(ids_t) forward, probs_t backward)
-            gumbel:      probs_t = softmax((l_t + g_t) / tau), g_t ~ Gumbel(0, 1) conditioned on
-                         argmax(l_t + g_t) = ids_t (Maddison et al. 2017 / Tucker et al. 2017, REBAR), so
-                         the relaxed one-hot agrees with the sampled token fed to the next step
+            gumbel:      probs_t = softmax((log p_t + g_t) / tau), g_t ~ Gumbel(0, 1) drawn conditioned on
+                         argmax(log p_t + g_t) = ids_t (the conditional sampling of Tucker et al. 2017), so
+                         the relaxed one-hot agrees with the sampled token fed to the next step; the
+                         gradient is the usual Gumbel-softmax one with the noise held fixed
             multinomial: logprobs_t = log softmax(l_t / tau)[ids_t]  (REINFORCE)
 
         One parallel pass costs a fraction of backpropagating through the T sequential steps.
