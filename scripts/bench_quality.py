@@ -66,7 +66,7 @@ def rebuild_table(task_dir: Path) -> str:
                     continue
                 seen_copy = True
             label = name if name == "input copy" else f"[{metrics_file.parent.name}]({metrics_file.parent.name}/)"
-            rows.append((label, report.get("estimator", ""), system["mean"]))
+            rows.append((label, "" if name == "input copy" else report.get("estimator", ""), system["mean"]))
     present = [(k, t) for k, t in COLUMNS if any(k in m for _, _, m in rows)]
     lines = ["| system | estimator | " + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 2) + "|"]
     for label, est, mean in sorted(rows, key=lambda r: r[0] != "input copy"):

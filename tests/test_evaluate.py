@@ -46,7 +46,7 @@ def test_a_repeated_sentence_shows_as_mode_collapse(evaluator):
 def test_wrong_number_of_outputs_is_a_clear_error(evaluator):
     dirs = task_directions(evaluator.cfg)
     with pytest.raises(ValueError, match="neg2pos: 3 outputs for 50 test inputs"):
-        evaluator.score_system({"neg2pos": ["a", "b", "c"]}, dirs)
+        evaluator.score_system({"neg2pos": ["a", "b", "c"], "pos2neg": dirs[1].inputs}, dirs)
 
 
 def test_cli_scores_output_files_beside_the_input_copy(evaluator, tmp_path, capsys):

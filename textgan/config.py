@@ -166,6 +166,11 @@ def _check_value(key: str, value, hint):
         return [_check_value(key, v, item) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(f"{key} must be {hint.__name__}, got {value!r} ({type(value).__name__})")
     if key in CHOICES and value not in CHOICES[key]:
