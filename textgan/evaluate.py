@@ -100,12 +100,13 @@ class NgramJudge(nn.Module):
 
 def bleu(hypotheses: list[str], references: list[list[str]], tokenize: str = "13a") -> sacrebleu.metrics.bleu.BLEUScore:
     """Corpus BLEU of hypotheses against one or more reference lists (each aligned with hypotheses)."""
-    return sacrebleu.corpus_bleu(hypotheses, references, tokenize=tokenize)
+    # force: text scored with tok:none is tokenized on purpose; sacreBLEU would warn about " ." endings
+    return sacrebleu.corpus_bleu(hypotheses, references, tokenize=tokenize, force=tokenize == "none")
 
 
 def bleu_with_signature(hypotheses: list[str], references: list[list[str]], tokenize: str = "13a"):
     """(corpus BLEU score, sacreBLEU signature string naming the references count and tokenizer)."""
-    metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
+    metric = sacrebleu.metrics.BLEU(tokenize=tokenize, force=tokenize == "none")
     return metric.corpus_score(hypotheses, references), str(metric.get_signature())
 
 
