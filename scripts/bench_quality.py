@@ -28,6 +28,7 @@ from textgan.config import config_from_dict, load_config
 from textgan.evaluate import (
     COLUMNS,
     Evaluator,
+    build_report,
     evaluator_dir,
     markdown_table,
     task_directions,
@@ -106,19 +107,15 @@ def main() -> None:
     out = Path(args.results_dir) / cfg.task / name
     out.mkdir(parents=True, exist_ok=True)
 
-    eval_path = evaluator_dir(cfg.task, args.runs_dir)
-    evaluator = (Evaluator.load(cfg, eval_path) if (eval_path / "evaluator.json").is_file()
-                 else Evaluator.train(cfg, eval_path))
+    evaluator = Evaluator.load_or_train(cfg, evaluator_dir(cfg.task, args.runs_dir))
     directions = task_directions(cfg)
     model = StyleTransfer(run_dir)
     t0 = time.time()
     outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True) for d in directions}
     transfer_seconds = time.time() - t0
     systems = {"input copy": {d.name: d.inputs for d in directions}, name: outputs}
-    report = {"task": cfg.task, "estimator": cfg.train.estimator, "preset": cfg.preset, "run": str(run_dir),
-              "evaluator": evaluator.info, "directions": [d.name for d in directions],
-              "systems": {n: evaluator.score_system(o, directions) for n, o in systems.items()}}
-    report["bleu_signature"] = evaluator.signature
+    report = build_report(evaluator, systems, directions, estimator=cfg.train.estimator, preset=cfg.preset,
+                          run=str(run_dir))
     report.update(command=command, commit=commit(), machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
                   transfer_seconds=round(transfer_seconds, 1))

@@ -51,9 +51,7 @@ def main() -> None:
         parser.error("temperatures must be > 0 (greedy decoding is always included)")
 
     cfg = config_from_dict(yaml.safe_load((Path(args.runs[0]) / "config.yaml").read_text()))
-    eval_path = evaluator_dir(cfg.task, args.runs_dir)
-    evaluator = (Evaluator.load(cfg, eval_path) if (eval_path / "evaluator.json").is_file()
-                 else Evaluator.train(cfg, eval_path))
+    evaluator = Evaluator.load_or_train(cfg, evaluator_dir(cfg.task, args.runs_dir))
     directions = task_directions(cfg)
     quality = "ref_bleu" if all(d.references for d in directions) else "acc"
     curves = {Path(r).name: sweep(Path(r), args.temps, evaluator, directions, args.seed) for r in args.runs}

@@ -104,17 +104,13 @@ def _evaluate(args) -> int:
     import json
 
     from .corpora import read_lines
-    from .evaluate import Evaluator, evaluator_dir, markdown_table, task_directions
+    from .evaluate import Evaluator, build_report, evaluator_dir, markdown_table, task_directions
     from .tokenizer import normalize
     from .transfer import StyleTransfer
 
     cfg = _task_config(args)
-    path = Path(args.evaluator or evaluator_dir(cfg.task, args.runs_dir))
-    if (path / "evaluator.json").is_file():
-        evaluator = Evaluator.load(cfg, path)
-    else:
-        print(f"no evaluator in {path} yet: training it (textgan judge train --task {cfg.task})", file=sys.stderr)
-        evaluator = Evaluator.train(cfg, path, args.data_dir)
+    evaluator = Evaluator.load_or_train(cfg, Path(args.evaluator or evaluator_dir(cfg.task, args.runs_dir)),
+                                        args.data_dir)
     directions = task_directions(cfg, args.data_dir)
     systems: dict[str, dict[str, list[str]]] = {"input copy": {d.name: d.inputs for d in directions}}
     def add(name: str, outputs: dict) -> None:
@@ -129,9 +125,7 @@ def _evaluate(args) -> int:
     for group in args.outputs or []:
         name, files = _parse_outputs(group, directions)
         add(name, {key: [normalize(t, cfg.data.normalize) for t in read_lines(f)] for key, f in files.items()})
-    report = {"task": cfg.task, "evaluator": evaluator.info, "directions": [d.name for d in directions],
-              "systems": {name: evaluator.score_system(outs, directions) for name, outs in systems.items()}}
-    report["bleu_signature"] = evaluator.signature
+    report = build_report(evaluator, systems, directions)
     table = markdown_table(report)
     print(table)
     if args.out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -200,6 +201,14 @@ class Evaluator:
         return cls(cfg, out_dir, judge, lms, info)
 
     @classmethod
+    def load_or_train(cls, cfg, path: Path, data_dir=None) -> "Evaluator":
+        """The evaluator in `path`, trained there first (and said so) when there is none yet."""
+        if (Path(path) / EVALUATOR_INFO).is_file():
+            return cls.load(cfg, path)
+        print(f"no evaluator in {path} yet: training it (textgan judge train --task {cfg.task})", file=sys.stderr)
+        return cls.train(cfg, path, data_dir)
+
+    @classmethod
     def load(cls, cfg, path: Path) -> "Evaluator":
         from .lm import FluencyLM
 
@@ -241,6 +250,16 @@ class Evaluator:
         keys = list(dict.fromkeys(k for r in rows.values() for k in r))
         mean = {k: sum(r[k] for r in rows.values() if k in r) / sum(k in r for r in rows.values()) for k in keys}
         return {"directions": rows, "mean": mean}
+
+
+def build_report(evaluator: Evaluator, systems: dict[str, dict[str, list[str]]], directions: list[Direction],
+                 **extra) -> dict:
+    """Score every system ({name: {direction: outputs}}) into one report (metrics.json's layout)."""
+    report = {"task": evaluator.cfg.task, **extra, "evaluator": evaluator.info,
+              "directions": [d.name for d in directions],
+              "systems": {name: evaluator.score_system(outs, directions) for name, outs in systems.items()}}
+    report["bleu_signature"] = evaluator.signature
+    return report
 
 
 COLUMNS = [("acc", "ACC"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"), ("g", "G"),
