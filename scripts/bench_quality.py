@@ -116,7 +116,8 @@ def main() -> None:
     systems = {"input copy": {d.name: d.inputs for d in directions}, name: outputs}
     report = build_report(evaluator, systems, directions, estimator=cfg.train.estimator, preset=cfg.preset,
                           run=str(run_dir))
-    report.update(command=command, commit=commit(), machine=machine(),
+    trained_commit = json.loads((run_dir / "run.json").read_text()).get("commit", "unknown")[:7]
+    report.update(command=command, commit=commit(), trained_at_commit=trained_commit, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
                   transfer_seconds=round(transfer_seconds, 1))
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -130,7 +131,8 @@ def main() -> None:
     minutes = f"{train_seconds / 60:.1f} min of training" if train_seconds else "an existing run"
     (out / "README.md").write_text(
         f"# {cfg.task}: {name} ({cfg.train.estimator}, {cfg.preset} preset)\n\n"
-        f"- command: `{command}`\n- commit: {report['commit']}\n- machine: {report['machine']}\n"
+        f"- command: `{command}`\n- commit: {report['commit']} (the run was trained at {trained_commit}, "
+        f"see run.json)\n- machine: {report['machine']}\n"
         f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n"
         f"- config: [config.yaml](config.yaml); training curves: [training_curves.png](training_curves.png)\n\n"
         f"{table}")
