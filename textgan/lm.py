@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from .data import pad
 from .tokenizer import BOS, EOS, PAD, Tokenizer
 
 INFO_FILE = "fluency_lm.json"
@@ -25,13 +26,8 @@ SPM_FILE = "spm.model"
 
 
 def _pad(seqs: list[list[int]], device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id lists -> (ids, mask), both (B, T)."""
-    width = max(map(len, seqs))
-    ids = torch.full((len(seqs), width), PAD, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.bool)
-    for row, seq in enumerate(seqs):
-        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, :len(seq)] = True
+    """Right-pad id lists (BOS ... EOS already in place) -> (ids, mask) on `device`, both (B, T)."""
+    ids, mask = pad(seqs, add_eos=False)
     return ids.to(device), mask.to(device)
 
 
