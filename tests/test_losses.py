@@ -35,6 +35,26 @@ def test_reinforce_raises_the_probability_of_a_rewarded_token():
     assert after > before
 
 
+def test_sequence_reward_reaches_every_step_undiscounted():
+    """With D indifferent, a sentence reward (e.g. the cycle log-prob) pushes up EVERY token of the
+    rewarded sentence, the first as much as the last, and down those of the other sentence."""
+    logits = torch.zeros(2, 4, 5, requires_grad=True)          # 2 sentences of 4 steps
+    tokens = torch.tensor([[1, 2, 3, 4], [4, 3, 2, 1]])
+    logprobs = logits.log_softmax(-1).gather(2, tokens[..., None]).squeeze(-1)
+    fake = Sample(ids=tokens, mask=torch.ones(2, 4, dtype=torch.bool), logprobs=logprobs, probs=None)
+
+    def score(ids):
+        half = torch.full(ids.shape, 0.5)
+        return half.log(), half.log()
+
+    opts = AdvOptions(gamma=0.5, baseline=EMABaseline(0.0), seq_reward=torch.tensor([-1.0, -3.0]))
+    loss, _ = reinforce_adversarial(fake, score, opts)
+    loss.backward()
+    chosen_grad = logits.grad.gather(2, tokens[..., None]).squeeze(-1)     # d loss / d chosen logit
+    assert (chosen_grad[0] < 0).all() and (chosen_grad[1] > 0).all()
+    assert torch.allclose(chosen_grad[0], chosen_grad[0, :1].expand(4))   # same push at every step
+
+
 def test_ema_baseline_tracks_the_mean_return():
     base = EMABaseline(decay=0.5)
     mask = torch.ones(4, 3, dtype=torch.bool)

@@ -3,6 +3,7 @@
     textgan train --task sentiment [--preset cpu|gpu] [--estimator soft|gumbel|reinforce] [key=value ...]
     textgan train --resume RUN_DIR
     textgan transfer [TEXT ...] [--to DOMAIN] [--model DIR] [--beam N] [--sample]
+    textgan convert INPUT -o OUTPUT [--to DOMAIN] [--model DIR] [--format txt|jsonl|tsv] [--batch-size N] ...
     textgan judge train --task sentiment [key=value ...]
     textgan evaluate --task sentiment [--model RUN_DIR ...] [--outputs [NAME:]neg2pos=FILE pos2neg=FILE ...]
     textgan data download NAME | textgan data where NAME
@@ -63,6 +64,18 @@ def _transfer(args) -> int:
     outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized)
     for out in outputs:
         print(out)
+    return 0
+
+
+def _convert(args) -> int:
+    from .convert import convert, summary_line
+
+    result = convert(args.input, args.output, args.model, args.task, args.to, args.format, args.field, args.column,
+                     args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
+                     args.overwrite, args.runs_dir, show_progress=not args.quiet)
+    if Path(args.output).exists():      # the main process (others return before the merge is visible)
+        print(f"wrote {args.output}: {summary_line(result, result['seconds'], result['converted_now'])}",
+              file=sys.stderr)
     return 0
 
 
@@ -180,6 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenized", action="store_true", help="print the tokenized form (for benchmarks)")
     p.set_defaults(func=_transfer)
 
+    p = sub.add_parser("convert", help="rewrite a whole file, streaming and resumable (kill, run again)")
+    p.add_argument("input", help="input file (txt: one sentence per line; jsonl; tsv)")
+    p.add_argument("-o", "--output", required=True, help="output file (written when complete)")
+    p.add_argument("--to", help="target domain (default: per line, the one it is not in)")
+    p.add_argument("--task", default="sentiment", help="use the newest run of this task")
+    p.add_argument("--model", help="run directory to use")
+    p.add_argument("--runs-dir", help="where to look for runs")
+    p.add_argument("--format", default="txt", choices=["txt", "jsonl", "tsv"])
+    p.add_argument("--field", default="text", help="jsonl: the field to rewrite (output adds \"transfer\")")
+    p.add_argument("--column", type=int, default=1, help="tsv: the column to rewrite, from 1 (output appends one)")
+    p.add_argument("--batch-size", type=int, default=256, help="sentences per batch (256: fastest measured on 2 CPU cores)")
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--long", default="truncate", choices=["truncate", "split"],
+                   help="lines longer than the model takes: keep the first data.max_len tokens, or rewrite in pieces")
+    p.add_argument("--errors", default="strict", choices=["strict", "replace"],
+                   help="invalid UTF-8 / malformed jsonl or tsv lines: stop with the line number, or repair and go on")
+    p.add_argument("--tokenized", action="store_true", help="write the tokenized form (for benchmarks)")
+    p.add_argument("--chunk-lines", type=int, default=1024, help="lines per resume step")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (when the new one is done)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_convert)
+
     p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task")
     p.add_argument("action", choices=["train"])
     p.add_argument("--task", default="sentiment")
@@ -213,16 +248,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
+    from .convert import ConvertError
     from .corpora import CorpusError
 
     args = build_parser().parse_args(argv)
     try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()          # no "Loading weights" bar on every command
+
         return args.func(args)
-    except (ConfigError, CorpusError, CheckpointError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, CorpusError, CheckpointError, ConvertError, ValueError, FileNotFoundError) as err:
         print(f"textgan {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted; resume with: textgan train --resume <run dir>", file=sys.stderr)
+        again = {"train": "textgan train --resume <run dir>", "convert": "the same command again"}
+        if args.command in again:
+            print(f"\ninterrupted; to continue, run {again[args.command]}", file=sys.stderr)
         return 130
 
 

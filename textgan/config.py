@@ -108,6 +108,8 @@ class TrainConfig:
     mixed_precision: str = "auto"        # auto (bf16 on GPU, fp32 on CPU) | no | bf16 | fp16
     log_every: int = 20
     eval_every: int = 500
+    ae_eval_every: int = 0               # dev evaluation period in the autoencoder phase (0: eval_every);
+                                         # none while D pretrains (G does not change)
     eval_lines: int = 200                # dev lines per direction in the periodic evaluation
     ckpt_every: int = 500
     # The run's inference files (generator/, discriminator) hold the model with the best dev score

@@ -128,24 +128,26 @@ class AdvOptions:
     gamma: float = 0.9
     # reinforce: (returns, mask) -> baseline (B, T); an EMABaseline or the greedy decode's returns.
     baseline: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-    seq_reward: torch.Tensor | None = None       # (B,) added at each row's last step (cycle log-prob)
+    seq_reward: torch.Tensor | None = None       # (B,) sentence reward added to every step's return
 
 
 def reinforce_adversarial(fake: Sample, score: Score, opts: AdvOptions) -> tuple[torch.Tensor, dict]:
     """Policy gradient with dense rewards (ScratchGAN, de Masson d'Autume et al. 2019):
 
-        r_t = D_b(fake_b_<=t)  (+ opts.seq_reward at the last step, e.g. the cycle log-prob as in DualRL)
-        R_t = sum_{s>=t} gamma^(s-t) r_s,     L = -E_t[(R_t - b_t) log pi(y_t | y_<t, x)]
+        r_t = D_b(fake_b_<=t),    R_t = sum_{s>=t} gamma^(s-t) r_s  (+ c),    L = -E_t[(R_t - b_t) log pi(y_t | y_<t, x)]
 
-    Only `fake.logprobs` carries a gradient; D sees the sampled ids.
+    c = opts.seq_reward is a sentence-level reward given undiscounted to every token of the sentence,
+    e.g. the content reward of DualRL (Luo et al. 2019): the mean log-prob of getting real_a back from
+    the sample, lambda * log p(real_a | fake_b). (Added at the last step only, gamma^T would leave the
+    first tokens, where content is decided, almost without it.) Only `fake.logprobs` carries a
+    gradient; D sees the sampled ids.
     """
     with torch.no_grad():
         real_logp, _ = score(fake.ids)
         rewards = real_logp.exp()                                                # (B, T)
-        if opts.seq_reward is not None:
-            last = fake.mask.long().sum(1).clamp(min=1) - 1
-            rewards[torch.arange(rewards.size(0)), last] += opts.seq_reward
         returns = discounted_returns(rewards, fake.mask, opts.gamma)
+        if opts.seq_reward is not None:
+            returns = returns + opts.seq_reward[:, None] * fake.mask.to(returns.dtype)
         baseline = opts.baseline(returns, fake.mask) if opts.baseline is not None else 0.0
         advantage = returns - baseline
     loss = masked_mean(-advantage * fake.logprobs, fake.mask)

@@ -275,7 +275,7 @@ class Trainer:
                     if t.cycle_reward > 0:
                         opts.seq_reward = t.cycle_reward * sequence_logprob(rec_logits.detach(), real, mask)
                     if t.baseline == "greedy":
-                        opts.baseline = self.greedy_baseline(real, mask, g, tgt)
+                        opts.baseline = self.greedy_baseline(real, mask, g, g_back, src, tgt)
                 adv, adv_logs = ESTIMATORS[t.estimator](fake, lambda x, d=tgt: self.critic.log_probs(x, d), opts)
                 l_self, l_cycle, l_adv = l_self + rec, l_cycle + cyc, l_adv + adv
                 logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
@@ -290,13 +290,18 @@ class Trainer:
         logs["g_loss"] = loss.item()
         return logs, fakes_for_d
 
-    def greedy_baseline(self, real, mask, g, tgt: int):
-        """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets."""
+    def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int):
+        """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets
+        (with the same cycle reward as the samples when train.cycle_reward > 0)."""
         t = self.cfg.train
         with torch.no_grad():
             greedy = self.fakes(real, mask, g, self.cfg.data.domains[tgt], "greedy")
             real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
             greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
+            if t.cycle_reward > 0:
+                rec_logits = g_back(greedy.ids, greedy.mask, real, self.dom[self.cfg.data.domains[src]])
+                content = t.cycle_reward * sequence_logprob(rec_logits, real, mask)
+                greedy_returns = greedy_returns + content[:, None] * greedy.mask.to(greedy_returns.dtype)
 
         def baseline(returns, _mask):
             width = returns.size(1)
@@ -318,6 +323,15 @@ class Trainer:
         self._update(loss, self.opt_g, self.sched_g, g_params)
         logs["g_loss"] = loss.item()
         return logs
+
+    def eval_due(self, phase: str) -> bool:
+        """After this step: the dev evaluation? Every eval_every steps (ae_eval_every in the autoencoder
+        phase), none while D pretrains, and always at the end of the autoencoder phase and of the run."""
+        t, step = self.cfg.train, self.state.step
+        if step in (t.ae_steps, self.total):
+            return True
+        every = {"ae": t.ae_eval_every or t.eval_every, "d": 0, "adv": t.eval_every}[phase]
+        return every > 0 and step % every == 0
 
     def phase(self, step: int) -> str:
         t = self.cfg.train
@@ -427,7 +441,7 @@ class Trainer:
                     short = {k.split("/")[1]: f"{v:.3g}" for k, v in means.items()
                              if k.split("/")[1] in ("g_loss", "d_loss", "fool_neg", "fool_pos", "tau")}
                     bar.set_postfix(phase=phase, **short)
-                if self.state.step % t.eval_every == 0 or self.state.step == self.total:
+                if self.eval_due(phase):
                     if self.acc.is_main_process:
                         tqdm.write(f"step {self.state.step} ({phase}):")
                         results = self.evaluate()

@@ -19,7 +19,7 @@ from .tokenizer import Tokenizer
 
 def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], to: str, beam: int = 1,
                         sample: bool = False, temperature: float = 1.0, max_len: int = 32,
-                        batch_size: int = 64) -> list[str]:
+                        batch_size: int = 256) -> list[str]:
     """Normalized sentences -> normalized rewrites in domain `to`, in input order.
 
     Sentences are sorted by length so each batch carries little padding; empty inputs give "".
@@ -66,13 +66,15 @@ class StyleTransfer:
         return b if domain == a else a
 
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
-                 temperature: float = 1.0, tokenized: bool = False, batch_size: int = 64) -> list[str]:
+                 temperature: float = 1.0, tokenized: bool = False, batch_size: int = 256,
+                 normalized: bool = False) -> list[str]:
         """Rewrite `texts` into domain `to`: one domain, one per text, or None for "the other one"
         (two-domain tasks; each text's domain is detected).
 
-        `tokenized=True` returns the normalized (tokenized) form used by benchmarks.
+        `tokenized=True` returns the normalized (tokenized) form used by benchmarks; `normalized=True`
+        says the texts already are in that form.
         """
-        norm = [self.tok.normalize(t) for t in texts]
+        norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
         if to is None:
             targets = [self.other_domain(d) for d in self.detect(norm, normalized=True)]
         else:

@@ -193,10 +193,41 @@ class Generator(nn.Module):
             probs = straight_through_one_hot(probs, sample.ids)
         return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=probs)
 
+    @torch.inference_mode()
+    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, max_len: int = 32) -> list[list[int]]:
+        """Greedy decoding for inference: a key-value cache, and each row leaves the batch once it has
+        written EOS (the cache, encoder states and mask are cut down to the unfinished rows), so a batch
+        costs what its unfinished sentences need. Returns each row's ids up to and including EOS."""
+        encoded = self.encode(src, src_mask).last_hidden_state         # (B, S, H)
+        mask = src_mask.long()
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        rows = list(range(src.size(0)))                                 # unfinished rows, in batch order
+        out: list[list[int]] = [[] for _ in rows]
+        token = torch.full((len(rows), 1), to, dtype=torch.long, device=src.device)
+        for _ in range(max_len):
+            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, decoder_input_ids=token,
+                              past_key_values=cache, use_cache=True)
+            cache, chosen = step.past_key_values, step.logits[:, -1].argmax(-1)      # (b,)
+            for row, t in zip(rows, chosen.tolist()):
+                out[row].append(t)
+            going = chosen != EOS
+            if not bool(going.any()):
+                break
+            if not bool(going.all()):
+                keep = going.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                encoded, mask, chosen = encoded[keep], mask[keep], chosen[keep]
+                rows = [rows[i] for i in keep.tolist()]
+            token = chosen[:, None]
+        return out
+
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
                  sample: bool = False, max_len: int = 32, temperature: float = 1.0) -> list[list[int]]:
-        """Inference through `transformers`' generate (KV cache, beam search). Returns ids without the start token."""
+        """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache).
+        Returns ids without the start token."""
+        if beam == 1 and not sample:
+            return self.greedy(src, src_mask, to, max_len)
         config = GenerationConfig(
             max_new_tokens=max_len, num_beams=beam, do_sample=sample, temperature=temperature if sample else None,
             top_k=0 if sample else None, decoder_start_token_id=to, bos_token_id=BOS, eos_token_id=EOS,

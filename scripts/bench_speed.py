@@ -1,0 +1,264 @@
+"""Speed of a trained model, measured against a naive baseline in the same run; training throughput.
+
+    python scripts/bench_speed.py --model runs/sentiment/default-cpu              # writes results/speed/<machine>/
+
+Measures, on one machine, with the threads torch uses:
+  1. matmul peak: the best GFLOP/s of an n x n x n matrix multiply (fp32 on CPU, bf16 on GPU);
+  2. inference on the Yelp test set (500 neg->pos + 500 pos->neg), greedy, sentences/s:
+       textgan       `StyleTransfer.transfer`: length-sorted batches, key-value cache (transformers generate)
+       naive         one sentence at a time, no key-value cache: every step re-reads the whole prefix
+     and how many outputs of the two agree;
+  3. `textgan convert` of a 100k-line file (yelp/train.pos) in a subprocess: lines/s, and its peak RSS beside
+     that of a 10k-line file (memory must not grow with the input);
+  4. training throughput of the model's preset: tokens/s of autoencoder steps and of adversarial steps, and
+     the share of the matmul peak the autoencoder steps reach (model FLOPs ~ 6 * parameters * tokens).
+
+Writes results.json and README.md under results/speed/<name>/ with the command, commit and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import commit  # noqa: E402
+
+from textgan.corpora import corpus_dir, load_card, read_lines  # noqa: E402
+from textgan.data import pad  # noqa: E402
+from textgan.tokenizer import EOS  # noqa: E402
+from textgan.transfer import StyleTransfer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: str, n: int = 2048, repeats: int = 10) -> float:
+    """Best GFLOP/s of C = A @ B, n x n (2 n^3 FLOPs)."""
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeats + 2):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+@torch.no_grad()
+def naive_greedy(model: StyleTransfer, texts: list[str], to: str) -> list[str]:
+    """The baseline: one sentence at a time; each step runs the decoder over the whole prefix (no cache)."""
+    g = model.generator_for(to)
+    device = next(g.parameters()).device
+    outputs = []
+    for ids in model.tok.encode(texts, model.cfg.data.max_len):
+        src, mask = pad([ids or [EOS]])
+        src, mask = src.to(device), mask.to(device)
+        encoded = g.encode(src, mask)
+        prefix = torch.tensor([[model.tok.domain_ids[to]]], device=device)
+        for _ in range(model.cfg.train.max_gen_len):
+            logits = g.model(encoder_outputs=encoded, attention_mask=mask.long(), decoder_input_ids=prefix,
+                             use_cache=False).logits[:, -1]
+            prefix = torch.cat([prefix, logits.argmax(-1, keepdim=True)], dim=1)
+            if prefix[0, -1].item() == EOS:
+                break
+        outputs.append(model.tok.decode([prefix[0, 1:].tolist()])[0])
+    return outputs
+
+
+def split_lines(corpus: str, split: str, domain: str) -> list[str]:
+    card = load_card(corpus)
+    return read_lines(corpus_dir(card, (split,)) / card.files[split][domain])
+
+
+def timed(fn, device: str):
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def inference(model: StyleTransfer, device: str, batch_size: int, naive_lines: int) -> dict:
+    corpus, (a, b) = model.cfg.data.corpus, model.domains
+    tests = {(a, b): split_lines(corpus, "test", a), (b, a): split_lines(corpus, "test", b)}
+    fast_out, fast_s, n = {}, 0.0, 0
+    model.transfer(tests[(a, b)][:64], to=b, batch_size=batch_size)        # warm-up
+    for (src, tgt), lines in tests.items():
+        fast_out[src], seconds = timed(lambda: model.transfer(lines, to=tgt, batch_size=batch_size, tokenized=True),
+                                       device)
+        fast_s, n = fast_s + seconds, n + len(lines)
+    naive_s, naive_n, agree = 0.0, 0, 0
+    for (src, tgt), lines in tests.items():
+        subset = [model.tok.normalize(t) for t in lines[: naive_lines // 2]]
+        out, seconds = timed(lambda: naive_greedy(model, subset, tgt), device)
+        naive_s, naive_n = naive_s + seconds, naive_n + len(subset)
+        agree += sum(x == y for x, y in zip(out, fast_out[src]))
+    fast, naive = n / fast_s, naive_n / naive_s
+    return {"test_sentences": n, "batch_size": batch_size, "textgan_sent_per_s": fast,
+            "naive_sentences": naive_n, "naive_sent_per_s": naive, "speedup": fast / naive,
+            "outputs_identical_to_naive": f"{agree}/{naive_n}"}
+
+
+def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: int) -> dict:
+    """`textgan convert` in a fresh process; lines/s from its summary, peak RSS of that process."""
+    src, out = workdir / f"in{len(lines)}.txt", workdir / f"out{len(lines)}.txt"
+    src.write_text("".join(line + "\n" for line in lines))
+    code = ("import resource, sys; from textgan.cli import main; rc = main(sys.argv[1:]); "
+            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    cmd = [sys.executable, "-c", code, "convert", str(src), "-o", str(out), "--model", str(model_dir),
+           "--quiet", "--batch-size", str(batch_size), "--tokenized"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    summary = [x for x in proc.stderr.splitlines() if x.startswith("wrote")][0]
+    rss = int([x for x in proc.stderr.splitlines() if x.startswith("MAXRSS")][0].split()[1])
+    produced = sum(1 for _ in open(out, "rb"))
+    assert produced == len(lines), (produced, len(lines))
+    return {"lines": len(lines), "lines_per_s": float(summary.split(" s, ")[1].split()[0]),
+            "wall_s_with_startup": wall, "peak_rss_mb": rss / 1024, "summary": summary}
+
+
+def training_throughput(model: StyleTransfer, steps: int) -> dict:
+    """Tokens/s of autoencoder and adversarial steps of the model's config, with fresh weights."""
+    from accelerate import Accelerator
+
+    from textgan.data import encode_split
+    from textgan.trainer import Trainer, prepare_data
+
+    cfg = model.cfg
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    train_split, _ = prepare_data(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp), acc, model.tok, encode_split(train_split, model.tok, cfg.data.max_len),
+                          {}, judge=None)
+        batches = trainer.batches()
+        params = sum(p.numel() for g in trainer.generators for p in g.parameters())
+        result = {"generator_parameters": params}
+        for phase in ("ae", "adv"):
+            tokens, seconds = 0, 0.0
+            for i in range(steps + 2):
+                seqs_a, seqs_b = next(batches)
+                real_a, mask_a = trainer.to_device(seqs_a)
+                real_b, mask_b = trainer.to_device(seqs_b)
+                sync(str(acc.device))
+                start = time.perf_counter()
+                if phase == "ae":
+                    trainer.ae_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
+                else:
+                    trainer.state.step = cfg.train.ae_steps + cfg.train.d_steps
+                    _, fakes = trainer.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
+                    trainer.d_step(fakes)
+                sync(str(acc.device))
+                if i >= 2:                                            # two warm-up steps
+                    seconds += time.perf_counter() - start
+                    tokens += int(mask_a.sum() + mask_b.sum())
+            result[f"{phase}_tokens_per_s"] = tokens / seconds
+            result[f"{phase}_s_per_step"] = seconds / steps
+        # forward + backward of the autoencoder step ~ 6 FLOPs per parameter per target token
+        result["ae_model_gflop_per_s"] = 6 * params * result["ae_tokens_per_s"] / 1e9
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a trained run (the CPU-preset model)")
+    parser.add_argument("--name", help="results/speed/<name> (default: cpu-<threads>t or the GPU name)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--naive-lines", type=int, default=200, help="test sentences for the slow baseline")
+    parser.add_argument("--big-lines", type=int, default=100_000, help="lines of the convert file")
+    parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--out", default=str(ROOT / "results" / "speed"))
+    args = parser.parse_args()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    info = machine()
+    name = args.name or (info.get("gpu", "gpu").replace(" ", "-") if device == "cuda" else f"cpu-{info['torch_threads']}t")
+    out_dir = Path(args.out) / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = StyleTransfer(args.model, device=device)
+    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "model": str(args.model),
+               "device": device}
+    results["matmul_peak_gflop_per_s"] = matmul_peak(device)
+    print(f"matmul peak: {results['matmul_peak_gflop_per_s']:.1f} GFLOP/s", flush=True)
+    results["inference"] = inference(model, device, args.batch_size, args.naive_lines)
+    print(json.dumps(results["inference"], indent=1), flush=True)
+    pool = split_lines(model.cfg.data.corpus, "train", model.domains[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        small = convert_file(Path(args.model), pool[:10_000], Path(tmp), args.batch_size)
+        big = convert_file(Path(args.model), (pool * (args.big_lines // len(pool) + 1))[: args.big_lines], Path(tmp),
+                           args.batch_size)
+    results["convert"] = {"small": small, "big": big}
+    print(json.dumps(results["convert"], indent=1), flush=True)
+    train = training_throughput(model, args.train_steps)
+    train["ae_share_of_matmul_peak"] = train["ae_model_gflop_per_s"] / results["matmul_peak_gflop_per_s"]
+    results["training"] = train
+    print(json.dumps(train, indent=1), flush=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "README.md").write_text(report(results))
+    print(f"written to {out_dir}")
+
+
+def report(r: dict) -> str:
+    inf, conv, tr = r["inference"], r["convert"], r["training"]
+    m = r["machine"]
+    return f"""# Speed: {r['model']} on {m.get('gpu') or m['cpu']}
+
+Command: `{r['command']}` at commit {r['commit']}, {r['date']}.
+Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} using {m['torch_threads']} threads{', GPU ' + m['gpu'] if 'gpu' in m else ''}.
+Matmul peak measured in the same run: {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s.
+
+| inference, greedy, Yelp test (both directions) | sentences/s |
+|---|---|
+| textgan (batch {inf['batch_size']}, length-sorted, KV cache), {inf['test_sentences']} sentences | {inf['textgan_sent_per_s']:.1f} |
+| naive (one at a time, no KV cache), {inf['naive_sentences']} sentences | {inf['naive_sent_per_s']:.1f} |
+| speed-up | {inf['speedup']:.1f}x |
+
+Outputs identical between the two: {inf['outputs_identical_to_naive']}.
+
+| `textgan convert` | lines/s | peak RSS |
+|---|---|---|
+| {conv['small']['lines']} lines | {conv['small']['lines_per_s']:.1f} | {conv['small']['peak_rss_mb']:.0f} MB |
+| {conv['big']['lines']} lines | {conv['big']['lines_per_s']:.1f} | {conv['big']['peak_rss_mb']:.0f} MB |
+
+| training (fresh weights, model's preset) | tokens/s | s/step |
+|---|---|---|
+| autoencoder step | {tr['ae_tokens_per_s']:.0f} | {tr['ae_s_per_step']:.2f} |
+| adversarial step (G + D) | {tr['adv_tokens_per_s']:.0f} | {tr['adv_s_per_step']:.2f} |
+
+Autoencoder steps reach ~{tr['ae_model_gflop_per_s']:.1f} GFLOP/s (6 x {tr['generator_parameters'] / 1e6:.1f}M parameters
+x tokens/s), {100 * tr['ae_share_of_matmul_peak']:.0f}% of the measured matmul peak.
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""`textgan convert`: order under length bucketing, kill -9 and resume, bad input, streaming memory."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import pytest
+
+from conftest import ROOT
+from textgan.cli import main
+from textgan.convert import (
+    ConvertError,
+    LineCodec,
+    Settings,
+    clean_output,
+    convert_chunk,
+    convert_shard,
+    count_lines,
+    split_words,
+)
+
+WORDS = "the food was good bad cold great and staff friendly rude slow service place pizza".split()
+
+
+def toy_lines(n: int, seed: int = 0) -> list[str]:
+    """Sentences of 1 to 20 words in random order, so length bucketing reorders every batch."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 20))) for _ in range(n)]
+
+
+def write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_outputs_stay_in_input_order_under_length_bucketing(trained_run, tmp_path):
+    """Each output line is the model's rewrite of the input line at the same position."""
+    import textgan
+
+    lines = toy_lines(150)
+    src = write(tmp_path / "in.txt", lines)
+    out = tmp_path / "out.txt"
+    assert main(["convert", str(src), "-o", str(out), "--to", "pos", "--model", str(trained_run),
+                 "--batch-size", "8", "--chunk-lines", "50", "--quiet", "--tokenized"]) == 0
+    got = out.read_text().splitlines()
+    model = textgan.load(trained_run)
+    # one sentence at a time: no batching, no sorting
+    alone = [model.transfer([line], to="pos", tokenized=True)[0] for line in lines]
+    assert len(got) == len(lines)
+    assert got == alone
+
+
+def convert_cmd(src, out, run, *extra):
+    return [sys.executable, "-m", "textgan", "convert", str(src), "-o", str(out), "--model", str(run),
+            "--to", "pos", "--quiet", "--chunk-lines", "40", "--batch-size", "16", *extra]
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_resume_gives_identical_bytes(trained_run, tmp_path):
+    src = write(tmp_path / "in.txt", toy_lines(3000, seed=1))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reference = tmp_path / "reference.txt"
+    subprocess.run(convert_cmd(src, reference, trained_run), cwd=ROOT, env=env, check=True, timeout=300)
+
+    out = tmp_path / "out.txt"
+    progress = tmp_path / "out.txt.progress0.json"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(convert_cmd(src, out, trained_run), cwd=ROOT, env=env)
+        while not progress.exists() and proc.poll() is None:    # wait until it is converting
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        if out.exists():
+            break
+        assert not out.exists()                   # a killed run never leaves a (partial) OUTPUT
+    assert kills >= 1
+    done = json.loads(progress.read_text()) if progress.exists() else None
+    assert done is None or done["next_chunk"] > 0   # some progress was kept for the resume
+    subprocess.run(convert_cmd(src, out, trained_run), cwd=ROOT, env=env, check=True, timeout=300)
+    assert out.read_bytes() == reference.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt", "reference.txt"]
+
+
+def test_bad_input_every_case(trained_run, tmp_path, capsys):
+    long_line = " ".join(WORDS * 6)                                   # ~100 tokens > data.max_len
+    raw = b"".join([
+        b"the food was good\n",
+        b"\n",                                                        # empty
+        long_line.encode() + b"\n",                                   # too long
+        b"the\tfood \x0bwas\x1c good\xe2\x80\xa8\n",                  # tab, control chars, U+2028
+        b"windows line end\r\n",
+        b"bad utf-8 \xff\xfe here\n",                                 # invalid UTF-8, line 6
+        b"no newline at the end",
+    ])
+    src = tmp_path / "in.txt"
+    src.write_bytes(raw)
+    out = tmp_path / "out.txt"
+    args = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--quiet"]
+
+    assert main(args) == 1                                            # strict: stops, names the line
+    err = capsys.readouterr().err
+    assert "line 6" in err and "invalid UTF-8" in err and "--errors replace" in err
+    assert not out.exists()
+
+    assert main([*args, "--errors", "replace"]) == 0                 # resumes, repairs, goes on
+    summary = capsys.readouterr().err
+    assert "7 lines" in summary and "empty 1" in summary and "truncated 1" in summary and "repaired 1" in summary
+    lines = out.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 1 == 7                   # one output line per input line
+    assert lines[1] == b""                                            # empty in, empty out
+    assert all(b"\t" not in x and b"\r" not in x and b"\x0b" not in x for x in lines)
+
+    out_split = tmp_path / "split.txt"
+    assert main([*args[:3], str(out_split), *args[4:], "--errors", "replace", "--long", "split"]) == 0
+    assert "split 1" in capsys.readouterr().err
+    assert len(out_split.read_text().split("\n")) - 1 == 7
+
+    assert main(args) == 1                                            # a finished output is not overwritten
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt,line,expect", [
+    ("tsv", "7\tthe food was good\tx", lambda out: out.split("\t")[:3] == ["7", "the food was good", "x"]
+     and len(out.split("\t")) == 4),
+    ("jsonl", json.dumps({"id": 7, "text": "the food\twas good"}),
+     lambda out: json.loads(out)["id"] == 7 and "transfer" in json.loads(out)),
+])
+def test_tsv_and_jsonl_keep_their_fields(trained_run, tmp_path, fmt, line, expect):
+    src = write(tmp_path / f"in.{fmt}", [line, ""])
+    out = tmp_path / f"out.{fmt}"
+    extra = ["--column", "2"] if fmt == "tsv" else []
+    assert main(["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--quiet",
+                 "--format", fmt, *extra]) == 0
+    got = out.read_text().split("\n")
+    assert len(got) == 3 and got[1] == "" and expect(got[0])
+
+
+def test_malformed_jsonl_names_the_line(trained_run, tmp_path, capsys):
+    src = write(tmp_path / "in.jsonl", [json.dumps({"text": "good"}), "{not json"])
+    out = tmp_path / "out.jsonl"
+    base = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--quiet",
+            "--format", "jsonl"]
+    assert main(base) == 1
+    assert "line 2: invalid JSON" in capsys.readouterr().err
+    assert main([*base, "--errors", "replace"]) == 0
+    assert json.loads(out.read_text().splitlines()[1])["transfer"] == ""
+
+
+@pytest.mark.parametrize("problem", ["missing model", "missing input", "other settings"])
+def test_errors_are_one_line_and_leave_nothing_behind(trained_run, tmp_path, capsys, problem):
+    src = write(tmp_path / "in.txt", ["good food"] * 5)
+    out = tmp_path / "out.txt"
+    args = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--quiet"]
+    if problem == "missing model":
+        args[args.index("--model") + 1] = str(tmp_path / "nowhere")
+    elif problem == "missing input":
+        args[1] = str(tmp_path / "nothing.txt")
+    else:   # an unfinished conversion with other settings is not continued with these
+        (tmp_path / "out.txt.progress0.json").write_text(json.dumps({"fingerprint": "0" * 16}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("textgan convert: error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_helpers():
+    assert clean_output("a\tb\nc\r\x0bd\u2028e\x85f") == "a b c d e f"
+    assert split_words(["a", "bb", "c", "dd"], [1, 2, 1, 2], 3) == ["a bb", "c dd"]
+    assert split_words(["long"], [9], 3) == ["long"]
+    with pytest.raises(ConvertError, match="line 3: invalid UTF-8"):
+        LineCodec("txt").decode(b"\xff", "f: line 3", {"repaired": 0})
+
+
+class EchoEngine:
+    """A stand-in model for the streaming test: uppercases the normalized text."""
+
+    max_len = 50
+
+    def normalize(self, text):
+        return text.strip()
+
+    def lengths(self, texts):
+        return [len(t.split()) for t in texts]
+
+    def targets(self, texts):
+        return ["pos"] * len(texts)
+
+    def rewrite(self, texts, targets):
+        return [t.upper() for t in texts]
+
+
+def test_long_lines_are_split_into_pieces_the_model_takes_or_truncated():
+    engine, seen = EchoEngine(), []
+    engine.max_len = 4
+    rewrite = engine.rewrite
+    engine.rewrite = lambda texts, targets: seen.extend(texts) or rewrite(texts, targets)
+    counts = dict.fromkeys(["lines", "empty", "truncated", "split", "repaired"], 0)
+    line = "one two three four five six seven eight nine"
+    assert convert_chunk([line, "", "short one"], engine, "split", counts) == [line.upper(), "", "SHORT ONE"]
+    assert seen == ["one two three four", "five six seven eight", "nine", "short one"]
+    assert counts == {"lines": 3, "empty": 1, "truncated": 0, "split": 1, "repaired": 0}
+    convert_chunk([line], engine, "truncate", counts)
+    assert counts["truncated"] == 1
+
+
+def test_memory_stays_flat_as_the_input_grows(tmp_path):
+    """Peak Python memory converting 200k lines is about that of 20k lines: the input is streamed."""
+    peaks = {}
+    for n in (20_000, 200_000):
+        src = tmp_path / f"in{n}.txt"
+        with open(src, "w") as f:
+            for i in range(n):
+                f.write(f"line {i} the food was good\n")
+        out = tmp_path / f"out{n}.txt"
+        settings = Settings(str(src), src.stat().st_size, 0, "echo", "pos", chunk_lines=1000)
+        tracemalloc.start()
+        convert_shard(settings, out, EchoEngine(), LineCodec("txt"))
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert count_lines(tmp_path / f"out{n}.txt.part0") == n
+    assert peaks[200_000] < 1.5 * peaks[20_000] + 256 * 1024, peaks
