@@ -132,19 +132,38 @@ def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: i
     """`textgan convert` in a fresh process; lines/s from its summary, peak RSS of that process."""
     src, out = workdir / f"in{len(lines)}.txt", workdir / f"out{len(lines)}.txt"
     src.write_text("".join(line + "\n" for line in lines))
-    code = ("import resource, sys; from textgan.cli import main; rc = main(sys.argv[1:]); "
-            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    code = RSS_PROBE
     cmd = [sys.executable, "-c", code, "convert", str(src), "-o", str(out), "--model", str(model_dir),
            "--quiet", "--batch-size", str(batch_size), "--tokenized"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
     summary = [x for x in proc.stderr.splitlines() if x.startswith("wrote")][0]
-    rss = int([x for x in proc.stderr.splitlines() if x.startswith("MAXRSS")][0].split()[1])
+    probe = json.loads([x for x in proc.stderr.splitlines() if x.startswith("RSS ")][0][4:])
     produced = sum(1 for _ in open(out, "rb"))
     assert produced == len(lines), (produced, len(lines))
+    trace = probe["trace"]      # current RSS (MB), once a second
+    at = {f"rss_mb_at_{q}pct": trace[min(len(trace) - 1, len(trace) * q // 100)] for q in (25, 50, 75, 100)}
     return {"lines": len(lines), "lines_per_s": float(summary.split(" s, ")[1].split()[0]),
-            "wall_s_with_startup": wall, "peak_rss_mb": rss / 1024, "summary": summary}
+            "wall_s_with_startup": wall, "peak_rss_mb": probe["peak_kb"] / 1024, **at, "summary": summary}
+
+
+# Runs `textgan convert` and samples the process's current RSS once a second (peak RSS alone would also
+# count one-off spikes; a leak shows as a trace that keeps rising).
+RSS_PROBE = """
+import json, resource, sys, threading, time
+from textgan.cli import main
+trace = []
+def sample():
+    while True:
+        trace.append(int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20)
+        time.sleep(1)
+threading.Thread(target=sample, daemon=True).start()
+rc = main(sys.argv[1:])
+print('RSS ' + json.dumps({'peak_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'trace': trace}),
+      file=sys.stderr)
+sys.exit(rc)
+"""
 
 
 def training_throughput(model: StyleTransfer, steps: int) -> dict:
@@ -228,6 +247,11 @@ def main() -> None:
     print(f"written to {out_dir}")
 
 
+def rss_row(c: dict) -> str:
+    trace = " / ".join(f"{c[f'rss_mb_at_{q}pct']:.0f}" for q in (25, 50, 75, 100))
+    return f"| {c['lines']} lines | {c['lines_per_s']:.1f} | {trace} MB | {c['peak_rss_mb']:.0f} MB |"
+
+
 def report(r: dict) -> str:
     inf, conv, tr = r["inference"], r["convert"], r["training"]
     m = r["machine"]
@@ -245,10 +269,10 @@ Matmul peak measured in the same run: {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s
 
 Outputs identical between the two: {inf['outputs_identical_to_naive']}.
 
-| `textgan convert` | lines/s | peak RSS |
-|---|---|---|
-| {conv['small']['lines']} lines | {conv['small']['lines_per_s']:.1f} | {conv['small']['peak_rss_mb']:.0f} MB |
-| {conv['big']['lines']} lines | {conv['big']['lines_per_s']:.1f} | {conv['big']['peak_rss_mb']:.0f} MB |
+| `textgan convert` (whole process) | lines/s | RSS at 25 / 50 / 75 / 100 % of the run | peak RSS |
+|---|---|---|---|
+{rss_row(conv['small'])}
+{rss_row(conv['big'])}
 
 | training (fresh weights, model's preset) | tokens/s | s/step |
 |---|---|---|

@@ -230,3 +230,18 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path):
         tracemalloc.stop()
         assert count_lines(tmp_path / f"out{n}.txt.part0") == n
     assert peaks[200_000] < 1.5 * peaks[20_000] + 256 * 1024, peaks
+
+
+def test_convert_corpus_script_converts_each_file_of_a_split_and_skips_finished_ones(trained_run, tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "convert_corpus.py"), "--corpus", "toy", "--split", "test",
+           "-o", str(tmp_path), "--model", str(trained_run), "--quiet"]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.neg.pos", "test.pos.neg"]   # each into the other
+    from textgan.corpora import corpus_dir, load_card
+
+    card = load_card("toy")
+    source = corpus_dir(card, ("test",)) / card.files["test"]["neg"]
+    assert count_lines(tmp_path / "test.neg.pos") == count_lines(source)
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stderr.count("done already, skipped") == 2
