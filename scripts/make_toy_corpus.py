@@ -1,4 +1,5 @@
-"""Write the tiny synthetic sentiment corpus in corpora/toy/ used by the tests and quick demos.
+"""Write the tiny synthetic sentiment corpora used by the tests and quick demos: corpora/toy/ (English,
+lowercased and PTB-tokenized) and corpora/toy_zh/ (Chinese, raw: full-width punctuation, no spaces).
 
 Sentences are template reviews whose sentiment is carried by one or two words, so a model can
 learn a clean neg <-> pos mapping in seconds. Deterministic: running it again gives the same files.
@@ -39,8 +40,59 @@ def rewrite(sentence: str, domain: str) -> str:
     return " ".join(tgt[src.index(w)] if w in src else w for w in sentence.split())
 
 
+ZH_SUBJECTS = ["菜", "服务", "房间", "快递", "价格", "味道", "老板", "包装", "米饭", "屏幕", "酒店", "外卖"]
+ZH_ADVERBS = ["", "很", "非常", "真", "特别", "太"]
+ZH_POS = ["好", "好吃", "干净", "快", "热情", "新鲜", "便宜", "满意", "漂亮"]
+ZH_NEG = ["差", "难吃", "脏", "慢", "冷淡", "难闻", "贵", "失望", "糟糕"]
+ZH_ENDINGS = {"pos": ["下次还来！", "推荐！", "很喜欢。"], "neg": ["再也不来了！", "不推荐！", "很生气。"]}
+
+
+def zh_sentences(words: list[str], domain: str, n: int, rng: random.Random) -> list[str]:
+    out = []
+    for _ in range(n):
+        s = f"{rng.choice(ZH_SUBJECTS)}{rng.choice(ZH_ADVERBS)}{rng.choice(words)}"
+        s += "，" + rng.choice(ZH_ENDINGS[domain]) if rng.random() < 0.4 else "。"
+        out.append(s)
+    return out
+
+
+PEOPLE = {"我": "I", "你们": "you", "我们": "we", "他们": "they"}
+VERBS_ZH_EN = {"喜欢": "like", "想要": "want", "看见": "see", "买": "buy"}
+THINGS = {"猫": "cats", "狗": "dogs", "茶": "tea", "书": "books", "苹果": "apples", "花": "flowers"}
+
+
+def zh_en_pair(rng: random.Random) -> tuple[str, str]:
+    """One toy translation pair: "我喜欢猫。" <-> "I like cats."."""
+    (p_zh, p_en), (v_zh, v_en), (t_zh, t_en) = (rng.choice(list(d.items())) for d in (PEOPLE, VERBS_ZH_EN, THINGS))
+    return f"{p_zh}{v_zh}{t_zh}。", f"{p_en[0].upper()}{p_en[1:]} {v_en} {t_en}."
+
+
+def write_toy_zh_en(root: Path) -> None:
+    """Unpaired training halves (each side from its own draws), aligned dev/test with multiref TSVs."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    for lang, k in [("zh", 0), ("en", 1)]:
+        (root / f"train.{lang}").write_text("".join(zh_en_pair(rng)[k] + "\n" for _ in range(1500)))
+    for split, n in [("dev", 40), ("test", 30)]:
+        pairs = [zh_en_pair(rng) for _ in range(n)]
+        for lang, k in [("zh", 0), ("en", 1)]:
+            (root / f"{split}.{lang}").write_text("".join(p[k] + "\n" for p in pairs))
+        (root / f"{split}.zh2en.multiref.tsv").write_text("".join(f"{zh}\t{en}\n" for zh, en in dict(pairs).items()))
+        (root / f"{split}.en2zh.multiref.tsv").write_text(
+            "".join(f"{en}\t{zh}\n" for en, zh in {en: zh for zh, en in pairs}.items()))
+
+
 def main() -> None:
-    root = Path(__file__).resolve().parent.parent / "corpora" / "toy"
+    corpora = Path(__file__).resolve().parent.parent / "corpora"
+    write_toy_zh_en(corpora / "toy_zh_en")
+    root = corpora / "toy_zh"
+    root.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    for split, n in [("train", 2000), ("dev", 100), ("test", 50)]:
+        for domain, words in [("neg", ZH_NEG), ("pos", ZH_POS)]:
+            (root / f"{split}.{domain}").write_text("\n".join(zh_sentences(words, domain, n, rng)) + "\n")
+
+    root = corpora / "toy"
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     for split, n in [("train", 2000), ("dev", 100), ("test", 50)]:

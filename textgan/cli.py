@@ -124,7 +124,7 @@ def _evaluate(args) -> int:
     cfg = _task_config(args)
     evaluator = Evaluator.load_or_train(cfg, Path(args.evaluator or evaluator_dir(cfg.task, args.runs_dir)),
                                         args.data_dir)
-    directions = task_directions(cfg, args.data_dir)
+    directions = task_directions(cfg, args.data_dir, args.test_set)
     systems: dict[str, dict[str, list[str]]] = {"input copy": {d.name: d.inputs for d in directions}}
     def add(name: str, outputs: dict) -> None:
         if name in systems:
@@ -233,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluator", help="evaluator directory (default: <runs>/eval/<task>, trained if missing)")
     p.add_argument("--out", help="write metrics.json, metrics.md and the outputs here")
     p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--test-set", default="test", help="the card's test split (default) or one of its test_sets, "
+                   "e.g. wmt21")
     p.add_argument("--runs-dir", help="runs root (default: ./runs or $TEXTGAN_RUNS)")
     p.add_argument("--data-dir", help="corpus root to search first")
     p.set_defaults(func=_evaluate)

@@ -32,6 +32,7 @@ class DataConfig:
     normalize: str = "ptb_lower"         # none | ptb_lower | zh
     max_len: int = 32                    # tokens per sentence after SentencePiece (longer: truncated)
     max_train_lines: int = 0             # per domain; 0 = all
+    extra_train: list[str] = field(default_factory=list)   # more corpora whose train split joins the same domains
     word_drop: float = 0.1               # denoising noise (Lample et al. 2018): drop prob
     word_blank: float = 0.1              # ... blank-out prob
     shuffle_k: float = 3.0               # ... local shuffle window (0 = off)
@@ -87,7 +88,7 @@ class TrainConfig:
     d_per_g: int = 1                     # discriminator steps per generator step in phase 3
     lambda_self: float = 0.25
     lambda_cycle: float = 0.5
-    lambda_adv: float = 1.0
+    lambda_adv: float = 1.0              # 0: no adversary (denoising + on-the-fly back-translation)
     # soft/gumbel: backpropagate the cycle loss into the forward generator through the relaxed fake
     # (Style Transformer). False = back-translation: the back generator reads the fake's ids and only it
     # learns from the cycle (measured: the through-fake gradient swamps the autoencoder, results/sentiment).
@@ -130,6 +131,8 @@ class EvalConfig:
     lm_vocab_size: int = 8000
     judge_epochs: int = 3                # n-gram judge: passes over the training text
     rouge: bool = False                  # also score ROUGE-1/2/L against the references (summaries)
+    bleu_tokenize: dict[str, str] = field(default_factory=dict)   # target domain -> sacreBLEU tokenizer
+                                         # (default by data.normalize: ptb_lower none, zh zh, none 13a)
 
 
 @dataclass
@@ -166,6 +169,11 @@ def _check_value(key: str, value, hint):
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list of {item.__name__}, got {value!r}")
         return [_check_value(key, v, item) for v in value]
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {key_type.__name__} to {value_type.__name__}, got {value!r}")
+        return {_check_value(key, k, key_type): _check_value(f"{key}.{k}", v, value_type) for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string

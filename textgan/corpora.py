@@ -33,6 +33,10 @@ class CorpusCard:
     domains: list[str] = field(default_factory=list)
     files: dict[str, dict[str, str]] = field(default_factory=dict)        # split -> domain -> rel path
     references: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> source domain -> files
+    # split -> source domain -> TSV "source<TAB>ref1[<TAB>ref2 ...]": distinct sources with all their references
+    multiref: dict[str, dict[str, str]] = field(default_factory=dict)
+    # name -> source domain -> {"source": file, "references": [files]}: further test sets (e.g. WMT news)
+    test_sets: dict[str, dict[str, dict]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)                    # rel path -> URL
     normalized: str = "none"          # the normalization scheme the files are already in (skip re-normalizing)
 
@@ -48,6 +52,9 @@ def load_card(name: str) -> CorpusCard:
         known = sorted(p.stem for p in CARD_DIR.glob("*.yaml"))
         raise CorpusError(f"no corpus card '{name}'; known corpora: {', '.join(known)}")
     raw = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(raw) - set(CorpusCard.__dataclass_fields__))
+    if unknown:
+        raise CorpusError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(CorpusCard.__dataclass_fields__)}")
     return CorpusCard(**raw)
 
 
@@ -61,9 +68,10 @@ def data_roots(data_dir: str | Path | None = None) -> list[Path]:
     return roots
 
 
-def corpus_dir(card: CorpusCard, splits: tuple[str, ...] = ("train",), data_dir=None) -> Path:
-    """The first `<root>/<card.name>` holding every file of `splits`, or a CorpusError saying where we looked."""
-    needed = [rel for split in splits for rel in card.files.get(split, {}).values()]
+def corpus_dir(card: CorpusCard, splits: tuple[str, ...] = ("train",), data_dir=None, files=()) -> Path:
+    """The first `<root>/<card.name>` holding every file of `splits` (and `files`), or a CorpusError saying
+    where we looked."""
+    needed = [rel for split in splits for rel in card.files.get(split, {}).values()] + list(files)
     missing_splits = [s for s in splits if s not in card.files]
     if missing_splits:
         raise CorpusError(f"corpus '{card.name}' has no split(s) {', '.join(missing_splits)}; "
@@ -76,7 +84,7 @@ def corpus_dir(card: CorpusCard, splits: tuple[str, ...] = ("train",), data_dir=
             return candidate
     hint = (f"run `textgan data download {card.name}` on a machine with internet access"
             if card.urls else "this corpus has no download URLs; copy its files there by hand")
-    raise CorpusError(f"corpus '{card.name}' ({', '.join(splits)}) not found; looked in: {'; '.join(looked)}. "
+    raise CorpusError(f"corpus '{card.name}' ({', '.join(list(splits) + list(files))}) not found; looked in: {'; '.join(looked)}. "
                       f"Put it under one of them, pass --data-dir or set $TEXTGAN_DATA, or {hint}.")
 
 

@@ -20,19 +20,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tokenizer import normalize
+from .tokenizer import normalize, units
 
 BLEU_TOKENIZE = {"ptb_lower": "none", "zh": "zh", "none": "13a"}
 
 
 def ngrams(text: str, n: int = 2) -> list[str]:
-    words = text.split()
+    """1..n-grams of `units` (words; single characters in Chinese text)."""
+    words = units(text)
     return words + [" ".join(words[i:i + k]) for k in range(2, n + 1) for i in range(len(words) - k + 1)]
 
 
 class NgramJudge(nn.Module):
-    """A fastText-style linear classifier (Joulin et al. 2017): logistic regression over hashed word
-    1-2-grams, the mean of their weight rows. Trains on 180k sentences in seconds with sparse updates.
+    """A fastText-style linear classifier (Joulin et al. 2017): logistic regression over hashed 1-2-grams
+    of `units` (words; each CJK character one unit, so Chinese gets character n-grams), the mean of their
+    weight rows. Trains on 180k sentences in seconds with sparse updates.
     """
 
     def __init__(self, domains: list[str], buckets: int = 1 << 18, ngram: int = 2):
@@ -136,27 +138,54 @@ class Direction:
         return f"{self.src}2{self.tgt}"
 
 
-def task_directions(cfg, data_dir=None) -> list[Direction]:
-    """Every src -> tgt direction of the task's test split, with its human references."""
+def read_multiref(path: Path) -> tuple[list[str], list[list[str | None]]]:
+    """TSV "source<TAB>ref1[<TAB>ref2 ...]" -> (sources, reference sets); a source with fewer references
+    than the most has None in the other sets (sacreBLEU skips those)."""
+    from .corpora import read_lines
+
+    rows = [line.split("\t") for line in read_lines(path) if line.strip()]
+    width = max(len(r) for r in rows) - 1
+    return [r[0] for r in rows], [[r[k] if k < len(r) else None for r in rows] for k in range(1, width + 1)]
+
+
+def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Direction]:
+    """Every src -> tgt direction of a test set (the card's `test` split, or one of its `test_sets`),
+    with its human references, normalized as the task normalizes."""
     from .corpora import corpus_dir, load_card, read_lines, references
 
     card = load_card(cfg.data.corpus)
-    root = corpus_dir(card, ("test",), data_dir)
     scheme = cfg.data.normalize
+    norm = lambda texts: [normalize(t, scheme) if t is not None else None for t in texts]  # noqa: E731
     out = []
     for src in cfg.data.domains:
-        inputs = [normalize(t, scheme) for t in read_lines(root / card.files["test"][src])]
-        refs = [[normalize(r, scheme) for r in ref] for ref in references(card, "test", src, data_dir)]
+        if test_set in card.test_sets:
+            spec = card.test_sets[test_set].get(src)
+            if spec is None:
+                continue
+            root = corpus_dir(card, (), data_dir, files=[spec["source"], *spec["references"]])
+            inputs = read_lines(root / spec["source"])
+            refs = [read_lines(root / f) for f in spec["references"]]
+        elif test_set in card.files:
+            root = corpus_dir(card, (test_set,), data_dir)
+            if src in card.multiref.get(test_set, {}):
+                inputs, refs = read_multiref(root / card.multiref[test_set][src])
+            else:
+                inputs = read_lines(root / card.files[test_set][src])
+                refs = references(card, test_set, src, data_dir)
+        else:
+            raise ValueError(f"corpus '{card.name}' has no test set {test_set!r}; it has: "
+                             f"{', '.join([s for s in card.files if s != 'train'] + list(card.test_sets))}")
         for tgt in cfg.data.domains:
             if tgt != src:
-                out.append(Direction(src, tgt, inputs, refs))
+                out.append(Direction(src, tgt, norm(inputs), [norm(r) for r in refs]))
     return out
 
 
 class Evaluator:
     """Scores a system's outputs on a task's test set with models trained apart from any GAN:
 
-    - style accuracy: the NgramJudge (hashed word 1-2-gram logistic regression) on the training text;
+    - style accuracy: the NgramJudge (hashed 1-2-grams of words / CJK characters, logistic regression)
+      on the training text;
     - fluency: perplexity per word under a small GPT-2 per domain (`lm.FluencyLM`), trained on that
       domain's training text;
     - sacreBLEU against the inputs (self-BLEU) and the human references (ref-BLEU), signature kept;
@@ -166,8 +195,8 @@ class Evaluator:
 
     def __init__(self, cfg, path: Path, judge: NgramJudge, lms: dict, info: dict):
         self.cfg, self.path, self.judge, self.lms, self.info = cfg, Path(path), judge, lms, info
-        self.tokenize = BLEU_TOKENIZE.get(cfg.data.normalize, "13a")
-        self.signature = ""
+        self.default_tokenize = BLEU_TOKENIZE.get(cfg.data.normalize, "13a")
+        self.signatures: dict[str, str] = {}
 
     @classmethod
     def train(cls, cfg, out_dir: Path, data_dir=None, progress: bool = True) -> "Evaluator":
@@ -190,7 +219,8 @@ class Evaluator:
         dirs = task_directions(cfg, data_dir)
         info = {
             "task": cfg.task, "corpus": cfg.data.corpus, "seconds": round(time.time() - started, 1),
-            "judge": "NgramJudge: hashed word 1-2-gram logistic regression (fastText-style), "
+            "judge": "NgramJudge: hashed 1-2-gram logistic regression (fastText-style) over words, "
+                     "CJK characters counted as words, "
                      f"trained on {cfg.data.corpus}/train only",
             "judge_acc_on_test_inputs": sum(judge.accuracy(d.inputs, d.src) for d in dirs) / len(dirs),
             "lm": {dom: {**lm.info, "ppl_on_test_inputs": lm.perplexity([x for d in dirs if d.src == dom
@@ -226,19 +256,30 @@ class Evaluator:
         if len(outputs) != len(d.inputs):
             raise ValueError(f"{d.name}: {len(outputs)} outputs for {len(d.inputs)} test inputs")
         row = {"acc": self.judge.accuracy(outputs, d.tgt),
-               "self_bleu": bleu(outputs, [d.inputs], self.tokenize).score,
+               "self_bleu": self._bleu(outputs, [d.inputs], d.tgt, keep_signature=not d.references),
                "ppl": self.lms[d.tgt].perplexity(outputs),
                "len_ratio": metrics.length_ratio(outputs, d.inputs),
                "distinct1": metrics.distinct(outputs, 1), "distinct2": metrics.distinct(outputs, 2),
-               "self_bleu_outputs": metrics.self_bleu_among(outputs, self.tokenize),
+               "self_bleu_outputs": metrics.self_bleu_among(outputs, self.tokenize(d.tgt)),
                "duplicates": metrics.duplicate_share(outputs)}
         if d.references:
-            score, self.signature = bleu_with_signature(outputs, d.references, self.tokenize)
-            row["ref_bleu"] = score.score
+            row["ref_bleu"] = self._bleu(outputs, d.references, d.tgt, keep_signature=True)
             row["g"] = metrics.g_score(row["acc"], row["ref_bleu"])
             if self.cfg.eval.rouge:
                 row.update(metrics.rouge(outputs, d.references[0]))
         return row
+
+    def tokenize(self, target: str) -> str:
+        """sacreBLEU tokenizer for text of a target domain (`eval.bleu_tokenize`, e.g. zh for Chinese)."""
+        return self.cfg.eval.bleu_tokenize.get(target, self.default_tokenize)
+
+    def _bleu(self, outputs: list[str], references: list[list[str]], target: str, keep_signature: bool) -> float:
+        """sacreBLEU score; its signature is kept for the report, one per target domain (the ref-BLEU's,
+        or the self-BLEU's when the task has no references)."""
+        score, signature = bleu_with_signature(outputs, references, self.tokenize(target))
+        if keep_signature:
+            self.signatures[target] = signature
+        return score.score
 
     def score_system(self, outputs: dict[str, list[str]], directions: list[Direction]) -> dict:
         """{direction name: outputs} -> {"directions": {name: row}, "mean": row averaged over directions}."""
@@ -258,7 +299,8 @@ def build_report(evaluator: Evaluator, systems: dict[str, dict[str, list[str]]],
     report = {"task": evaluator.cfg.task, **extra, "evaluator": evaluator.info,
               "directions": [d.name for d in directions],
               "systems": {name: evaluator.score_system(outs, directions) for name, outs in systems.items()}}
-    report["bleu_signature"] = evaluator.signature
+    report["bleu_signature"] = "; ".join(f"into {t}: {sig}" if len(evaluator.signatures) > 1 else sig
+                                         for t, sig in evaluator.signatures.items())
     return report
 
 
@@ -281,7 +323,7 @@ def markdown_table(report: dict) -> str:
     lm_names = ", ".join(f"{d}: {v['steps']} steps, PPL {v['ppl_on_test_inputs']:.0f} on test inputs"
                          for d, v in info["lm"].items())
     lines += ["", f"Style judge: {info['judge']}; {info['judge_acc_on_test_inputs']:.1f}% accurate on the "
-              "untouched test inputs.", f"Fluency LM (GPT-2 per target domain, per-word PPL): {lm_names}.",
+              "untouched test inputs.", f"Fluency LM (GPT-2 per target domain, PPL per word or CJK character): {lm_names}.",
               f"sacreBLEU: {report['bleu_signature'] or 'no references'}. Means over the directions "
               f"{', '.join(report['directions'])}."]
     return "\n".join(lines) + "\n"

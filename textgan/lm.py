@@ -2,7 +2,7 @@
 
 A tiny GPT-2 (Hugging Face `GPT2LMHeadModel`) over its own SentencePiece vocabulary, trained on one
 domain's training text for a bounded number of steps (and optionally seconds). Perplexity is reported
-per whitespace word, not per subword piece, so LMs with different vocabularies give comparable numbers.
+per word (per character in Chinese text, `tokenizer.units`), not per subword piece, so LMs with different vocabularies give comparable numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from .data import pad
-from .tokenizer import BOS, EOS, PAD, Tokenizer
+from .tokenizer import BOS, EOS, PAD, Tokenizer, units
 
 INFO_FILE = "fluency_lm.json"
 SPM_FILE = "spm.model"
@@ -116,7 +116,7 @@ class FluencyLM:
 
         info = {
             "kind": "textgan fluency LM (GPT-2)",
-            "perplexity": "per whitespace word, end of sentence counted as one word",
+            "perplexity": "per word (CJK: per character), end of sentence counted as one",
             "train_lines": len(texts), "steps": len(losses), "batch_size": batch_size, "seed": seed,
             "max_len": max_len, "lr": lr, "seconds": round(time.monotonic() - start, 1),
             "final_loss": sum(losses[-50:]) / len(losses[-50:]) if losses else None,
@@ -140,7 +140,7 @@ class FluencyLM:
             PPL = exp( sum_s -log p(pieces of s, EOS) / sum_s (words(s) + 1) )
 
         The numerator is the LM's negative log-likelihood of each whole sentence, its end included;
-        the denominator counts whitespace words plus one for the end, as word-level LMs do, so the
+        the denominator counts words (CJK characters) plus one for the end, as word-level LMs do, so the
         number does not depend on how the vocabulary splits words. An empty text scores its EOS only.
         Sentences longer than the context are scored in overlapping windows.
         """
@@ -156,5 +156,5 @@ class FluencyLM:
             nll = _token_nll(self.model, ids, mask)                                     # (B, T-1)
             for row, (window, scored) in enumerate(batch):
                 total_nll += nll[row, len(window) - 1 - scored:len(window) - 1].sum().item()
-        words = sum(len(t.split()) + 1 for t in texts)
+        words = sum(len(units(t)) + 1 for t in texts)
         return math.exp(total_nll / words)

@@ -12,9 +12,11 @@ from collections import Counter
 import sacrebleu
 from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
+from .tokenizer import units
+
 
 def distinct(texts: list[str], n: int) -> float:
-    """Distinct-n (Li et al. 2016), in percent, over the whole corpus of whitespace tokens:
+    """Distinct-n (Li et al. 2016), in percent, over the whole corpus of `units` (words; CJK characters):
 
         distinct-n = 100 * |unique n-grams| / |n-grams|
 
@@ -22,7 +24,7 @@ def distinct(texts: list[str], n: int) -> float:
     """
     total, unique = 0, set()
     for text in texts:
-        words = text.split()
+        words = units(text)
         grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
         total += len(grams)
         unique.update(grams)
@@ -92,13 +94,13 @@ def g_score(acc: float, bleu: float) -> float:
 
 
 def length_ratio(hyps: list[str], refs: list[str]) -> float:
-    """Total whitespace tokens of the hypotheses over those of their references (1.0 = same length)."""
+    """Total `units` (words; CJK characters) of the hypotheses over those of their references (1.0 = same length)."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-    ref_words = sum(len(r.split()) for r in refs)
+    ref_words = sum(len(units(r)) for r in refs)
     if ref_words == 0:
         raise ValueError("references hold no words")
-    return sum(len(h.split()) for h in hyps) / ref_words
+    return sum(len(units(h)) for h in hyps) / ref_words
 
 
 def rouge(hyps: list[str], refs: list[str]) -> dict[str, float]:

@@ -22,6 +22,18 @@ _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
 
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+_FULL_WIDTH = {",": "，", "!": "！", "?": "？", ":": "：", ";": "；", "(": "（", ")": "）"}
+_ZH_PUNCT = re.compile(rf"([{_HAN}]\s?)([,!?:;()])")
+_UNITS = re.compile(rf"[{_HAN}]|[^\s{_HAN}]+")
+
+
+def units(text: str) -> list[str]:
+    """The units metrics count: whitespace words, with every CJK character (and CJK punctuation) a unit
+    of its own, since Chinese is written without spaces. "i feel sad" -> 3 units; "我很难过。" -> 5."""
+    return _UNITS.findall(text)
+
+
 def _treebank():
     from nltk.tokenize.treebank import TreebankWordDetokenizer, TreebankWordTokenizer
 
@@ -44,7 +56,8 @@ def detokenize(text: str, scheme: str) -> str:
     if scheme == "ptb_lower":
         text = _treebank()[1].detokenize(text.split())
         return text[:1].upper() + text[1:]
-    if scheme == "zh":
+    if scheme == "zh":   # NFKC made "，！？" ASCII; after a Chinese character they go back to full width
+        text = _ZH_PUNCT.sub(lambda m: m.group(1) + _FULL_WIDTH[m.group(2)], text)
         return _CJK_GAP.sub("", text)
     return text
 

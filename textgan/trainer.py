@@ -18,6 +18,7 @@ import random
 import time
 from pathlib import Path
 
+import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
@@ -27,7 +28,7 @@ from . import checkpoint
 from .config import Config, save_config
 from .corpora import load_card, load_split
 from .data import DomainBatches, add_noise, encode_split, normalize_split, pad
-from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu
+from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu, task_directions
 from .losses import (
     ESTIMATORS,
     SAMPLE_MODE,
@@ -97,6 +98,7 @@ class Trainer:
                  train_ids: dict[str, list[list[int]]], dev_texts: dict[str, list[str]], judge: NgramJudge | None):
         self.cfg, self.run_dir, self.acc, self.tok = cfg, run_dir, accelerator, tok
         self.dev_texts, self.judge = dev_texts, judge
+        self.dev_pairs: dict = {}                  # direction name -> evaluate.Direction with references
         self.a, self.b = cfg.data.domains
         self.dom = tok.domain_ids                                   # domain -> decoder start token id
         t = cfg.train
@@ -266,6 +268,11 @@ class Trainer:
             for (real, mask, g, g_back, src, tgt), seqs in zip(
                     self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
                 rec, self_logits = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
+                if t.lambda_adv == 0:   # no adversary: denoising + on-the-fly back-translation (Lample et al. 2018)
+                    cyc = self.back_translation(real, mask, g, g_back, domains[src], domains[tgt])
+                    l_self, l_cycle = l_self + rec, l_cycle + cyc
+                    logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
+                    continue
                 fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator])
                 cycle_input = fake.inputs() if t.cycle_through_fake else fake.ids
                 rec_logits = g_back(cycle_input, fake.mask, real, self.dom[domains[src]])
@@ -289,6 +296,19 @@ class Trainer:
         self.critic.requires_grad_(True)
         logs["g_loss"] = loss.item()
         return logs, fakes_for_d
+
+    def back_translation(self, real, mask, g, g_back, src: str, tgt: str) -> torch.Tensor:
+        """NLL(real | G_back(greedy G(real -> tgt)) -> src): the forward translation is decoded greedily
+        without a graph (dropout off), so only the back direction learns from this pair."""
+        g.eval()
+        try:
+            with torch.no_grad():
+                fake = g.sample(real, mask, self.dom[tgt], mode="greedy",
+                                max_len=min(self.cfg.train.max_gen_len, 2 * real.size(1) + 4))
+        finally:
+            g.train()
+        logits = g_back(fake.ids, fake.mask, real, self.dom[src])
+        return reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)[0]
 
     def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int):
         """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets
@@ -345,12 +365,18 @@ class Trainer:
             g.eval()
         scheme = self.cfg.data.normalize
         results = {}
+        n = self.cfg.train.eval_lines
         for src, tgt, g in [(self.a, self.b, self.g_ab), (self.b, self.a, self.g_ba)]:
-            inputs = self.dev_texts[src][: self.cfg.train.eval_lines]
+            paired = self.dev_pairs.get(f"{src}2{tgt}")       # dev sources with references (translation)
+            inputs = paired.inputs[:n] if paired else self.dev_texts[src][:n]
             outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len)
+            tokenize = self.cfg.eval.bleu_tokenize.get(tgt, BLEU_TOKENIZE.get(scheme, "13a"))
             if self.judge is not None:
                 results[f"dev/acc_{src}2{tgt}"] = self.judge.accuracy(outputs, tgt)
-            results[f"dev/self_bleu_{src}2{tgt}"] = bleu(outputs, [inputs], BLEU_TOKENIZE.get(scheme, "13a")).score
+            if paired:
+                results[f"dev/bleu_{src}2{tgt}"] = bleu(outputs, [r[:n] for r in paired.references], tokenize).score
+            else:
+                results[f"dev/self_bleu_{src}2{tgt}"] = bleu(outputs, [inputs], tokenize).score
             for x, y in list(zip(inputs, outputs))[:2]:
                 tqdm.write(f"  [{src}->{tgt}] {x}\n         -> {y}")
         tqdm.write("  " + "  ".join(f"{k.split('/')[1]}={v:.1f}" for k, v in results.items()))
@@ -376,6 +402,8 @@ class Trainer:
         """Save the inference files when the dev score sqrt(mean ACC * mean self-BLEU) beats best.json's."""
         acc = [v for k, v in results.items() if k.startswith("dev/acc_")]
         self_bleu = [v for k, v in results.items() if k.startswith("dev/self_bleu_")]
+        if not acc or not self_bleu:
+            return
         score = math.sqrt(sum(acc) / len(acc) * sum(self_bleu) / len(self_bleu))
         best_file = self.run_dir / "best.json"
         best = json.loads(best_file.read_text())["score"] if best_file.exists() else -1.0
@@ -422,8 +450,11 @@ class Trainer:
                         logs = self.d_step(self.sample_fakes(real_a, mask_a, real_b, mask_b))
                     else:
                         logs, fakes = self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
-                        logs.update(self.d_step(fakes))
-                        for _ in range(t.d_per_g - 1):
+                        if t.lambda_adv == 0:
+                            fakes = None                       # no discriminator to train
+                        else:
+                            logs.update(self.d_step(fakes))
+                        for _ in range(t.d_per_g - 1 if fakes else 0):
                             extra_a, extra_b = (self.to_device(s) for s in next(batches))
                             logs.update(self.d_step(self.sample_fakes(*extra_a, *extra_b)))
                 if any(math.isnan(v) for v in logs.values()):
@@ -469,6 +500,16 @@ def prepare_data(cfg: Config, data_dir=None):
     dev = load_split(card, "dev" if "dev" in card.files else "test", data_dir)
     if card.normalized != scheme:
         train, dev = normalize_split(train, scheme), normalize_split(dev, scheme)
+    for name in cfg.data.extra_train:          # e.g. monolingual text beside a small corpus (translation)
+        extra_card = load_card(name)
+        extra = load_split(extra_card, "train", data_dir, cfg.data.max_train_lines)
+        if extra_card.normalized != scheme:
+            extra = normalize_split(extra, scheme)
+        unknown = sorted(set(extra) - set(cfg.data.domains))
+        if unknown:
+            raise ValueError(f"extra corpus '{name}' has domain(s) {unknown} the task does not have ({cfg.data.domains})")
+        train = datasets.DatasetDict({d: datasets.concatenate_datasets([train[d], extra[d]]) if d in extra else train[d]
+                                      for d in cfg.data.domains})
     return train, dev
 
 
@@ -506,6 +547,8 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     train_ids = encode_split(train_split, tok, cfg.data.max_len)
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge)
+    if "dev" in load_card(cfg.data.corpus).multiref:   # dev sources with references: dev BLEU, not self-BLEU
+        trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev")}
     if resume:
         trainer.load_checkpoint()
         if accelerator.is_main_process:
