@@ -96,6 +96,7 @@ def test_translation_trains_with_back_translation_and_is_scored_with_both_tokeni
     assert set(directions) == {"zh2en", "en2zh"}
     assert len(directions["zh2en"].inputs) == len(directions["zh2en"].references[0])
     model = StyleTransfer(run)
+    assert model.detect(["我喜欢猫。", "They buy tea."]) == ["zh", "en"]        # by the run's n-gram judge
     evaluator = Evaluator.train(cfg, tmp_path / "eval", progress=False)
     systems = {"mt": {name: model.transfer(d.inputs, to=d.tgt, tokenized=True) for name, d in directions.items()}}
     report = build_report(evaluator, {"input copy": {n: d.inputs for n, d in directions.items()}, **systems},

@@ -1,4 +1,5 @@
 import io
+import os
 import subprocess
 import sys
 
@@ -63,9 +64,10 @@ def test_unknown_domain_exit_code(trained_run, capsys):
     assert "unknown domain 'happy'" in capsys.readouterr().err
 
 
-def test_console_script_and_module_entry_points():
+def test_console_script_and_module_entry_points(tmp_path):
     out = subprocess.run(["textgan", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "train" in out.stdout and "transfer" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "textgan", "transfer"], cwd=ROOT, capture_output=True,
-                         text=True, stdin=subprocess.DEVNULL)
-    assert bad.returncode != 0
+    env = {**os.environ, "TEXTGAN_RUNS": str(tmp_path)}           # no trained run there
+    bad = subprocess.run([sys.executable, "-m", "textgan", "transfer", "good food"], cwd=ROOT, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, env=env)
+    assert bad.returncode == 1 and "no trained run of task 'sentiment'" in bad.stderr

@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint import latest_run, load_run
 from .data import pad
+from .evaluate import NgramJudge
 from .models.generator import Generator
 from .tokenizer import Tokenizer
 
@@ -47,14 +48,21 @@ class StyleTransfer:
         self.run_dir = Path(run_dir)
         self.cfg, self.tok, self.generators, self.critic = load_run(run_dir, device)
         self.domains = self.cfg.data.domains
+        judge_file = self.run_dir / "judge.pt"
+        self.judge = NgramJudge.load(judge_file) if judge_file.exists() else None
 
     def generator_for(self, to: str) -> Generator:
         """g_ab writes domain b (index 1); g_ba writes domain a. One shared generator writes all."""
         return self.generators[-1] if to == self.domains[0] else self.generators[0]
 
     def detect(self, texts: list[str], normalized: bool = False) -> list[str]:
-        """The domain each sentence is in, by the run's discriminator."""
+        """The domain each sentence is in, by the run's n-gram judge (judge.pt, fitted on the training text
+        when the run started) or, in runs without one, its discriminator (which a run without an
+        adversary, e.g. translation, never trains)."""
         norm = texts if normalized else [self.tok.normalize(t) for t in texts]
+        if self.judge is not None:
+            with torch.no_grad():
+                return [self.judge.domains[i] for i in self.judge(norm).argmax(-1).tolist()]
         encoded = [ids or [0] for ids in self.tok.encode(norm, self.cfg.data.max_len)]
         ids, mask = pad(encoded)
         device = next(self.critic.parameters()).device
