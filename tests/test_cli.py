@@ -71,3 +71,13 @@ def test_console_script_and_module_entry_points(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "textgan", "transfer", "good food"], cwd=ROOT, capture_output=True,
                          text=True, stdin=subprocess.DEVNULL, env=env)
     assert bad.returncode == 1 and "no trained run of task 'sentiment'" in bad.stderr
+
+
+def test_overrides_may_follow_options(monkeypatch):
+    """`textgan judge train --task toy eval.lm_steps=5`: KEY=VALUE after an option is still an override."""
+    seen = {}
+    monkeypatch.setattr("textgan.cli._judge", lambda args: seen.update(overrides=args.overrides) or 0)
+    assert main(["judge", "train", "--task", "toy", "eval.lm_steps=5"]) == 0
+    assert seen["overrides"] == ["eval.lm_steps=5"]
+    with pytest.raises(SystemExit):
+        main(["judge", "train", "--task", "toy", "--bogus"])

@@ -253,7 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     from .convert import ConvertError
     from .corpora import CorpusError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot take positional KEY=VALUE overrides after an option (`judge train --task t k=v`)
+    if extra and hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         from transformers.utils import logging as hf_logging
 
