@@ -114,7 +114,8 @@ def main() -> None:
     outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True) for d in directions}
     transfer_seconds = time.time() - t0
     systems = {"input copy": {d.name: d.inputs for d in directions}, name: outputs}
-    report = build_report(evaluator, systems, directions, estimator=cfg.train.estimator, preset=cfg.preset,
+    estimator = cfg.train.estimator if cfg.train.lambda_adv > 0 else "none (lambda_adv 0)"
+    report = build_report(evaluator, systems, directions, estimator=estimator, preset=cfg.preset,
                           run=str(run_dir))
     trained_commit = json.loads((run_dir / "run.json").read_text()).get("commit", "unknown")[:7]
     report.update(command=command, commit=commit(), trained_at_commit=trained_commit, machine=machine(),
@@ -130,7 +131,7 @@ def main() -> None:
             shutil.copy(run_dir / f, out / f)
     minutes = f"{train_seconds / 60:.1f} min of training" if train_seconds else "an existing run"
     (out / "README.md").write_text(
-        f"# {cfg.task}: {name} ({cfg.train.estimator}, {cfg.preset} preset)\n\n"
+        f"# {cfg.task}: {name} ({estimator}, {cfg.preset} preset)\n\n"
         f"- command: `{command}`\n- commit: {report['commit']} (the run was trained at {trained_commit}, "
         f"see run.json)\n- machine: {report['machine']}\n"
         f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n"
