@@ -84,7 +84,7 @@ def main() -> int:
                              batch_size=args.batch_size, chunk_lines=args.chunk_lines,
                              show_progress=not args.quiet)
             if output.exists():
-                print(f"{path} -> {output}: {summary_line(result, result['seconds'], result['converted_now'])}",
+                print(f"{path} -> {output}: {summary_line(result)}",
                       file=sys.stderr)
     except (ConvertError, CorpusError, CheckpointError, ValueError) as err:
         print(f"convert_corpus: error: {err}", file=sys.stderr)

@@ -74,7 +74,7 @@ def _convert(args) -> int:
                      args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
                      args.overwrite, args.runs_dir, show_progress=not args.quiet)
     if Path(args.output).exists():      # the main process (others return before the merge is visible)
-        print(f"wrote {args.output}: {summary_line(result, result['seconds'], result['converted_now'])}",
+        print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
     return 0
 

@@ -345,7 +345,9 @@ def check_paths(input_path: Path, output: Path, overwrite: bool) -> None:
         raise ConvertError(f"output directory {output.parent} is not writable")
 
 
-def summary_line(counts: dict, seconds: float, converted_now: int) -> str:
+def summary_line(result: dict) -> str:
+    """`convert`'s result (counts, seconds, converted_now) as one line."""
+    counts, seconds, converted_now = result, result["seconds"], result["converted_now"]
     rate = converted_now / seconds if seconds > 0 else 0.0
     return (f"{counts['lines']} lines ({converted_now} in this run, {seconds:.1f} s, {rate:.1f} lines/s); "
             f"empty {counts['empty']}, truncated {counts['truncated']}, split {counts['split']}, "

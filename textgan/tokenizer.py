@@ -18,14 +18,12 @@ import sentencepiece as spm
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"^[+-]?\d[\d,.:/]*$")
-_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
+_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"   # CJK characters, punctuation, full width
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
-
-_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
 _FULL_WIDTH = {",": "，", "!": "！", "?": "？", ":": "：", ";": "；", "(": "（", ")": "）"}
-_ZH_PUNCT = re.compile(rf"([{_HAN}]\s?)([,!?:;()])")
-_UNITS = re.compile(rf"[{_HAN}]|[^\s{_HAN}]+")
+_ZH_PUNCT = re.compile(rf"([{_CJK}]\s?)([,!?:;()])")
+_UNITS = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 
 
 def units(text: str) -> list[str]:
