@@ -25,6 +25,8 @@ import torch
 import yaml
 
 from textgan.config import config_from_dict, load_config
+from textgan.crosslingual import CrossLingual
+from textgan.data import encode_split
 from textgan.evaluate import (
     COLUMNS,
     Evaluator,
@@ -33,7 +35,8 @@ from textgan.evaluate import (
     markdown_table,
     task_directions,
 )
-from textgan.trainer import train
+from textgan.tokenizer import Tokenizer
+from textgan.trainer import prepare_data, train
 from textgan.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,24 +61,43 @@ def commit() -> str:
 
 def rebuild_table(task_dir: Path) -> str:
     """One markdown table of every committed system of a task (means over directions)."""
-    rows, seen_copy = [], False
+    rows, seen_baselines = [], set()
     for metrics_file in sorted(task_dir.glob("*/metrics.json")):
         report = json.loads(metrics_file.read_text())
+        folder = metrics_file.parent.name
         for name, system in report["systems"].items():
-            if name == "input copy":
-                if seen_copy:
-                    continue
-                seen_copy = True
-            label = name if name == "input copy" else f"[{metrics_file.parent.name}]({metrics_file.parent.name}/)"
-            rows.append((label, "" if name == "input copy" else report.get("estimator", ""), system["mean"]))
+            if name != folder:                        # a baseline (input copy, word-by-word): listed once
+                if name not in seen_baselines:
+                    seen_baselines.add(name)
+                    rows.append((name, "", system["mean"]))
+                continue
+            rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"]))
     present = [(k, t) for k, t in COLUMNS if any(k in m for _, _, m in rows)]
     lines = ["| system | estimator | " + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 2) + "|"]
-    for label, est, mean in sorted(rows, key=lambda r: r[0] != "input copy"):
+    for label, est, mean in sorted(rows, key=lambda r: r[0].startswith("[")):   # baselines first
         cells = [f"{mean[k]:.2f}" if k == "len_ratio" else f"{mean[k]:.1f}" if k in mean else "" for k, _ in present]
         lines.append(f"| {label} | {est} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     (task_dir / "TABLE.md").write_text(table)
     return table
+
+
+def word_by_word(run_dir: Path, cfg, method: str, directions) -> tuple[dict, dict]:
+    """Baseline outputs: each piece replaced by its nearest piece of the target language, through
+    cross-lingual embeddings learnt on the run's tokenizer and training text (the run's own crosslingual.pt
+    when its method matches; else learnt once and kept as wordbyword-<method>.pt in the run)."""
+    tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+    own, kept = run_dir / "crosslingual.pt", run_dir / f"wordbyword-{method}.pt"
+    if own.exists() and CrossLingual.load(own).method == method:
+        xl = CrossLingual.load(own)
+    elif kept.exists():
+        xl = CrossLingual.load(kept)
+    else:
+        train_ids = encode_split(prepare_data(cfg)[0], tok, cfg.data.max_len)
+        xl = CrossLingual.learn(train_ids, cfg.generator.d_model, method, tok)
+        xl.info.update(xl.evaluate_bli(tok))
+        xl.save(kept)
+    return {d.name: xl.word_by_word(tok, d.inputs, d.src, d.tgt) for d in directions}, xl.info
 
 
 def main() -> None:
@@ -88,6 +110,10 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--results-dir", default=str(ROOT / "results"))
     parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("--test-set", default="test", help="the card's test split or one of its test_sets "
+                        "(e.g. wmt21); results go to results/<task>/<name>/<test set> for the latter")
+    parser.add_argument("--wordbyword", action="append", default=[], choices=["unsupervised", "cedict"],
+                        help="add a word-by-word baseline row (cross-lingual embeddings, translation); repeatable")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
 
@@ -105,18 +131,26 @@ def main() -> None:
         train_seconds = time.time() - started
     name = run_dir.name if not args.run else (args.name or run_dir.name)
     out = Path(args.results_dir) / cfg.task / name
+    if args.test_set != "test":
+        out = out / args.test_set
     out.mkdir(parents=True, exist_ok=True)
 
     evaluator = Evaluator.load_or_train(cfg, evaluator_dir(cfg.task, args.runs_dir))
-    directions = task_directions(cfg)
+    directions = task_directions(cfg, test_set=args.test_set)
     model = StyleTransfer(run_dir)
     t0 = time.time()
     outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True) for d in directions}
     transfer_seconds = time.time() - t0
-    systems = {"input copy": {d.name: d.inputs for d in directions}, name: outputs}
+    systems = {"input copy": {d.name: d.inputs for d in directions}}
+    crosslingual = {}
+    for method in args.wordbyword:
+        systems[f"word-by-word ({method})"], crosslingual[method] = word_by_word(run_dir, cfg, method, directions)
+    systems[name] = outputs
     estimator = cfg.train.estimator if cfg.train.lambda_adv > 0 else "none (lambda_adv 0)"
     report = build_report(evaluator, systems, directions, estimator=estimator, preset=cfg.preset,
-                          run=str(run_dir))
+                          run=str(run_dir), test_set=args.test_set)
+    if crosslingual:
+        report["crosslingual"] = crosslingual
     trained_commit = json.loads((run_dir / "run.json").read_text()).get("commit", "unknown")[:7]
     report.update(command=command, commit=commit(), trained_at_commit=trained_commit, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
@@ -124,9 +158,11 @@ def main() -> None:
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
     (out / "metrics.md").write_text(table)
-    for key, lines in outputs.items():
-        (out / f"test.{key}.txt").write_text("".join(x + "\n" for x in lines))
-    for f in ("config.yaml", "run.json", "best.json", "metrics.jsonl", "training_curves.png"):
+    stems = {name: args.test_set, **{f"word-by-word ({m})": f"{args.test_set}.wordbyword-{m}" for m in crosslingual}}
+    for system, stem in stems.items():
+        for key, lines in systems[system].items():
+            (out / f"{stem}.{key}.txt").write_text("".join(x + "\n" for x in lines))
+    for f in ("config.yaml", "run.json", "best.json", "metrics.jsonl", "training_curves.png", "crosslingual.json"):
         if (run_dir / f).exists():
             shutil.copy(run_dir / f, out / f)
     minutes = f"{train_seconds / 60:.1f} min of training" if train_seconds else "an existing run"
@@ -138,7 +174,8 @@ def main() -> None:
         f"- config: [config.yaml](config.yaml); training curves: [training_curves.png](training_curves.png)\n\n"
         f"{table}")
     print(table)
-    print(rebuild_table(out.parent))
+    if args.test_set == "test":
+        print(rebuild_table(out.parent))
     print(f"results in {out}")
 
 

@@ -105,6 +105,12 @@ class TrainConfig:
     baseline: str = "ema"                # reinforce: ema | greedy
     ema_decay: float = 0.95
     cycle_reward: float = 0.0            # reinforce: weight of the cycle log-prob sequence reward
+    # Cross-lingual piece embeddings learnt before training (crosslingual.py, saved as crosslingual.pt):
+    # none | unsupervised (monolingual text only) | cedict (weak supervision: a CC-CEDICT seed dictionary)
+    crosslingual: str = "none"
+    xl_init_embeddings: bool = True      # with crosslingual: the generator's token embeddings start from them
+    bt_wordbyword_steps: int = 0         # with crosslingual and lambda_adv 0: the first N back-translation
+                                         # steps translate word by word instead of greedily (Lample et al. 2018)
     max_gen_len: int = 32
     mixed_precision: str = "auto"        # auto (bf16 on GPU, fp32 on CPU) | no | bf16 | fp16
     log_every: int = 20
@@ -156,6 +162,7 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
+    "train.crosslingual": ("none", "unsupervised", "cedict"),
     "train.feedback": ("hard", "soft"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
 }

@@ -25,8 +25,9 @@ from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .config import Config, save_config
-from .corpora import load_card, load_split
+from .config import Config, ConfigError, save_config
+from .corpora import CorpusError, load_card, load_split
+from .crosslingual import CrossLingual
 from .data import DomainBatches, add_noise, encode_split, normalize_split, pad
 from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu, task_directions
 from .losses import (
@@ -95,7 +96,8 @@ def plot_curves(metrics_file: Path, png: Path) -> None:
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, accelerator: Accelerator, tok: Tokenizer,
-                 train_ids: dict[str, list[list[int]]], dev_texts: dict[str, list[str]], judge: NgramJudge | None):
+                 train_ids: dict[str, list[list[int]]], dev_texts: dict[str, list[str]], judge: NgramJudge | None,
+                 xl: CrossLingual | None = None):
         self.cfg, self.run_dir, self.acc, self.tok = cfg, run_dir, accelerator, tok
         self.dev_texts, self.judge = dev_texts, judge
         self.dev_pairs: dict = {}                  # direction name -> evaluate.Direction with references
@@ -103,6 +105,9 @@ class Trainer:
         self.dom = tok.domain_ids                                   # domain -> decoder start token id
         t = cfg.train
         self.generators, self.critic = checkpoint.new_models(cfg, tok.vocab_size)
+        self.wordbyword: dict = {}                 # (src, tgt) -> [vocab] id table, from cross-lingual embeddings
+        if xl is not None:
+            self.use_crosslingual(xl)
         for module in [*self.generators, self.critic]:
             module.to(accelerator.device).train()
         self.g_ab, self.g_ba = self.generators[0], self.generators[-1]
@@ -123,6 +128,21 @@ class Trainer:
         self.train_ids = train_ids
         self.total = t.ae_steps + t.d_steps + t.adv_steps
         self.noise_rng = random.Random(t.seed + accelerator.process_index)
+
+    def use_crosslingual(self, xl: CrossLingual) -> None:
+        """Start the token embeddings from the aligned piece vectors (train.xl_init_embeddings) and keep
+        the word-by-word tables for the first back-translation steps."""
+        if self.cfg.train.xl_init_embeddings:
+            for g in self.generators:
+                weight = g.model.get_input_embeddings().weight
+                rows, has = xl.embedding_init(weight.size(0), g.model.config.init_std)
+                if rows.size(1) != weight.size(1):
+                    raise ConfigError(f"cross-lingual vectors have {rows.size(1)} dims, the generator {weight.size(1)}")
+                with torch.no_grad():
+                    weight[has] = rows[has].to(weight.dtype)
+        vocab = self.tok.vocab_size
+        self.wordbyword = {(s, t): xl.table(s, t, vocab).to(self.acc.device)
+                           for s, t in [(self.a, self.b), (self.b, self.a)]}
 
     # ---------------------------------------------------------------- batches
     def batches(self):
@@ -299,15 +319,22 @@ class Trainer:
 
     def back_translation(self, real, mask, g, g_back, src: str, tgt: str) -> torch.Tensor:
         """NLL(real | G_back(greedy G(real -> tgt)) -> src): the forward translation is decoded greedily
-        without a graph (dropout off), so only the back direction learns from this pair."""
-        g.eval()
-        try:
-            with torch.no_grad():
-                fake = g.sample(real, mask, self.dom[tgt], mode="greedy",
-                                max_len=min(self.cfg.train.max_gen_len, 2 * real.size(1) + 4))
-        finally:
-            g.train()
-        logits = g_back(fake.ids, fake.mask, real, self.dom[src])
+        without a graph (dropout off), so only the back direction learns from this pair. In the first
+        train.bt_wordbyword_steps steps the forward translation is word by word instead (tables from the
+        cross-lingual embeddings): a first model that does not just copy its input (Lample et al. 2018)."""
+        t = self.cfg.train
+        if self.wordbyword and self.state.step < t.ae_steps + t.d_steps + t.bt_wordbyword_steps:
+            fake_ids, fake_mask = self.wordbyword[(src, tgt)][real], mask
+        else:
+            g.eval()
+            try:
+                with torch.no_grad():
+                    fake = g.sample(real, mask, self.dom[tgt], mode="greedy",
+                                    max_len=min(t.max_gen_len, 2 * real.size(1) + 4))
+            finally:
+                g.train()
+            fake_ids, fake_mask = fake.ids, fake.mask
+        logits = g_back(fake_ids, fake_mask, real, self.dom[src])
         return reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)[0]
 
     def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int):
@@ -513,6 +540,29 @@ def prepare_data(cfg: Config, data_dir=None):
     return train, dev
 
 
+def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, accelerator,
+                            data_dir=None) -> CrossLingual | None:
+    """The run's cross-lingual piece embeddings (train.crosslingual), learnt once by the main process into
+    crosslingual.pt (+ .json: settings and, where CC-CEDICT is found, lexicon induction precision)."""
+    method = cfg.train.crosslingual
+    if method == "none":
+        if cfg.train.bt_wordbyword_steps:
+            raise ConfigError("train.bt_wordbyword_steps needs cross-lingual embeddings: set train.crosslingual")
+        return None
+    path = run_dir / "crosslingual.pt"
+    if accelerator.is_main_process and not path.exists():
+        tqdm.write(f"learning cross-lingual piece embeddings ({method})")
+        xl = CrossLingual.learn(train_ids, cfg.generator.d_model, method, tok, data_dir=data_dir, log=tqdm.write)
+        try:
+            xl.info.update(xl.evaluate_bli(tok, data_dir))
+        except CorpusError as err:
+            xl.info["bli"] = f"not measured: {err}"
+        tqdm.write(f"  {xl.info}")
+        xl.save(path)
+    accelerator.wait_for_everyone()
+    return CrossLingual.load(path)
+
+
 def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
           data_dir=None, command: list[str] | None = None) -> Path:
     """Train a task end to end (or resume a run) and return its run directory."""
@@ -546,7 +596,8 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
     train_ids = encode_split(train_split, tok, cfg.data.max_len)
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
-    trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge)
+    xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
+    trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl)
     if "dev" in load_card(cfg.data.corpus).multiref:   # dev sources with references: dev BLEU, not self-BLEU
         trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev")}
     if resume:
