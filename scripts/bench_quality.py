@@ -32,7 +32,9 @@ from textgan.evaluate import (
     Evaluator,
     build_report,
     evaluator_dir,
+    first_words,
     markdown_table,
+    published_baselines,
     task_directions,
 )
 from textgan.tokenizer import Tokenizer
@@ -114,6 +116,10 @@ def main() -> None:
                         "(e.g. wmt21); results go to results/<task>/<name>/<test set> for the latter")
     parser.add_argument("--wordbyword", action="append", default=[], choices=["unsupervised", "cedict"],
                         help="add a word-by-word baseline row (cross-lingual embeddings, translation); repeatable")
+    parser.add_argument("--first-words", type=int, action="append", default=[], metavar="N",
+                        help="add the first-N-words baseline (summarization); repeatable")
+    parser.add_argument("--max-words", type=int, help="length control: words asked of each output")
+    parser.add_argument("--ratio", type=float, help="length control: output words as a share of the input's")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
 
@@ -139,9 +145,14 @@ def main() -> None:
     directions = task_directions(cfg, test_set=args.test_set)
     model = StyleTransfer(run_dir)
     t0 = time.time()
-    outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True) for d in directions}
+    length_stats: dict = {}
+    outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True, normalized=True,
+                                      max_words=args.max_words, ratio=args.ratio, stats=length_stats)
+               for d in directions}
     transfer_seconds = time.time() - t0
-    systems = {"input copy": {d.name: d.inputs for d in directions}}
+    systems = {"input copy": {d.name: d.inputs for d in directions}, **published_baselines(cfg, test_set=args.test_set)}
+    for n in args.first_words:
+        systems[f"first {n} words"] = {d.name: first_words(d.inputs, n) for d in directions}
     crosslingual = {}
     for method in args.wordbyword:
         systems[f"word-by-word ({method})"], crosslingual[method] = word_by_word(run_dir, cfg, method, directions)
@@ -151,6 +162,11 @@ def main() -> None:
                           run=str(run_dir), test_set=args.test_set)
     if crosslingual:
         report["crosslingual"] = crosslingual
+    if model.controls_length:
+        total = sum(len(d.inputs) for d in directions)
+        report["length_control"] = {"max_words": args.max_words, "ratio": args.ratio,
+                                    "default_words": model.default_words,
+                                    "cut_by_cap_pct": 100.0 * length_stats.get("cut", 0) / max(1, total)}
     trained_commit = json.loads((run_dir / "run.json").read_text()).get("commit", "unknown")[:7]
     report.update(command=command, commit=commit(), trained_at_commit=trained_commit, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,

@@ -1,5 +1,6 @@
-"""Write the tiny synthetic sentiment corpora used by the tests and quick demos: corpora/toy/ (English,
-lowercased and PTB-tokenized) and corpora/toy_zh/ (Chinese, raw: full-width punctuation, no spaces).
+"""Write the tiny synthetic corpora used by the tests and quick demos: corpora/toy/ (English sentiment,
+lowercased and PTB-tokenized), corpora/toy_zh/ (Chinese sentiment, raw: full-width punctuation, no
+spaces), corpora/toy_zh_en/ (translation) and corpora/toy_sum/ (news leads and headlines).
 
 Sentences are template reviews whose sentiment is carried by one or two words, so a model can
 learn a clean neg <-> pos mapping in seconds. Deterministic: running it again gives the same files.
@@ -82,8 +83,41 @@ def write_toy_zh_en(root: Path) -> None:
             "".join(f"{en}\t{zh}\n" for en, zh in {en: zh for zh, en in pairs}.items()))
 
 
+COUNTRIES = ["france", "japan", "kenya", "brazil", "canada", "india", "egypt", "norway"]
+OFFICIALS = ["president", "prime minister", "foreign minister", "central bank", "army chief"]
+DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday"]
+ACTIONS = {"raise taxes": "to raise taxes", "close schools": "closes schools", "cut interest rates": "cuts rates",
+           "hold elections": "to hold elections", "sign a trade deal": "signs trade deal",
+           "send troops": "sends troops", "ban smoking": "bans smoking", "build a new airport": "to build airport"}
+REASONS = ["amid protests", "after a long debate", "despite strong opposition", "to calm markets", ""]
+
+
+def news_pair(rng: random.Random) -> tuple[str, str]:
+    """A toy lead sentence (11-20 words) and its headline (3-5 words), Gigaword-style lower case."""
+    country, official, day = rng.choice(COUNTRIES), rng.choice(OFFICIALS), rng.choice(DAYS)
+    action, short = rng.choice(list(ACTIONS.items()))
+    reason = rng.choice(REASONS)
+    article = f"{country} 's {official} said on {day} that the government would {action} {reason} , officials said ."
+    return " ".join(article.split()), f"{country} {short}"
+
+
+def write_toy_sum(root: Path) -> None:
+    """Unpaired training halves, aligned dev/test, and a committed lead-4 baseline of the test articles."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    for domain, k in [("article", 0), ("title", 1)]:
+        (root / f"train.{domain}").write_text("".join(news_pair(rng)[k] + "\n" for _ in range(1500)))
+    for split, n in [("dev", 40), ("test", 30)]:
+        pairs = [news_pair(rng) for _ in range(n)]
+        for domain, k in [("article", 0), ("title", 1)]:
+            (root / f"{split}.{domain}").write_text("".join(p[k] + "\n" for p in pairs))
+    articles = (root / "test.article").read_text().splitlines()
+    (root / "test.lead4_baseline").write_text("".join(" ".join(a.split()[:4]) + "\n" for a in articles))
+
+
 def main() -> None:
     corpora = Path(__file__).resolve().parent.parent / "corpora"
+    write_toy_sum(corpora / "toy_sum")
     write_toy_zh_en(corpora / "toy_zh_en")
     root = corpora / "toy_zh"
     root.mkdir(parents=True, exist_ok=True)

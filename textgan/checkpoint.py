@@ -7,6 +7,7 @@
       generator/             save_pretrained (safetensors); or generator_ab/ + generator_ba/
       discriminator.safetensors
       judge.pt               the independent n-gram style judge used in dev evaluation
+      lengths.json           median words per domain: the default request of length control
       metrics.jsonl, training_curves.png, tensorboard/
       state/                 accelerate save_state, for --resume
 """
@@ -90,6 +91,19 @@ def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, 
                      "sentencepiece": sentencepiece.__version__},
     }
     (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def write_lengths(run_dir: Path, texts: dict[str, list[str]]) -> None:
+    """Median words per domain of the training text, the length a transfer asks for by default."""
+    median = {d: sorted(len(t.split()) for t in lines)[len(lines) // 2] if lines else 1 for d, lines in texts.items()}
+    (Path(run_dir) / "lengths.json").write_text(json.dumps({"median_words": median}, indent=2) + "\n")
+
+
+def default_words(run_dir: Path) -> dict[str, int]:
+    path = Path(run_dir) / "lengths.json"
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} has length control but no lengths.json")
+    return json.loads(path.read_text())["median_words"]
 
 
 def replace_dir(tmp: Path, final: Path) -> None:

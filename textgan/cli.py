@@ -61,7 +61,8 @@ def _transfer(args) -> int:
         targets = [model.other_domain(d) for d in detected]
         for d, t in zip(detected, targets):
             print(f"[detected {d}, writing {t}]", file=sys.stderr)
-    outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized)
+    outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized,
+                             max_words=args.max_words, ratio=args.ratio)
     for out in outputs:
         print(out)
     return 0
@@ -72,11 +73,19 @@ def _convert(args) -> int:
 
     result = convert(args.input, args.output, args.model, args.task, args.to, args.format, args.field, args.column,
                      args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
-                     args.overwrite, args.runs_dir, show_progress=not args.quiet)
+                     args.overwrite, args.runs_dir, show_progress=not args.quiet, max_words=args.max_words,
+                     ratio=args.ratio)
     if Path(args.output).exists():      # the main process (others return before the merge is visible)
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
     return 0
+
+
+def add_length_options(p) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--max-words", type=int, help="length control (summarization): words per output "
+                       "(default: the target domain's median length)")
+    group.add_argument("--ratio", type=float, help="length control: output words as a share of the input's")
 
 
 def _task_config(args):
@@ -191,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
     p.add_argument("--tokenized", action="store_true", help="print the tokenized form (for benchmarks)")
+    add_length_options(p)
     p.set_defaults(func=_transfer)
 
     p = sub.add_parser("convert", help="rewrite a whole file, streaming and resumable (kill, run again)")
@@ -213,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-lines", type=int, default=1024, help="lines per resume step")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (when the new one is done)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_length_options(p)
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task")

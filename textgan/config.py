@@ -28,8 +28,9 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     corpus: str = "yelp"                 # corpus card name (corpora/<corpus>.yaml)
+    test_corpus: str = ""                # card whose `test` split is the task's test set ("" = corpus)
     domains: list[str] = field(default_factory=lambda: ["neg", "pos"])
-    normalize: str = "ptb_lower"         # none | ptb_lower | zh
+    normalize: str = "ptb_lower"         # none | ptb_lower | zh | gigaword
     max_len: int = 32                    # tokens per sentence after SentencePiece (longer: truncated)
     max_train_lines: int = 0             # per domain; 0 = all
     extra_train: list[str] = field(default_factory=list)   # more corpora whose train split joins the same domains
@@ -37,6 +38,8 @@ class DataConfig:
     word_blank: float = 0.1              # ... blank-out prob
     shuffle_k: float = 3.0               # ... local shuffle window (0 = off)
     bucket_batches: int = 50             # batches per length-sorted bucket
+    length_tokens: int = 0               # K > 0: length control, <len_1>..<len_K> in the encoder input ask for
+                                         # that many words (longer: <len_K>); see trainer.Trainer.condition
 
 
 @dataclass
@@ -157,7 +160,7 @@ class Config:
 
 
 CHOICES = {
-    "data.normalize": ("none", "ptb_lower", "zh"),
+    "data.normalize": ("none", "ptb_lower", "zh", "gigaword"),
     "tokenizer.model_type": ("unigram", "bpe"),
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),

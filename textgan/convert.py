@@ -72,6 +72,8 @@ class Settings:
     batch_size: int = 256
     chunk_lines: int = 1024
     processes: int = 1
+    max_words: int | None = None         # length control (summarization): words asked of each output
+    ratio: float | None = None           # ... or this share of each input's words
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -173,12 +175,15 @@ class LineCodec:
 class ModelEngine:
     """A trained run (textgan.transfer.StyleTransfer) as a convert Engine."""
 
-    def __init__(self, model, to: str | None, beam: int = 1, tokenized: bool = False, batch_size: int = 256):
+    def __init__(self, model, to: str | None, beam: int = 1, tokenized: bool = False, batch_size: int = 256,
+                 max_words: int | None = None, ratio: float | None = None):
         if to is not None and to not in model.domains:
             raise ConvertError(f"unknown domain '{to}'; this model knows: {', '.join(model.domains)}")
         if to is None and len(model.domains) != 2:
             raise ConvertError(f"--to is needed: this model has {len(model.domains)} domains")
         self.model, self.to, self.beam, self.tokenized, self.batch_size = model, to, beam, tokenized, batch_size
+        self.max_words, self.ratio = max_words, ratio
+        model.lengths([], [], max_words, ratio)        # a model without length control refuses them now
         self.max_len = model.cfg.data.max_len
 
     def normalize(self, text: str) -> str:
@@ -194,7 +199,7 @@ class ModelEngine:
 
     def rewrite(self, texts: list[str], targets: list[str]) -> list[str]:
         return self.model.transfer(texts, to=targets, beam=self.beam, tokenized=self.tokenized, normalized=True,
-                                   batch_size=self.batch_size)
+                                   batch_size=self.batch_size, max_words=self.max_words, ratio=self.ratio)
 
 
 def split_words(words: list[str], word_lengths: list[int], max_len: int) -> list[str]:
@@ -367,7 +372,8 @@ def _counts(output: Path, processes: int) -> dict:
 def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | None = None, task: str = "sentiment",
             to: str | None = None, fmt: str = "txt", field: str = "text", column: int = 1, long: str = "truncate",
             errors: str = "strict", beam: int = 1, tokenized: bool = False, batch_size: int = 256,
-            chunk_lines: int = 1024, overwrite: bool = False, runs_dir=None, show_progress: bool = True) -> dict:
+            chunk_lines: int = 1024, overwrite: bool = False, runs_dir=None, show_progress: bool = True,
+            max_words: int | None = None, ratio: float | None = None) -> dict:
     """Convert INPUT into OUTPUT with a trained run (see the module docstring); returns the summary counts
     plus `seconds` and `converted_now`. Under `accelerate launch` the chunks are shared among processes."""
     import torch
@@ -386,10 +392,15 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     check_paths(input_path, output, overwrite)
     state = PartialState(cpu=not torch.cuda.is_available())
     model_dir = Path(model_dir) if model_dir else latest_run(task, runs_dir)
-    engine = ModelEngine(StyleTransfer(model_dir, device=str(state.device)), to, beam, tokenized, batch_size)
+    try:
+        engine = ModelEngine(StyleTransfer(model_dir, device=str(state.device)), to, beam, tokenized, batch_size,
+                             max_words, ratio)
+    except ValueError as err:
+        raise ConvertError(str(err)) from err
     stat = input_path.stat()
     settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), to,
-                        fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes)
+                        fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes,
+                        max_words, ratio)
     codec = LineCodec(fmt, field, column, errors)
     started = time.time()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]

@@ -37,6 +37,8 @@ class CorpusCard:
     multiref: dict[str, dict[str, str]] = field(default_factory=dict)
     # name -> source domain -> {"source": file, "references": [files]}: further test sets (e.g. WMT news)
     test_sets: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # split -> source domain -> name -> file: published baseline outputs aligned with the split's sources
+    baselines: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)                    # rel path -> URL
     normalized: str = "none"          # the normalization scheme the files are already in (skip re-normalizing)
 

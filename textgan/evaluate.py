@@ -22,7 +22,7 @@ from torch import nn
 
 from .tokenizer import normalize, units
 
-BLEU_TOKENIZE = {"ptb_lower": "none", "zh": "zh", "none": "13a"}
+BLEU_TOKENIZE = {"ptb_lower": "none", "gigaword": "none", "zh": "zh", "none": "13a"}
 
 
 def ngrams(text: str, n: int = 2) -> list[str]:
@@ -153,9 +153,12 @@ def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Directio
     with its human references, normalized as the task normalizes."""
     from .corpora import corpus_dir, load_card, read_lines, references
 
-    card = load_card(cfg.data.corpus)
+    card = load_card(cfg.data.test_corpus if test_set == "test" and cfg.data.test_corpus else cfg.data.corpus)
     scheme = cfg.data.normalize
-    norm = lambda texts: [normalize(t, scheme) if t is not None else None for t in texts]  # noqa: E731
+    if card.normalized == scheme:      # already in the task's form: references stay exactly as published
+        norm = lambda texts: list(texts)  # noqa: E731
+    else:
+        norm = lambda texts: [normalize(t, scheme) if t is not None else None for t in texts]  # noqa: E731
     out = []
     for src in cfg.data.domains:
         if test_set in card.test_sets:
@@ -166,6 +169,8 @@ def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Directio
             inputs = read_lines(root / spec["source"])
             refs = [read_lines(root / f) for f in spec["references"]]
         elif test_set in card.files:
+            if src not in card.files[test_set]:      # e.g. summarization: articles have headlines, not vice versa
+                continue
             root = corpus_dir(card, (test_set,), data_dir)
             if src in card.multiref.get(test_set, {}):
                 inputs, refs = read_multiref(root / card.multiref[test_set][src])
@@ -179,6 +184,26 @@ def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Directio
             if tgt != src:
                 out.append(Direction(src, tgt, norm(inputs), [norm(r) for r in refs]))
     return out
+
+
+def published_baselines(cfg, data_dir=None, test_set: str = "test") -> dict[str, dict[str, list[str]]]:
+    """Baseline outputs a test card ships (`baselines`, e.g. Gigaword's lead-8): {name: {direction: lines}}."""
+    from .corpora import corpus_dir, load_card, read_lines
+
+    card = load_card(cfg.data.test_corpus if test_set == "test" and cfg.data.test_corpus else cfg.data.corpus)
+    systems: dict[str, dict[str, list[str]]] = {}
+    for src, named in card.baselines.get(test_set, {}).items():
+        for name, rel in named.items():
+            lines = read_lines(corpus_dir(card, (), data_dir, files=[rel]) / rel)
+            for tgt in cfg.data.domains:
+                if tgt != src:
+                    systems.setdefault(f"{name} (published outputs)", {})[f"{src}2{tgt}"] = lines
+    return systems
+
+
+def first_words(texts: list[str], n: int) -> list[str]:
+    """The first-N-words baseline: each input cut to its first n words."""
+    return [" ".join(t.split()[:n]) for t in texts]
 
 
 class Evaluator:
@@ -259,6 +284,7 @@ class Evaluator:
                "self_bleu": self._bleu(outputs, [d.inputs], d.tgt, keep_signature=not d.references),
                "ppl": self.lms[d.tgt].perplexity(outputs),
                "len_ratio": metrics.length_ratio(outputs, d.inputs),
+               "words": sum(len(o.split()) for o in outputs) / max(1, len(outputs)),
                "distinct1": metrics.distinct(outputs, 1), "distinct2": metrics.distinct(outputs, 2),
                "self_bleu_outputs": metrics.self_bleu_among(outputs, self.tokenize(d.tgt)),
                "duplicates": metrics.duplicate_share(outputs)}
@@ -305,7 +331,7 @@ def build_report(evaluator: Evaluator, systems: dict[str, dict[str, list[str]]],
 
 
 COLUMNS = [("acc", "ACC"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"), ("g", "G"),
-           ("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"), ("len_ratio", "len"),
+           ("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"), ("len_ratio", "len"), ("words", "words"),
            ("distinct1", "dist-1"), ("distinct2", "dist-2"), ("self_bleu_outputs", "self-BLEU among"),
            ("duplicates", "dup %")]
 

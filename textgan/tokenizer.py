@@ -1,8 +1,12 @@
 """Text normalization and a SentencePiece vocabulary shared by all domains of a task.
 
 Normalization makes what people type look like the training corpus: Yelp is lowercased and
-PTB-tokenized with numbers as `_num_`, so "I feel SO sad!" becomes "i feel so sad !". Output goes the
-other way (`detokenize`) for people; benchmarks keep the tokenized form.
+PTB-tokenized with numbers as `_num_`, so "I feel SO sad!" becomes "i feel so sad !"; Gigaword is
+lowercased and PTB-tokenized with brackets as -lrb- and every digit as `#` (Rush et al. 2015). Output
+goes the other way (`detokenize`) for people; benchmarks keep the tokenized form.
+
+Tasks with length control (`data.length_tokens` K > 0) get K more control tokens `<len_1>` .. `<len_K>`:
+one of them, first in the encoder input, asks for an output of that many words (trainer.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import sentencepiece as spm
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"^[+-]?\d[\d,.:/]*$")
+_DIGIT = re.compile(r"\d")
+_GIGAWORD_TOKEN = {"unk": "UNK", "closingquote": "''"}
+_BRACKETS = {"-lrb-", "-rrb-", "-lsb-", "-rsb-", "-lcb-", "-rcb-"}
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"   # CJK characters, punctuation, full width
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
@@ -46,11 +53,20 @@ def normalize(text: str, scheme: str) -> str:
         text = " ".join("_num_" if _NUMBER.match(t) else t for t in tokens)
     elif scheme == "zh":
         text = unicodedata.normalize("NFKC", text)  # full-width letters, digits, punctuation -> half-width
+    elif scheme == "gigaword":   # "#" (an already hidden digit) read as 0 so that "#.#" stays one token;
+        # a closing '' already there stays closing (the tokenizer would make any quote after a space ``)
+        text = text.lower().replace("#", "0").replace("''", " closingquote ")
+        tokens = _treebank()[0].tokenize(text, convert_parentheses=True)
+        text = _DIGIT.sub("#", " ".join(_GIGAWORD_TOKEN.get(t.lower(), t.lower()) for t in tokens))
     return _SPACES.sub(" ", text).strip()
 
 
 def detokenize(text: str, scheme: str) -> str:
     """Tokenized model output -> text for people."""
+    if scheme == "gigaword":      # brackets back (the detokenizer knows them upper case), "#" as a digit
+        words = [w.upper() if w in _BRACKETS else w.replace("#", "0") for w in text.split()]
+        text = _treebank()[1].detokenize(words, convert_parentheses=True).replace("0", "#")
+        return text[:1].upper() + text[1:]
     if scheme == "ptb_lower":
         text = _treebank()[1].detokenize(text.split())
         return text[:1].upper() + text[1:]
@@ -64,8 +80,13 @@ def domain_token(domain: str) -> str:
     return f"<2{domain}>"
 
 
+def length_token(words: int) -> str:
+    return f"<len_{words}>"
+
+
 class Tokenizer:
-    """SentencePiece over normalized text, with one control token per domain (`<2pos>`)."""
+    """SentencePiece over normalized text, with one control token per domain (`<2pos>`) and, for length
+    control, `<len_1>` .. `<len_K>` (`length_ids[k - 1]` asks for k words)."""
 
     def __init__(self, model_file: str | Path, domains: list[str], scheme: str):
         self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
@@ -74,17 +95,22 @@ class Tokenizer:
         self.domain_ids = {d: self.sp.piece_to_id(domain_token(d)) for d in domains}
         if any(i == UNK for i in self.domain_ids.values()):
             raise ValueError(f"tokenizer {model_file} lacks domain tokens for {domains}")
+        self.length_ids: list[int] = []
+        while (i := self.sp.piece_to_id(length_token(len(self.length_ids) + 1))) != UNK:
+            self.length_ids.append(i)
 
     @staticmethod
     def train(texts: Iterable[str], model_file: str | Path, domains: list[str], scheme: str,
-              vocab_size: int, model_type: str = "unigram", character_coverage: float = 1.0) -> "Tokenizer":
+              vocab_size: int, model_type: str = "unigram", character_coverage: float = 1.0,
+              length_tokens: int = 0) -> "Tokenizer":
         """Train on already-normalized text of every domain (one shared vocabulary)."""
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
             model_type=model_type, character_coverage=character_coverage, hard_vocab_limit=False,
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-            control_symbols=[domain_token(d) for d in domains], minloglevel=2,
+            control_symbols=[domain_token(d) for d in domains] + [length_token(k + 1) for k in range(length_tokens)],
+            minloglevel=2,
         )
         Path(model_file).write_bytes(model.getvalue())
         return Tokenizer(model_file, domains, scheme)
@@ -107,3 +133,7 @@ class Tokenizer:
 
     def detokenize(self, text: str) -> str:
         return detokenize(text, self.scheme)
+
+    def word_starts(self) -> list[bool]:
+        """Per id: does the piece begin a word ("▁")? Counting them in an id sequence counts its words."""
+        return [self.sp.id_to_piece(i).startswith("▁") for i in range(self.vocab_size)]

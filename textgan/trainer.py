@@ -20,11 +20,12 @@ from pathlib import Path
 
 import datasets
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, metrics
 from .config import Config, ConfigError, save_config
 from .corpora import CorpusError, load_card, load_split
 from .crosslingual import CrossLingual
@@ -105,6 +106,13 @@ class Trainer:
         self.dom = tok.domain_ids                                   # domain -> decoder start token id
         t = cfg.train
         self.generators, self.critic = checkpoint.new_models(cfg, tok.vocab_size)
+        device = accelerator.device
+        self.length_ids = torch.tensor(tok.length_ids, device=device) if cfg.data.length_tokens else None
+        if cfg.data.length_tokens and len(tok.length_ids) != cfg.data.length_tokens:
+            raise ConfigError(f"data.length_tokens is {cfg.data.length_tokens} but the tokenizer has "
+                              f"{len(tok.length_ids)} length tokens")
+        self.word_start = torch.tensor(tok.word_starts(), device=device)         # (V,) piece begins a word
+        self.default_words = checkpoint.default_words(run_dir) if cfg.data.length_tokens else {}
         self.wordbyword: dict = {}                 # (src, tgt) -> [vocab] id table, from cross-lingual embeddings
         if xl is not None:
             self.use_crosslingual(xl)
@@ -169,24 +177,58 @@ class Trainer:
         progress = min(1.0, max(0, self.state.step - t.ae_steps - t.d_steps) / max(1, t.adv_steps))
         return t.tau_start * (t.tau_end / t.tau_start) ** progress
 
+    # ---------------------------------------------------------------- length control
+    def words(self, ids, mask):
+        """Words per row (pieces that begin with "▁"), (B,); None for tasks without length control."""
+        if self.length_ids is None:
+            return None
+        return (self.word_start[ids] & mask.bool()).sum(1)
+
+    def wanted(self, real_other, mask_other, n: int):
+        """Lengths asked of n transfers into the other domain: drawn from that domain's real batch, so
+        the requests follow its length distribution. None without length control."""
+        lengths = self.words(real_other, mask_other)
+        if lengths is None:
+            return None
+        return lengths[torch.randint(len(lengths), (n,), device=lengths.device)]
+
+    def condition(self, src, mask, words):
+        """Length control: <len_w> first in the encoder input asks for an output of w words (w clamped
+        to 1..K). The summarizer learns what it means from pairs whose target length is known: the
+        denoising autoencoder and the cycle (fake article + <len of the real headline> -> real headline).
+        src: ids (B, S) or distributions (B, S, V). No-op when words is None."""
+        if words is None:
+            return src, mask
+        first = self.length_ids[words.clamp(1, len(self.length_ids)) - 1]          # (B,)
+        first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
+        return torch.cat([first, src], 1), torch.cat([mask.new_ones(mask.size(0), 1), mask], 1)
+
+    def gen_len(self, real, words) -> int:
+        """Decoding budget of a transfer: about the source length, or twice the asked words (+4)."""
+        if words is None:
+            return min(self.cfg.train.max_gen_len, real.size(1) + 4)
+        return min(self.cfg.train.max_gen_len, 2 * int(words.max()) + 4)
+
     # ---------------------------------------------------------------- losses
     def self_reconstruction(self, seqs, real, mask, g_back, domain: str):
         """L_self = NLL(real | noise(real), to its own domain): the denoising autoencoder term.
 
         Returns (loss, logits (B, T, V)); g_back is the generator that writes `domain`.
         """
-        noisy, noisy_mask = self.noisy(seqs)
+        noisy, noisy_mask = self.condition(*self.noisy(seqs), self.words(real, mask))
         logits = g_back(noisy, noisy_mask, real, self.dom[domain])
         loss, _ = reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)
         return loss, logits
 
-    def fakes(self, real, mask, g, to: str, mode: str):
-        """G(real -> to) as a Sample. Under `feedback: hard` (and always without a graph) the decoding
-        loop runs without autograd and `Generator.relax` rebuilds the differentiable parts in one
-        teacher-forced pass; `feedback: soft` backpropagates through the loop itself (Style Transformer).
+    def fakes(self, real, mask, g, to: str, mode: str, words=None):
+        """G(real -> to) as a Sample (of `words` words each, with length control). Under `feedback: hard`
+        (and always without a graph) the decoding loop runs without autograd and `Generator.relax`
+        rebuilds the differentiable parts in one teacher-forced pass; `feedback: soft` backpropagates
+        through the loop itself (Style Transformer).
         """
         t = self.cfg.train
-        max_len = min(t.max_gen_len, real.size(1) + 4)   # transfers keep roughly the source length
+        max_len = self.gen_len(real, words)
+        real, mask = self.condition(real, mask, words)
         if t.feedback == "soft" or mode == "greedy":
             return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=max_len,
                             straight_through=t.straight_through)
@@ -203,8 +245,10 @@ class Trainer:
             g.train()
 
     def directions(self, real_a, mask_a, real_b, mask_b):
-        """(real, mask, forward generator, backward generator, source domain index, target domain index)."""
-        return [(real_a, mask_a, self.g_ab, self.g_ba, 0, 1), (real_b, mask_b, self.g_ba, self.g_ab, 1, 0)]
+        """(real, mask, forward generator, backward generator, source domain index, target domain index,
+        words asked of the transfers or None)."""
+        want_b, want_a = self.wanted(real_b, mask_b, real_a.size(0)), self.wanted(real_a, mask_a, real_b.size(0))
+        return [(real_a, mask_a, self.g_ab, self.g_ba, 0, 1, want_b), (real_b, mask_b, self.g_ba, self.g_ab, 1, 0, want_a)]
 
     # ---------------------------------------------------------------- steps
     def _average_gradients(self, params) -> None:
@@ -260,10 +304,10 @@ class Trainer:
     def sample_fakes(self, real_a, mask_a, real_b, mask_b) -> dict:
         """Fakes for D steps outside a G step (D pretraining, extra D steps): sampled, no gradient."""
         domains, out = (self.a, self.b), {}
-        for real, mask, g, g_back, src, tgt in self.directions(real_a, mask_a, real_b, mask_b):
-            fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[self.cfg.train.estimator])
+        for real, mask, g, g_back, src, tgt, want in self.directions(real_a, mask_a, real_b, mask_b):
+            fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[self.cfg.train.estimator], want)
             with self.acc.autocast():
-                same_logits = g_back(real, mask, real, self.dom[domains[src]])
+                same_logits = g_back(*self.condition(real, mask, self.words(real, mask)), real, self.dom[domains[src]])
             out.setdefault(tgt, [None, None, None])[2] = (fake.inputs(), fake.mask)
             out.setdefault(src, [None, None, None])[:2] = [(real, mask), (self.same_form(same_logits, real), mask)]
         return out
@@ -285,24 +329,25 @@ class Trainer:
         fakes_for_d: dict = {}
         with self.acc.autocast():
             l_self, l_cycle, l_adv, logs = 0.0, 0.0, 0.0, {}
-            for (real, mask, g, g_back, src, tgt), seqs in zip(
+            for (real, mask, g, g_back, src, tgt, want), seqs in zip(
                     self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
                 rec, self_logits = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
                 if t.lambda_adv == 0:   # no adversary: denoising + on-the-fly back-translation (Lample et al. 2018)
-                    cyc = self.back_translation(real, mask, g, g_back, domains[src], domains[tgt])
+                    cyc = self.back_translation(real, mask, g, g_back, domains[src], domains[tgt], want)
                     l_self, l_cycle = l_self + rec, l_cycle + cyc
                     logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
                     continue
-                fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator])
+                fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator], want)
                 cycle_input = fake.inputs() if t.cycle_through_fake else fake.ids
-                rec_logits = g_back(cycle_input, fake.mask, real, self.dom[domains[src]])
+                rec_logits = g_back(*self.condition(cycle_input, fake.mask, self.words(real, mask)), real,
+                                    self.dom[domains[src]])
                 cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
                 opts = AdvOptions(gamma=t.gamma, baseline=self.baseline)
                 if t.estimator == "reinforce":
                     if t.cycle_reward > 0:
                         opts.seq_reward = t.cycle_reward * sequence_logprob(rec_logits.detach(), real, mask)
                     if t.baseline == "greedy":
-                        opts.baseline = self.greedy_baseline(real, mask, g, g_back, src, tgt)
+                        opts.baseline = self.greedy_baseline(real, mask, g, g_back, src, tgt, want)
                 adv, adv_logs = ESTIMATORS[t.estimator](fake, lambda x, d=tgt: self.critic.log_probs(x, d), opts)
                 l_self, l_cycle, l_adv = l_self + rec, l_cycle + cyc, l_adv + adv
                 logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
@@ -317,7 +362,7 @@ class Trainer:
         logs["g_loss"] = loss.item()
         return logs, fakes_for_d
 
-    def back_translation(self, real, mask, g, g_back, src: str, tgt: str) -> torch.Tensor:
+    def back_translation(self, real, mask, g, g_back, src: str, tgt: str, want=None) -> torch.Tensor:
         """NLL(real | G_back(greedy G(real -> tgt)) -> src): the forward translation is decoded greedily
         without a graph (dropout off), so only the back direction learns from this pair. In the first
         train.bt_wordbyword_steps steps the forward translation is word by word instead (tables from the
@@ -329,24 +374,25 @@ class Trainer:
             g.eval()
             try:
                 with torch.no_grad():
-                    fake = g.sample(real, mask, self.dom[tgt], mode="greedy",
+                    fake = g.sample(*self.condition(real, mask, want), self.dom[tgt], mode="greedy",
                                     max_len=min(t.max_gen_len, 2 * real.size(1) + 4))
             finally:
                 g.train()
             fake_ids, fake_mask = fake.ids, fake.mask
-        logits = g_back(fake_ids, fake_mask, real, self.dom[src])
+        logits = g_back(*self.condition(fake_ids, fake_mask, self.words(real, mask)), real, self.dom[src])
         return reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)[0]
 
-    def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int):
+    def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int, want=None):
         """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets
         (with the same cycle reward as the samples when train.cycle_reward > 0)."""
         t = self.cfg.train
         with torch.no_grad():
-            greedy = self.fakes(real, mask, g, self.cfg.data.domains[tgt], "greedy")
+            greedy = self.fakes(real, mask, g, self.cfg.data.domains[tgt], "greedy", want)
             real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
             greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
             if t.cycle_reward > 0:
-                rec_logits = g_back(greedy.ids, greedy.mask, real, self.dom[self.cfg.data.domains[src]])
+                rec_logits = g_back(*self.condition(greedy.ids, greedy.mask, self.words(real, mask)), real,
+                                    self.dom[self.cfg.data.domains[src]])
                 content = t.cycle_reward * sequence_logprob(rec_logits, real, mask)
                 greedy_returns = greedy_returns + content[:, None] * greedy.mask.to(greedy_returns.dtype)
 
@@ -361,7 +407,7 @@ class Trainer:
         """Phase 1: L_self summed over both domains."""
         domains, loss, logs = (self.a, self.b), 0.0, {}
         with self.acc.autocast():
-            for (real, mask, _, g_back, src, _), seqs in zip(
+            for (real, mask, _, g_back, src, _, _), seqs in zip(
                     self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
                 part, _ = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
                 loss = loss + part
@@ -394,16 +440,22 @@ class Trainer:
         results = {}
         n = self.cfg.train.eval_lines
         for src, tgt, g in [(self.a, self.b, self.g_ab), (self.b, self.a, self.g_ba)]:
-            paired = self.dev_pairs.get(f"{src}2{tgt}")       # dev sources with references (translation)
+            paired = self.dev_pairs.get(f"{src}2{tgt}")       # dev sources with references (translation, summaries)
             inputs = paired.inputs[:n] if paired else self.dev_texts[src][:n]
-            outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len)
+            words = [self.default_words[tgt]] * len(inputs) if self.length_ids is not None else None
+            outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len, words=words)
             tokenize = self.cfg.eval.bleu_tokenize.get(tgt, BLEU_TOKENIZE.get(scheme, "13a"))
             if self.judge is not None:
                 results[f"dev/acc_{src}2{tgt}"] = self.judge.accuracy(outputs, tgt)
             if paired:
-                results[f"dev/bleu_{src}2{tgt}"] = bleu(outputs, [r[:n] for r in paired.references], tokenize).score
+                references = [r[:n] for r in paired.references]
+                results[f"dev/bleu_{src}2{tgt}"] = bleu(outputs, references, tokenize).score
+                if self.cfg.eval.rouge:
+                    results[f"dev/rougeL_{src}2{tgt}"] = metrics.rouge(outputs, references[0])["rougeL"]
             else:
                 results[f"dev/self_bleu_{src}2{tgt}"] = bleu(outputs, [inputs], tokenize).score
+            if words is not None:
+                results[f"dev/words_{src}2{tgt}"] = sum(len(o.split()) for o in outputs) / max(1, len(outputs))
             for x, y in list(zip(inputs, outputs))[:2]:
                 tqdm.write(f"  [{src}->{tgt}] {x}\n         -> {y}")
         tqdm.write("  " + "  ".join(f"{k.split('/')[1]}={v:.1f}" for k, v in results.items()))
@@ -584,9 +636,12 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
             checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
             texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
             Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
-                            cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage)
-            judge = NgramJudge(cfg.data.domains).fit({d: list(train_split[d]["text"]) for d in cfg.data.domains})
-            judge.save(run_dir / "judge.pt")
+                            cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage,
+                            cfg.data.length_tokens)
+            by_domain = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
+            NgramJudge(cfg.data.domains).fit(by_domain).save(run_dir / "judge.pt")
+            if cfg.data.length_tokens:
+                checkpoint.write_lengths(run_dir, by_domain)
             holder = [str(run_dir)]
         broadcast_object_list(holder)
         run_dir = Path(holder[0])
@@ -598,8 +653,9 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
     xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl)
-    if "dev" in load_card(cfg.data.corpus).multiref:   # dev sources with references: dev BLEU, not self-BLEU
-        trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev")}
+    card = load_card(cfg.data.corpus)
+    if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU
+        trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev") if d.references}
     if resume:
         trainer.load_checkpoint()
         if accelerator.is_main_process:

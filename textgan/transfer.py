@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import latest_run, load_run
+from .checkpoint import default_words, latest_run, load_run
 from .data import pad
 from .evaluate import NgramJudge
 from .models.generator import Generator
@@ -20,22 +20,36 @@ from .tokenizer import Tokenizer
 
 def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], to: str, beam: int = 1,
                         sample: bool = False, temperature: float = 1.0, max_len: int = 32,
-                        batch_size: int = 256) -> list[str]:
+                        batch_size: int = 256, words: list[int] | None = None, stats: dict | None = None) -> list[str]:
     """Normalized sentences -> normalized rewrites in domain `to`, in input order.
 
     Sentences are sorted by length so each batch carries little padding; empty inputs give "".
+    Length control (a tokenizer with <len_k> tokens): `words[i]` is the length asked of text i. The
+    request goes first into the encoder input (the model was trained to honour it); decoding stops at
+    2 * words + 4 pieces, and an output still longer than asked is cut to `words` words, counted in
+    stats["cut"] (how often the model needed the cap).
     """
+    if tok.length_ids and words is None:
+        raise ValueError("this model controls length: give the number of words wanted per text")
     device = next(generator.parameters()).device
     encoded = tok.encode(texts, max_len)
+    if tok.length_ids:
+        k = len(tok.length_ids)
+        encoded = [[tok.length_ids[min(max(w, 1), k) - 1]] + ids if ids else [] for w, ids in zip(words, encoded)]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     outputs = [""] * len(texts)
     todo = [i for i in order if encoded[i]]
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
         src, mask = pad([encoded[i] for i in rows])
+        budget = max_len if words is None else min(max_len, 2 * max(words[i] for i in rows) + 4)
         ids = generator.generate(src.to(device), mask.to(device), tok.domain_ids[to], beam=beam,
-                                 sample=sample, temperature=temperature, max_len=max_len)
+                                 sample=sample, temperature=temperature, max_len=budget)
         for i, text in zip(rows, tok.decode(ids)):
+            if words is not None and len(text.split()) > words[i]:
+                text = " ".join(text.split()[: words[i]])
+                if stats is not None:
+                    stats["cut"] = stats.get("cut", 0) + 1
             outputs[i] = text
     return outputs
 
@@ -50,6 +64,27 @@ class StyleTransfer:
         self.domains = self.cfg.data.domains
         judge_file = self.run_dir / "judge.pt"
         self.judge = NgramJudge.load(judge_file) if judge_file.exists() else None
+        self.default_words = default_words(self.run_dir) if self.tok.length_ids else {}
+
+    @property
+    def controls_length(self) -> bool:
+        return bool(self.tok.length_ids)
+
+    def lengths(self, norm: list[str], targets: list[str], max_words: int | None, ratio: float | None) -> list[int] | None:
+        """Words asked of each transfer: max_words, or ratio * the input's words, or the target domain's
+        median training length. None for models without length control (asking then is an error)."""
+        if not self.controls_length:
+            if max_words is not None or ratio is not None:
+                raise ValueError(f"the model in {self.run_dir} has no length control (trained without "
+                                 "data.length_tokens); --max-words and --ratio need one")
+            return None
+        if max_words is not None and max_words < 1 or ratio is not None and ratio <= 0:
+            raise ValueError(f"a length must be positive (max_words={max_words}, ratio={ratio})")
+        if max_words is not None:
+            return [max_words] * len(norm)
+        if ratio is not None:
+            return [max(1, round(ratio * len(t.split()))) for t in norm]
+        return [self.default_words[t] for t in targets]
 
     def generator_for(self, to: str) -> Generator:
         """g_ab writes domain b (index 1); g_ba writes domain a. One shared generator writes all."""
@@ -75,12 +110,15 @@ class StyleTransfer:
 
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
                  temperature: float = 1.0, tokenized: bool = False, batch_size: int = 256,
-                 normalized: bool = False) -> list[str]:
+                 normalized: bool = False, max_words: int | None = None, ratio: float | None = None,
+                 stats: dict | None = None) -> list[str]:
         """Rewrite `texts` into domain `to`: one domain, one per text, or None for "the other one"
         (two-domain tasks; each text's domain is detected).
 
         `tokenized=True` returns the normalized (tokenized) form used by benchmarks; `normalized=True`
-        says the texts already are in that form.
+        says the texts already are in that form. Models with length control (summarization) write
+        `max_words` words, or `ratio` times the input's words, or by default the target domain's median
+        length; `stats["cut"]` counts outputs the hard cap had to shorten (see `transfer_normalized`).
         """
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
         if to is None:
@@ -90,12 +128,14 @@ class StyleTransfer:
         unknown = sorted(set(targets) - set(self.domains))
         if unknown:
             raise ValueError(f"unknown domain '{unknown[0]}'; this model knows: {', '.join(self.domains)}")
+        words = self.lengths(norm, targets, max_words, ratio)
         outputs = [""] * len(texts)
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]
             out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
                                       beam=beam, sample=sample, temperature=temperature,
-                                      max_len=self.cfg.train.max_gen_len, batch_size=batch_size)
+                                      max_len=self.cfg.train.max_gen_len, batch_size=batch_size,
+                                      words=[words[i] for i in rows] if words else None, stats=stats)
             for i, text in zip(rows, out):
                 outputs[i] = text if tokenized else self.tok.detokenize(text)
         return outputs
