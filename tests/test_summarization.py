@@ -107,6 +107,10 @@ def test_cli_transfer_and_convert_with_length_control(sum_run, tmp_path, capsys)
     assert len(lines) == 3 and lines[1] == "" and all(len(x.split()) <= 5 for x in lines)
     assert main(["transfer", "--model", str(sum_run), "--max-words", "0", article]) == 1
     assert "must be positive" in capsys.readouterr().err
+    assert main(["evaluate", "--task", "toy_summarization", "--model", str(sum_run), "--max-words", "4",
+                 "--evaluator", str(tmp_path / "eval"), "--out", str(tmp_path / "report")]) == 0
+    table = capsys.readouterr().out
+    assert "| lead-4 (published outputs) |" in table and "R-1" in table and "words" in table
 
 
 def test_length_options_are_refused_by_models_without_length_control(trained_run, tmp_path, capsys):

@@ -40,7 +40,7 @@ def _train(args) -> int:
     run_dir = train(cfg, runs_dir=args.runs_dir, name=args.name, resume=args.resume, data_dir=args.data_dir,
                     command=sys.argv)
     print(f"run saved in {run_dir}")
-    print(f'try: textgan transfer --model {run_dir} "the food was cold ."')
+    print(f'try: textgan transfer --model {run_dir} "a sentence of either domain"')
     return 0
 
 
@@ -126,7 +126,7 @@ def _evaluate(args) -> int:
     import json
 
     from .corpora import read_lines
-    from .evaluate import Evaluator, build_report, evaluator_dir, markdown_table, task_directions
+    from .evaluate import Evaluator, build_report, evaluator_dir, markdown_table, published_baselines, task_directions
     from .tokenizer import normalize
     from .transfer import StyleTransfer
 
@@ -134,7 +134,9 @@ def _evaluate(args) -> int:
     evaluator = Evaluator.load_or_train(cfg, Path(args.evaluator or evaluator_dir(cfg.task, args.runs_dir)),
                                         args.data_dir)
     directions = task_directions(cfg, args.data_dir, args.test_set)
-    systems: dict[str, dict[str, list[str]]] = {"input copy": {d.name: d.inputs for d in directions}}
+    systems: dict[str, dict[str, list[str]]] = {"input copy": {d.name: d.inputs for d in directions},
+                                                **published_baselines(cfg, args.data_dir, args.test_set)}
+
     def add(name: str, outputs: dict) -> None:
         if name in systems:
             raise ValueError(f"two systems named {name!r}; name them: --outputs NAME:DIRECTION=FILE ...")
@@ -142,8 +144,9 @@ def _evaluate(args) -> int:
 
     for run in args.model or []:
         model = StyleTransfer(run)
-        add(Path(run).name, {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True)
-                                   for d in directions})
+        add(Path(run).name, {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True,
+                                                    normalized=True, max_words=args.max_words, ratio=args.ratio)
+                             for d in directions})
     for group in args.outputs or []:
         name, files = _parse_outputs(group, directions)
         add(name, {key: [normalize(t, cfg.data.normalize) for t in read_lines(f)] for key, f in files.items()})
@@ -248,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. wmt21")
     p.add_argument("--runs-dir", help="runs root (default: ./runs or $TEXTGAN_RUNS)")
     p.add_argument("--data-dir", help="corpus root to search first")
+    add_length_options(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("data", help="corpora: download or locate")

@@ -374,8 +374,8 @@ class Trainer:
             g.eval()
             try:
                 with torch.no_grad():
-                    fake = g.sample(*self.condition(real, mask, want), self.dom[tgt], mode="greedy",
-                                    max_len=min(t.max_gen_len, 2 * real.size(1) + 4))
+                    budget = min(t.max_gen_len, 2 * real.size(1) + 4) if want is None else self.gen_len(real, want)
+                    fake = g.sample(*self.condition(real, mask, want), self.dom[tgt], mode="greedy", max_len=budget)
             finally:
                 g.train()
             fake_ids, fake_mask = fake.ids, fake.mask
