@@ -123,13 +123,17 @@ def test_length_options_are_refused_by_models_without_length_control(trained_run
     assert "has no length control" in capsys.readouterr().err and not (tmp_path / "out.txt").exists()
 
 
-def test_soft_estimator_reads_the_length_token_as_a_one_hot(tmp_path):
-    """soft + cycle_through_fake: the back generator reads distributions, the length token goes in one-hot."""
+@pytest.mark.parametrize("overrides", [
+    ["train.estimator=soft", "train.cycle_through_fake=true"],    # the back generator reads distributions:
+                                                                   # the length token goes in as a one-hot
+    ["train.lambda_adv=0", "train.d_steps=0"],                     # back-translation asks for lengths too
+])
+def test_length_control_with_other_training_paths(tmp_path, overrides):
     from textgan.config import load_config
     from textgan.trainer import train
 
-    cfg = load_config("toy_summarization", "cpu", ["train.estimator=soft", "train.cycle_through_fake=true",
-                                                   "train.ae_steps=3", "train.d_steps=1", "train.adv_steps=3"])
-    run = train(cfg, runs_dir=tmp_path, name="soft")
+    cfg = load_config("toy_summarization", "cpu", [*overrides, "train.ae_steps=3", "train.adv_steps=3"])
+    run = train(cfg, runs_dir=tmp_path, name="paths")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["step"] == 7 and any("train/cycle_article" in r for r in rows)
+    assert rows[-1]["step"] == cfg.train.ae_steps + cfg.train.d_steps + 3
+    assert any("train/cycle_article" in r for r in rows)
