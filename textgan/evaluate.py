@@ -225,7 +225,8 @@ class Evaluator:
 
     @classmethod
     def train(cls, cfg, out_dir: Path, data_dir=None, progress: bool = True) -> "Evaluator":
-        """Fit the judge and one fluency LM per domain on the task's training text; save them in out_dir."""
+        """Fit the judge and one fluency LM per target domain of the test directions on the task's training
+        text; save them in out_dir."""
         from .lm import FluencyLM
         from .trainer import prepare_data
 
@@ -237,21 +238,27 @@ class Evaluator:
         started = time.time()
         judge = NgramJudge(cfg.data.domains).fit(texts, epochs=e.judge_epochs)
         judge.save(out_dir / "judge.pt")
+        dirs = task_directions(cfg, data_dir)
+        targets = [d for d in cfg.data.domains if any(x.tgt == d for x in dirs)]   # (summaries: headlines only)
         lms = {d: FluencyLM.train(texts[d], out_dir / f"lm_{d}", steps=e.lm_steps, batch_size=e.lm_batch_size,
                                   d_model=e.lm_d_model, layers=e.lm_layers, vocab_size=e.lm_vocab_size,
                                   max_len=cfg.data.max_len + 8, progress=progress)
-               for d in cfg.data.domains}
-        dirs = task_directions(cfg, data_dir)
+               for d in targets}
+        trained_on = " + ".join(f"{name}/train" for name in [cfg.data.corpus, *cfg.data.extra_train])
         info = {
             "task": cfg.task, "corpus": cfg.data.corpus, "seconds": round(time.time() - started, 1),
             "judge": "NgramJudge: hashed 1-2-gram logistic regression (fastText-style) over words, "
-                     "CJK characters counted as words, "
-                     f"trained on {cfg.data.corpus}/train only",
+                     f"CJK characters counted as words, trained on {trained_on} only",
             "judge_acc_on_test_inputs": sum(judge.accuracy(d.inputs, d.src) for d in dirs) / len(dirs),
-            "lm": {dom: {**lm.info, "ppl_on_test_inputs": lm.perplexity([x for d in dirs if d.src == dom
-                                                                         for x in d.inputs] or [""])}
-                   for dom, lm in lms.items()},
+            "lm": {},
         }
+        for dom, lm in lms.items():
+            # PPL on human text of the domain: the test inputs written in it or else (summaries) its references
+            texts, where = [x for d in dirs if d.src == dom for x in d.inputs], "test inputs"
+            if not texts:
+                texts = [x for d in dirs if d.tgt == dom for refs in d.references for x in refs if x is not None]
+                where = "test references"
+            info["lm"][dom] = {**lm.info, "ppl_on_test_inputs": lm.perplexity(texts or [""]), "ppl_measured_on": where}
         (out_dir / EVALUATOR_INFO).write_text(json.dumps(info, indent=2) + "\n")
         return cls(cfg, out_dir, judge, lms, info)
 
@@ -271,7 +278,7 @@ class Evaluator:
         if not (path / EVALUATOR_INFO).is_file():
             raise FileNotFoundError(f"no evaluator in {path}; train one with: textgan judge train --task {cfg.task}")
         info = json.loads((path / EVALUATOR_INFO).read_text())
-        lms = {d: FluencyLM.load(path / f"lm_{d}") for d in cfg.data.domains}
+        lms = {d: FluencyLM.load(path / f"lm_{d}") for d in cfg.data.domains if (path / f"lm_{d}").is_dir()}
         return cls(cfg, path, NgramJudge.load(path / "judge.pt"), lms, info)
 
     def score(self, outputs: list[str], d: Direction) -> dict[str, float]:
@@ -346,8 +353,8 @@ def markdown_table(report: dict) -> str:
                  for k, _ in present]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     info = report["evaluator"]
-    lm_names = ", ".join(f"{d}: {v['steps']} steps, PPL {v['ppl_on_test_inputs']:.0f} on test inputs"
-                         for d, v in info["lm"].items())
+    lm_names = ", ".join(f"{d}: {v['steps']} steps, PPL {v['ppl_on_test_inputs']:.0f} on "
+                         f"{v.get('ppl_measured_on', 'test inputs')}" for d, v in info["lm"].items())
     lines += ["", f"Style judge: {info['judge']}; {info['judge_acc_on_test_inputs']:.1f}% accurate on the "
               "untouched test inputs.", f"Fluency LM (GPT-2 per target domain, PPL per word or CJK character): {lm_names}.",
               f"sacreBLEU: {report['bleu_signature'] or 'no references'}. Means over the directions "
