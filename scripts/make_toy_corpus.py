@@ -68,16 +68,24 @@ def zh_en_pair(rng: random.Random) -> tuple[str, str]:
     return f"{p_zh}{v_zh}{t_zh}。", f"{p_en[0].upper()}{p_en[1:]} {v_en} {t_en}."
 
 
-def write_toy_zh_en(root: Path) -> None:
-    """Unpaired training halves (each side from its own draws), aligned dev/test with multiref TSVs."""
+def write_unpaired_halves(root: Path, make_pair, domains: tuple[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """train.<domain>: each side from its own draws of make_pair(rng) (unpaired halves); dev and test:
+    aligned pairs, returned by split."""
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
-    for lang, k in [("zh", 0), ("en", 1)]:
-        (root / f"train.{lang}").write_text("".join(zh_en_pair(rng)[k] + "\n" for _ in range(1500)))
+    for k, domain in enumerate(domains):
+        (root / f"train.{domain}").write_text("".join(make_pair(rng)[k] + "\n" for _ in range(1500)))
+    pairs = {}
     for split, n in [("dev", 40), ("test", 30)]:
-        pairs = [zh_en_pair(rng) for _ in range(n)]
-        for lang, k in [("zh", 0), ("en", 1)]:
-            (root / f"{split}.{lang}").write_text("".join(p[k] + "\n" for p in pairs))
+        pairs[split] = [make_pair(rng) for _ in range(n)]
+        for k, domain in enumerate(domains):
+            (root / f"{split}.{domain}").write_text("".join(p[k] + "\n" for p in pairs[split]))
+    return pairs
+
+
+def write_toy_zh_en(root: Path) -> None:
+    """Unpaired training halves (each side from its own draws), aligned dev/test with multiref TSVs."""
+    for split, pairs in write_unpaired_halves(root, zh_en_pair, ("zh", "en")).items():
         (root / f"{split}.zh2en.multiref.tsv").write_text("".join(f"{zh}\t{en}\n" for zh, en in dict(pairs).items()))
         (root / f"{split}.en2zh.multiref.tsv").write_text(
             "".join(f"{en}\t{zh}\n" for en, zh in {en: zh for zh, en in pairs}.items()))
@@ -103,16 +111,8 @@ def news_pair(rng: random.Random) -> tuple[str, str]:
 
 def write_toy_sum(root: Path) -> None:
     """Unpaired training halves, aligned dev/test, and a committed lead-4 baseline of the test articles."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    for domain, k in [("article", 0), ("title", 1)]:
-        (root / f"train.{domain}").write_text("".join(news_pair(rng)[k] + "\n" for _ in range(1500)))
-    for split, n in [("dev", 40), ("test", 30)]:
-        pairs = [news_pair(rng) for _ in range(n)]
-        for domain, k in [("article", 0), ("title", 1)]:
-            (root / f"{split}.{domain}").write_text("".join(p[k] + "\n" for p in pairs))
-    articles = (root / "test.article").read_text().splitlines()
-    (root / "test.lead4_baseline").write_text("".join(" ".join(a.split()[:4]) + "\n" for a in articles))
+    test = write_unpaired_halves(root, news_pair, ("article", "title"))["test"]
+    (root / "test.lead4_baseline").write_text("".join(" ".join(a.split()[:4]) + "\n" for a, _ in test))
 
 
 def main() -> None:
