@@ -40,6 +40,9 @@ class DataConfig:
     bucket_batches: int = 50             # batches per length-sorted bucket
     length_tokens: int = 0               # K > 0: length control, <len_1>..<len_K> in the encoder input ask for
                                          # that many words (longer: <len_K>); see trainer.Trainer.condition
+    length_mix: float = 0.0              # with length control: share of denoising inputs followed by the next
+                                         # sentence of the batch, so the input's length no longer gives away the
+                                         # output's and the <len_k> request must be read (Trainer.noisy)
 
 
 @dataclass

@@ -168,8 +168,14 @@ class Trainer:
         return ids.to(self.acc.device), mask.to(self.acc.device)
 
     def noisy(self, seqs):
+        """Denoising inputs: words dropped, blanked and locally shuffled; with length control, a share
+        (data.length_mix) gets the batch's next sentence appended: the target is still the first alone."""
         d = self.cfg.data
-        return self.to_device(add_noise(seqs, d.word_drop, d.word_blank, d.shuffle_k, self.noise_rng))
+        noised = add_noise(seqs, d.word_drop, d.word_blank, d.shuffle_k, self.noise_rng)
+        if self.length_ids is not None and d.length_mix > 0:
+            noised = [(s + seqs[(i + 1) % len(seqs)])[: d.max_len] if self.noise_rng.random() < d.length_mix else s
+                      for i, s in enumerate(noised)]
+        return self.to_device(noised)
 
     def tau(self) -> float:
         """Temperature, annealed geometrically from tau_start to tau_end over the adversarial phase."""
