@@ -127,6 +127,7 @@ def test_length_options_are_refused_by_models_without_length_control(trained_run
     ["train.estimator=soft", "train.cycle_through_fake=true"],    # the back generator reads distributions:
                                                                    # the length token goes in as a one-hot
     ["train.lambda_adv=0", "train.d_steps=0"],                     # back-translation asks for lengths too
+    ["data.length_mix=1.0"],                                       # every denoising input has a sentence appended
 ])
 def test_length_control_with_other_training_paths(tmp_path, overrides):
     from textgan.config import load_config
