@@ -44,7 +44,7 @@ def main() -> None:
         outputs = model.transfer(inputs, to=direction.tgt, tokenized=True, normalized=True, max_words=n, stats=stats)
         lead = first_words(inputs, n)
         rows.append({"words_asked": n, **metrics.rouge(outputs, refs),
-                     "words": sum(len(o.split()) for o in outputs) / len(outputs),
+                     "words": metrics.mean_words(outputs),
                      "cut_by_cap_pct": 100.0 * stats.get("cut", 0) / len(outputs),
                      "first_n": metrics.rouge(lead, refs)})
         print(rows[-1])

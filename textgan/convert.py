@@ -183,7 +183,7 @@ class ModelEngine:
             raise ConvertError(f"--to is needed: this model has {len(model.domains)} domains")
         self.model, self.to, self.beam, self.tokenized, self.batch_size = model, to, beam, tokenized, batch_size
         self.max_words, self.ratio = max_words, ratio
-        model.lengths([], [], max_words, ratio)        # a model without length control refuses them now
+        model.check_length_request(max_words, ratio)
         self.max_len = model.cfg.data.max_len
 
     def normalize(self, text: str) -> str:

@@ -148,12 +148,19 @@ def read_multiref(path: Path) -> tuple[list[str], list[list[str | None]]]:
     return [r[0] for r in rows], [[r[k] if k < len(r) else None for r in rows] for k in range(1, width + 1)]
 
 
+def test_card(cfg, test_set: str = "test"):
+    """The card holding a test set: data.test_corpus for the `test` split when set, else data.corpus."""
+    from .corpora import load_card
+
+    return load_card(cfg.data.test_corpus if test_set == "test" and cfg.data.test_corpus else cfg.data.corpus)
+
+
 def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Direction]:
     """Every src -> tgt direction of a test set (the card's `test` split, or one of its `test_sets`),
     with its human references, normalized as the task normalizes."""
-    from .corpora import corpus_dir, load_card, read_lines, references
+    from .corpora import corpus_dir, read_lines, references
 
-    card = load_card(cfg.data.test_corpus if test_set == "test" and cfg.data.test_corpus else cfg.data.corpus)
+    card = test_card(cfg, test_set)
     scheme = cfg.data.normalize
     if card.normalized == scheme:      # already in the task's form: references stay exactly as published
         norm = lambda texts: list(texts)  # noqa: E731
@@ -188,9 +195,9 @@ def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Directio
 
 def published_baselines(cfg, data_dir=None, test_set: str = "test") -> dict[str, dict[str, list[str]]]:
     """Baseline outputs a test card ships (`baselines`, e.g. Gigaword's lead-8): {name: {direction: lines}}."""
-    from .corpora import corpus_dir, load_card, read_lines
+    from .corpora import corpus_dir, read_lines
 
-    card = load_card(cfg.data.test_corpus if test_set == "test" and cfg.data.test_corpus else cfg.data.corpus)
+    card = test_card(cfg, test_set)
     systems: dict[str, dict[str, list[str]]] = {}
     for src, named in card.baselines.get(test_set, {}).items():
         for name, rel in named.items():
@@ -291,7 +298,7 @@ class Evaluator:
                "self_bleu": self._bleu(outputs, [d.inputs], d.tgt, keep_signature=not d.references),
                "ppl": self.lms[d.tgt].perplexity(outputs),
                "len_ratio": metrics.length_ratio(outputs, d.inputs),
-               "words": sum(len(o.split()) for o in outputs) / max(1, len(outputs)),
+               "words": metrics.mean_words(outputs),
                "distinct1": metrics.distinct(outputs, 1), "distinct2": metrics.distinct(outputs, 2),
                "self_bleu_outputs": metrics.self_bleu_among(outputs, self.tokenize(d.tgt)),
                "duplicates": metrics.duplicate_share(outputs)}

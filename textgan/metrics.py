@@ -31,6 +31,11 @@ def distinct(texts: list[str], n: int) -> float:
     return 100.0 * len(unique) / total if total else 0.0
 
 
+def mean_words(texts: list[str]) -> float:
+    """Mean length in whitespace-separated words (the unit of length control); 0 for no texts."""
+    return sum(len(t.split()) for t in texts) / len(texts) if texts else 0.0
+
+
 def duplicate_share(texts: list[str]) -> float:
     """Share of outputs that repeat an earlier output verbatim, in percent: 100 * (N - |unique|) / N.
 

@@ -461,7 +461,7 @@ class Trainer:
             else:
                 results[f"dev/self_bleu_{src}2{tgt}"] = bleu(outputs, [inputs], tokenize).score
             if words is not None:
-                results[f"dev/words_{src}2{tgt}"] = sum(len(o.split()) for o in outputs) / max(1, len(outputs))
+                results[f"dev/words_{src}2{tgt}"] = metrics.mean_words(outputs)
             for x, y in list(zip(inputs, outputs))[:2]:
                 tqdm.write(f"  [{src}->{tgt}] {x}\n         -> {y}")
         tqdm.write("  " + "  ".join(f"{k.split('/')[1]}={v:.1f}" for k, v in results.items()))

@@ -70,16 +70,20 @@ class StyleTransfer:
     def controls_length(self) -> bool:
         return bool(self.tok.length_ids)
 
+    def check_length_request(self, max_words: int | None, ratio: float | None) -> None:
+        """ValueError unless this model can honour the request (length control; positive values)."""
+        if not self.controls_length and (max_words is not None or ratio is not None):
+            raise ValueError(f"the model in {self.run_dir} has no length control (trained without "
+                             "data.length_tokens); --max-words and --ratio need one")
+        if max_words is not None and max_words < 1 or ratio is not None and ratio <= 0:
+            raise ValueError(f"a length must be positive (max_words={max_words}, ratio={ratio})")
+
     def lengths(self, norm: list[str], targets: list[str], max_words: int | None, ratio: float | None) -> list[int] | None:
         """Words asked of each transfer: max_words, or ratio * the input's words, or the target domain's
         median training length. None for models without length control (asking then is an error)."""
+        self.check_length_request(max_words, ratio)
         if not self.controls_length:
-            if max_words is not None or ratio is not None:
-                raise ValueError(f"the model in {self.run_dir} has no length control (trained without "
-                                 "data.length_tokens); --max-words and --ratio need one")
             return None
-        if max_words is not None and max_words < 1 or ratio is not None and ratio <= 0:
-            raise ValueError(f"a length must be positive (max_words={max_words}, ratio={ratio})")
         if max_words is not None:
             return [max_words] * len(norm)
         if ratio is not None:
