@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -134,3 +135,41 @@ def test_conditional_gumbel_relaxation_has_the_gumbel_softmax_distribution():
     plain = F.gumbel_softmax(logits, tau=0.5)
     assert torch.allclose(conditional.mean(0), plain.mean(0), atol=0.01)
     assert torch.allclose((conditional ** 2).mean(0), (plain ** 2).mean(0), atol=0.01)
+
+
+def length_generator(words_left=True):
+    """tiny_generator with length control: ids 40..49 are <len_1>..<len_10>, even ids begin a word."""
+    g = tiny_generator()
+    return Generator(g.model, length_ids=list(range(40, 50)), word_start=[i % 2 == 0 for i in range(V)],
+                     words_left=words_left).eval()
+
+
+def test_words_left_teacher_forcing_matches_step_by_step_decoding():
+    """The words-left count of a teacher-forced pass (cumulative over the target) is the one the decoding
+    loop keeps: the same log-probabilities for the same tokens, in sample and in greedy."""
+    g = length_generator()
+    src, mask = batch(b=3, t=5)
+    words = torch.tensor([1, 3, 6])
+    s = g.sample(src, mask, to=4, mode="multinomial", max_len=9, words=words)
+    forced = g(src, mask, s.ids, 4, words).log_softmax(-1).gather(2, s.ids[..., None]).squeeze(-1)
+    assert torch.allclose(forced[s.mask], s.logprobs[s.mask], atol=1e-4)
+    greedy = g.sample(src, mask, to=4, mode="greedy", max_len=9, words=words)
+    for row, (ids, m) in enumerate(zip(greedy.ids.tolist(), greedy.mask.tolist())):
+        assert [i for i, keep in zip(ids, m) if keep] == g.generate(src, mask, 4, max_len=9, words=words)[row][: sum(m)]
+
+
+def test_the_length_request_reaches_encoder_and_decoder():
+    src, mask = batch(b=2, t=5)
+    tgt, _ = batch(b=2, t=6)
+    for words_left in (False, True):
+        g = length_generator(words_left)
+        cond, cond_mask = g.condition(src, mask, torch.tensor([2, 30]))
+        assert cond[:, 0].tolist() == [41, 49] and cond.shape == (2, 6) and cond_mask.all()   # clamped to <len_10>
+        assert not torch.allclose(g(src, mask, tgt, 4, torch.tensor([2, 2])), g(src, mask, tgt, 4, torch.tensor([3, 3])))
+    # the decoder's own input: same encoder request (<len_10> for both), different words left
+    g = length_generator()
+    assert not torch.allclose(g(src, mask, tgt, 4, torch.tensor([10, 10])), g(src, mask, tgt, 4, torch.tensor([12, 12])))
+    with pytest.raises(ValueError, match="beam search"):
+        g.generate(src, mask, 4, beam=2, words=torch.tensor([2, 2]))
+    with pytest.raises(ValueError, match="no length control"):
+        tiny_generator().condition(src, mask, torch.tensor([2, 2]))

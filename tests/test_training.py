@@ -64,7 +64,7 @@ def test_save_load_gives_identical_greedy_outputs(tmp_path, tiny_cfg):
     lines = ["the food was bad .", "the staff was great ."]
     tok = Tokenizer.train(lines * 20, tmp_path / "tokenizer.model", cfg.data.domains, "ptb_lower", 40)
     torch.manual_seed(3)
-    generators, critic = new_models(cfg, tok.vocab_size)
+    generators, critic = new_models(cfg, tok)
     for m in [*generators, critic]:
         m.eval()
     from textgan.config import save_config

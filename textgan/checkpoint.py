@@ -143,7 +143,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         generators = []
         for name in generator_dirs(cfg):
             model = BartForConditionalGeneration.from_pretrained(run_dir / name)
-            generators.append(Generator(model).to(device).eval())
+            generators.append(wrap_generator(model, cfg, tok).to(device).eval())
         critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
         critic.load_state_dict(load_file(str(run_dir / "discriminator.safetensors")))
     except CheckpointError:
@@ -158,8 +158,16 @@ def max_positions(cfg: Config) -> int:
     return max(cfg.data.max_len, cfg.train.max_gen_len) + 1
 
 
-def new_models(cfg: Config, vocab_size: int) -> tuple[list[Generator], DomainCritic]:
+def wrap_generator(model, cfg: Config, tok: Tokenizer) -> Generator:
+    """A Hugging Face model as a Generator, with the run's length control (if any)."""
+    if not tok.length_ids:
+        return Generator(model)
+    return Generator(model, tok.length_ids, tok.word_starts(), words_left=cfg.generator.words_left)
+
+
+def new_models(cfg: Config, tok: Tokenizer) -> tuple[list[Generator], DomainCritic]:
     count = 1 if cfg.generator.shared else 2
-    generators = [Generator(build_generator(cfg.generator, vocab_size, max_positions(cfg))) for _ in range(count)]
-    critic = DomainCritic(cfg.discriminator, vocab_size, len(cfg.data.domains), max_positions(cfg))
+    generators = [wrap_generator(build_generator(cfg.generator, tok.vocab_size, max_positions(cfg)), cfg, tok)
+                  for _ in range(count)]
+    critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
     return generators, critic

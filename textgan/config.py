@@ -63,6 +63,8 @@ class GeneratorConfig:
     heads: int = 4
     ffn_dim: int = 1024
     dropout: float = 0.1
+    words_left: bool = False             # with data.length_tokens: the decoder also reads how many words are
+                                         # left to write at each step (models/generator.words_left_encoding)
 
 
 @dataclass
@@ -126,8 +128,9 @@ class TrainConfig:
     eval_lines: int = 200                # dev lines per direction in the periodic evaluation
     ckpt_every: int = 500
     # The run's inference files (generator/, discriminator) hold the model with the best dev score
-    # sqrt(style ACC * self-BLEU) seen at an adversarial-phase evaluation, written to best.json (before
-    # that: the latest checkpoint); state/ always holds the latest step for --resume.
+    # sqrt(style ACC * self-BLEU) seen at an adversarial-phase evaluation (tasks with dev references:
+    # dev ROUGE-L or BLEU; Trainer.dev_score), written to best.json (before that: the latest
+    # checkpoint); state/ always holds the latest step for --resume.
     # False: the inference files follow the latest checkpoint.
     keep_best: bool = True
     threads: int = 0                     # torch CPU threads; 0 = torch's default

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import datasets
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
@@ -105,12 +104,14 @@ class Trainer:
         self.a, self.b = cfg.data.domains
         self.dom = tok.domain_ids                                   # domain -> decoder start token id
         t = cfg.train
-        self.generators, self.critic = checkpoint.new_models(cfg, tok.vocab_size)
-        device = accelerator.device
-        self.length_ids = torch.tensor(tok.length_ids, device=device) if cfg.data.length_tokens else None
         if cfg.data.length_tokens and len(tok.length_ids) != cfg.data.length_tokens:
             raise ConfigError(f"data.length_tokens is {cfg.data.length_tokens} but the tokenizer has "
                               f"{len(tok.length_ids)} length tokens")
+        if cfg.generator.words_left and not cfg.data.length_tokens:
+            raise ConfigError("generator.words_left needs length control (data.length_tokens > 0)")
+        self.generators, self.critic = checkpoint.new_models(cfg, tok)
+        device = accelerator.device
+        self.controls_length = bool(cfg.data.length_tokens)
         self.word_start = torch.tensor(tok.word_starts(), device=device)         # (V,) piece begins a word
         self.default_words = checkpoint.default_words(run_dir) if cfg.data.length_tokens else {}
         self.wordbyword: dict = {}                 # (src, tgt) -> [vocab] id table, from cross-lingual embeddings
@@ -172,7 +173,7 @@ class Trainer:
         (data.length_mix) gets the batch's next sentence appended: the target is still the first alone."""
         d = self.cfg.data
         noised = add_noise(seqs, d.word_drop, d.word_blank, d.shuffle_k, self.noise_rng)
-        if self.length_ids is not None and d.length_mix > 0:
+        if self.controls_length and d.length_mix > 0:
             noised = [(s + seqs[(i + 1) % len(seqs)])[: d.max_len] if self.noise_rng.random() < d.length_mix else s
                       for i, s in enumerate(noised)]
         return self.to_device(noised)
@@ -186,7 +187,7 @@ class Trainer:
     # ---------------------------------------------------------------- length control
     def words(self, ids, mask):
         """Words per row (pieces that begin with "▁"), (B,); None for tasks without length control."""
-        if self.length_ids is None:
+        if not self.controls_length:
             return None
         return (self.word_start[ids] & mask.bool()).sum(1)
 
@@ -197,17 +198,6 @@ class Trainer:
         if lengths is None:
             return None
         return lengths[torch.randint(len(lengths), (n,), device=lengths.device)]
-
-    def condition(self, src, mask, words):
-        """Length control: <len_w> first in the encoder input asks for an output of w words (w clamped
-        to 1..K). The summarizer learns what it means from pairs whose target length is known: the
-        denoising autoencoder and the cycle (fake article + <len of the real headline> -> real headline).
-        src: ids (B, S) or distributions (B, S, V). No-op when words is None."""
-        if words is None:
-            return src, mask
-        first = self.length_ids[words.clamp(1, len(self.length_ids)) - 1]          # (B,)
-        first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
-        return torch.cat([first, src], 1), torch.cat([mask.new_ones(mask.size(0), 1), mask], 1)
 
     def gen_len(self, real, words) -> int:
         """Decoding budget of a transfer: about the source length, or twice the asked words (+4)."""
@@ -221,8 +211,7 @@ class Trainer:
 
         Returns (loss, logits (B, T, V)); g_back is the generator that writes `domain`.
         """
-        noisy, noisy_mask = self.condition(*self.noisy(seqs), self.words(real, mask))
-        logits = g_back(noisy, noisy_mask, real, self.dom[domain])
+        logits = g_back(*self.noisy(seqs), real, self.dom[domain], self.words(real, mask))
         loss, _ = reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)
         return loss, logits
 
@@ -234,10 +223,9 @@ class Trainer:
         """
         t = self.cfg.train
         max_len = self.gen_len(real, words)
-        real, mask = self.condition(real, mask, words)
         if t.feedback == "soft" or mode == "greedy":
             return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=max_len,
-                            straight_through=t.straight_through)
+                            straight_through=t.straight_through, words=words)
         decode_mode, decode_tau = {"soft": ("greedy", 1.0), "gumbel": ("multinomial", 1.0),
                                    "multinomial": ("multinomial", self.tau())}[mode]
         # Dropout off for both passes: the relaxed outputs / log-probs must be those of the very
@@ -245,8 +233,10 @@ class Trainer:
         g.eval()
         try:
             with torch.no_grad():
-                drawn = g.sample(real, mask, self.dom[to], mode=decode_mode, tau=decode_tau, max_len=max_len)
-            return g.relax(real, mask, self.dom[to], drawn, mode, tau=self.tau(), straight_through=t.straight_through)
+                drawn = g.sample(real, mask, self.dom[to], mode=decode_mode, tau=decode_tau, max_len=max_len,
+                                 words=words)
+            return g.relax(real, mask, self.dom[to], drawn, mode, tau=self.tau(), straight_through=t.straight_through,
+                           words=words)
         finally:
             g.train()
 
@@ -313,7 +303,7 @@ class Trainer:
         for real, mask, g, g_back, src, tgt, want in self.directions(real_a, mask_a, real_b, mask_b):
             fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[self.cfg.train.estimator], want)
             with self.acc.autocast():
-                same_logits = g_back(*self.condition(real, mask, self.words(real, mask)), real, self.dom[domains[src]])
+                same_logits = g_back(real, mask, real, self.dom[domains[src]], self.words(real, mask))
             out.setdefault(tgt, [None, None, None])[2] = (fake.inputs(), fake.mask)
             out.setdefault(src, [None, None, None])[:2] = [(real, mask), (self.same_form(same_logits, real), mask)]
         return out
@@ -345,8 +335,7 @@ class Trainer:
                     continue
                 fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator], want)
                 cycle_input = fake.inputs() if t.cycle_through_fake else fake.ids
-                rec_logits = g_back(*self.condition(cycle_input, fake.mask, self.words(real, mask)), real,
-                                    self.dom[domains[src]])
+                rec_logits = g_back(cycle_input, fake.mask, real, self.dom[domains[src]], self.words(real, mask))
                 cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
                 opts = AdvOptions(gamma=t.gamma, baseline=self.baseline)
                 if t.estimator == "reinforce":
@@ -381,11 +370,11 @@ class Trainer:
             try:
                 with torch.no_grad():
                     budget = min(t.max_gen_len, 2 * real.size(1) + 4) if want is None else self.gen_len(real, want)
-                    fake = g.sample(*self.condition(real, mask, want), self.dom[tgt], mode="greedy", max_len=budget)
+                    fake = g.sample(real, mask, self.dom[tgt], mode="greedy", max_len=budget, words=want)
             finally:
                 g.train()
             fake_ids, fake_mask = fake.ids, fake.mask
-        logits = g_back(*self.condition(fake_ids, fake_mask, self.words(real, mask)), real, self.dom[src])
+        logits = g_back(fake_ids, fake_mask, real, self.dom[src], self.words(real, mask))
         return reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)[0]
 
     def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int, want=None):
@@ -397,8 +386,8 @@ class Trainer:
             real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
             greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
             if t.cycle_reward > 0:
-                rec_logits = g_back(*self.condition(greedy.ids, greedy.mask, self.words(real, mask)), real,
-                                    self.dom[self.cfg.data.domains[src]])
+                rec_logits = g_back(greedy.ids, greedy.mask, real, self.dom[self.cfg.data.domains[src]],
+                                    self.words(real, mask))
                 content = t.cycle_reward * sequence_logprob(rec_logits, real, mask)
                 greedy_returns = greedy_returns + content[:, None] * greedy.mask.to(greedy_returns.dtype)
 
@@ -448,7 +437,7 @@ class Trainer:
         for src, tgt, g in [(self.a, self.b, self.g_ab), (self.b, self.a, self.g_ba)]:
             paired = self.dev_pairs.get(f"{src}2{tgt}")       # dev sources with references (translation, summaries)
             inputs = paired.inputs[:n] if paired else self.dev_texts[src][:n]
-            words = [self.default_words[tgt]] * len(inputs) if self.length_ids is not None else None
+            words = [self.default_words[tgt]] * len(inputs) if self.controls_length else None
             outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len, words=words)
             tokenize = self.cfg.eval.bleu_tokenize.get(tgt, BLEU_TOKENIZE.get(scheme, "13a"))
             if self.judge is not None:
@@ -483,19 +472,35 @@ class Trainer:
     def keeps_best(self) -> bool:
         return self.cfg.train.keep_best and self.judge is not None
 
+    def dev_score(self, results: dict) -> tuple[float, str] | None:
+        """The model-selection score of a dev evaluation and its formula: with dev references (summaries,
+        translations) the mean dev ROUGE-L (eval.rouge) or BLEU against them; without, sqrt(mean style
+        ACC * mean self-BLEU). None when the evaluation lacks its parts."""
+        def mean(prefix):
+            values = [v for k, v in results.items() if k.startswith(prefix)]
+            return sum(values) / len(values) if values else None
+
+        reference = mean("dev/rougeL_") if self.cfg.eval.rouge else mean("dev/bleu_")
+        if reference is not None:
+            return reference, "dev ROUGE-L" if self.cfg.eval.rouge else "dev BLEU"
+        acc, self_bleu = mean("dev/acc_"), mean("dev/self_bleu_")
+        if acc is None or self_bleu is None:
+            return None
+        return math.sqrt(acc * self_bleu), "sqrt(ACC * self-BLEU)"
+
     def keep_if_best(self, results: dict) -> None:
-        """Save the inference files when the dev score sqrt(mean ACC * mean self-BLEU) beats best.json's."""
-        acc = [v for k, v in results.items() if k.startswith("dev/acc_")]
-        self_bleu = [v for k, v in results.items() if k.startswith("dev/self_bleu_")]
-        if not acc or not self_bleu:
+        """Save the inference files when the dev score (`dev_score`) beats best.json's."""
+        scored = self.dev_score(results)
+        if scored is None:
             return
-        score = math.sqrt(sum(acc) / len(acc) * sum(self_bleu) / len(self_bleu))
+        score, formula = scored
         best_file = self.run_dir / "best.json"
         best = json.loads(best_file.read_text())["score"] if best_file.exists() else -1.0
         if score > best:
             checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
-            best_file.write_text(json.dumps({"step": self.state.step, "score": score, **results}, indent=2) + "\n")
-            tqdm.write(f"  best dev score so far ({score:.1f} = sqrt(ACC * self-BLEU)): model saved")
+            best_file.write_text(json.dumps({"step": self.state.step, "score": score, "formula": formula, **results},
+                                            indent=2) + "\n")
+            tqdm.write(f"  best dev score so far ({score:.1f} = {formula}): model saved")
 
     def load_checkpoint(self) -> None:
         state = self.run_dir / "state"

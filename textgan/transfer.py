@@ -24,27 +24,25 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
     """Normalized sentences -> normalized rewrites in domain `to`, in input order.
 
     Sentences are sorted by length so each batch carries little padding; empty inputs give "".
-    Length control (a tokenizer with <len_k> tokens): `words[i]` is the length asked of text i. The
-    request goes first into the encoder input (the model was trained to honour it); decoding stops at
-    2 * words + 4 pieces, and an output still longer than asked is cut to `words` words, counted in
-    stats["cut"] (how often the model needed the cap).
+    Length control (a tokenizer with <len_k> tokens): `words[i]` is the length asked of text i (the
+    generator reads the request, see models/generator.py); decoding stops at 2 * words + 4 pieces, and
+    an output still longer than asked is cut to `words` words, counted in stats["cut"] (how often the
+    model needed the cap).
     """
     if tok.length_ids and words is None:
         raise ValueError("this model controls length: give the number of words wanted per text")
     device = next(generator.parameters()).device
     encoded = tok.encode(texts, max_len)
-    if tok.length_ids:
-        k = len(tok.length_ids)
-        encoded = [[tok.length_ids[min(max(w, 1), k) - 1]] + ids if ids else [] for w, ids in zip(words, encoded)]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     outputs = [""] * len(texts)
     todo = [i for i in order if encoded[i]]
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
         src, mask = pad([encoded[i] for i in rows])
+        asked = None if words is None else torch.tensor([words[i] for i in rows], device=device)
         budget = max_len if words is None else min(max_len, 2 * max(words[i] for i in rows) + 4)
         ids = generator.generate(src.to(device), mask.to(device), tok.domain_ids[to], beam=beam,
-                                 sample=sample, temperature=temperature, max_len=budget)
+                                 sample=sample, temperature=temperature, max_len=budget, words=asked)
         for i, text in zip(rows, tok.decode(ids)):
             if words is not None and len(text.split()) > words[i]:
                 text = " ".join(text.split()[: words[i]])

@@ -4,6 +4,11 @@ The decoder starts from the target domain's token (`<2pos>`), as multilingual tr
 from a language token, so one network serves every direction. The encoder reads token ids or soft
 distributions (B, T, V) through the model's own embedding table, so the cycle can pass a generated
 sentence back in without cutting the gradient.
+
+Length control (summarization): every method takes `words` (B,), the length asked of each output.
+`<len_w>` goes first into the encoder input, and with `words_left` the decoder also reads, at each
+step, how many words are still to write (`words_left_encoding`), so it learns where to stop from every
+denoising example, whatever the input's length.
 """
 
 from __future__ import annotations
@@ -82,12 +87,58 @@ def conditional_gumbel(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return z - logp
 
 
-class Generator(nn.Module):
-    """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `generate` = inference."""
+def words_left_encoding(left: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoid of the words still to write, (B, T) -> (B, T, dim): the length-ratio positional encoding
+    of Takase & Okazaki 2019 ("Positional Encoding to Control Output Length"), counted in words, as the
+    remaining-length input of Kikuchi et al. 2016 (LenEmb), but without parameters:
 
-    def __init__(self, model: BartForConditionalGeneration):
+        e(r)_2i = sin(r / 10000^(2i / dim)),   e(r)_2i+1 = cos(r / 10000^(2i / dim))
+
+    r = requested words - words begun so far (negative once the output runs over).
+    """
+    freq = 10000 ** (-torch.arange(0, dim, 2, device=left.device, dtype=torch.float) / dim)   # (dim/2,)
+    angle = left.float()[..., None] * freq                                                     # (B, T, dim/2)
+    return torch.stack([angle.sin(), angle.cos()], -1).flatten(-2)[..., :dim]
+
+
+class Generator(nn.Module):
+    """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `generate` = inference.
+
+    Length control: `length_ids` (K,) are the ids of <len_1>..<len_K>; `word_start` (V,) tells which
+    pieces begin a word; `words_left` adds `words_left_encoding` to the decoder inputs. Without
+    `length_ids`, `words` must be None everywhere.
+    """
+
+    def __init__(self, model: BartForConditionalGeneration, length_ids: list[int] | None = None,
+                 word_start: list[bool] | None = None, words_left: bool = False):
         super().__init__()
         self.model = model
+        if words_left and not (length_ids and word_start):
+            raise ValueError("words_left needs length control: length tokens and the word-start table")
+        self.register_buffer("length_ids", torch.tensor(length_ids or [], dtype=torch.long), persistent=False)
+        self.register_buffer("word_start", torch.tensor(word_start or [], dtype=torch.bool), persistent=False)
+        self.words_left = words_left
+
+    def condition(self, src: torch.Tensor, src_mask: torch.Tensor, words: torch.Tensor | None):
+        """<len_w> first in the encoder input asks for w words (w clamped to 1..K); src ids (B, S) or
+        distributions (B, S, V). No-op when words is None."""
+        if words is None:
+            return src, src_mask
+        if not len(self.length_ids):
+            raise ValueError("this generator has no length control; words must be None")
+        first = self.length_ids[words.clamp(1, len(self.length_ids)) - 1]           # (B,)
+        first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
+        return torch.cat([first, src], 1), torch.cat([src_mask.new_ones(src_mask.size(0), 1), src_mask], 1)
+
+    def decoder_inputs(self, ids: torch.Tensor, words: torch.Tensor | None, begun: torch.Tensor | None):
+        """Decoder input embeddings (B, T, H) of ids (B, T) or distributions (B, T, V); with words_left
+        plus the encoding of words - begun, begun (B, T) = words already begun before each position."""
+        x = self.embed(ids)
+        if self.words_left and words is not None:
+            table = self.model.get_input_embeddings()      # the encoding at the token embeddings' RMS scale
+            rms = table.weight.detach().float().pow(2).mean().sqrt() * getattr(table, "embed_scale", 1.0)
+            x = x + (rms * words_left_encoding(words[:, None] - begun, x.size(-1))).to(x.dtype)
+        return x
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Ids (B, T) or distributions (B, T, V) -> embeddings (B, T, H), scale included.
@@ -103,19 +154,27 @@ class Generator(nn.Module):
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> BaseModelOutput:
         return self.model.get_encoder()(inputs_embeds=self.embed(src), attention_mask=src_mask.long())
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, to: int) -> torch.Tensor:
-        """Teacher forcing. src (B, S) ids or (B, S, V) probs; tgt (B, T) ids ending in EOS.
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, to: int,
+                words: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing. src (B, S) ids or (B, S, V) probs; tgt (B, T) ids ending in EOS; words (B,)
+        the length asked (length control) or None.
 
         Returns logits (B, T, V): position t predicts tgt[:, t] from [<2to>, tgt_<t].
         """
+        src, src_mask = self.condition(src, src_mask, words)
         start = torch.full_like(tgt[:, :1], to)
         decoder_input = torch.cat([start, tgt[:, :-1]], dim=1)
+        begun = None
+        if self.words_left and words is not None:           # words begun before position t: tgt_<t's
+            starts = self.word_start[tgt].long()
+            begun = starts.cumsum(1) - starts
         out = self.model(encoder_outputs=self.encode(src, src_mask), attention_mask=src_mask.long(),
-                         decoder_input_ids=decoder_input, use_cache=False)
+                         decoder_inputs_embeds=self.decoder_inputs(decoder_input, words, begun), use_cache=False)
         return out.logits
 
     def sample(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, mode: str = "greedy",
-               tau: float = 1.0, max_len: int = 32, straight_through: bool = False) -> Sample:
+               tau: float = 1.0, max_len: int = 32, straight_through: bool = False,
+               words: torch.Tensor | None = None) -> Sample:
         """Decode step by step with a key-value cache.
 
         modes: greedy (argmax), multinomial (sample from softmax(logits / tau)), gumbel (Gumbel-softmax,
@@ -125,10 +184,13 @@ class Generator(nn.Module):
         """
         if mode not in MODES:
             raise ValueError(f"unknown sampling mode {mode!r}; choose from {MODES}")
+        src, src_mask = self.condition(src, src_mask, words)
         batch = src.size(0)
         encoded = self.encode(src, src_mask)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        step_input = self.embed(torch.full((batch, 1), to, dtype=torch.long, device=src.device))
+        begun = torch.zeros(batch, 1, dtype=torch.long, device=src.device)          # words begun so far
+        step_input = self.decoder_inputs(torch.full((batch, 1), to, dtype=torch.long, device=src.device),
+                                         words, begun)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         ids, masks, logprobs, probs = [], [], [], []
         for _ in range(max_len):
@@ -155,7 +217,9 @@ class Generator(nn.Module):
             logprobs.append(logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1))
             if p is not None:
                 probs.append(p)
-            step_input = self.embed(p[:, None] if p is not None else token[:, None])
+            if self.words_left and words is not None:
+                begun = begun + self.word_start[token][:, None].long()
+            step_input = self.decoder_inputs(p[:, None] if p is not None else token[:, None], words, begun)
             done = done | (token == EOS)
             if bool(done.all()):
                 break
@@ -163,7 +227,7 @@ class Generator(nn.Module):
                       logprobs=torch.stack(logprobs, 1), probs=torch.stack(probs, 1) if probs else None)
 
     def relax(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, sample: Sample, mode: str,
-              tau: float = 1.0, straight_through: bool = False) -> Sample:
+              tau: float = 1.0, straight_through: bool = False, words: torch.Tensor | None = None) -> Sample:
         """Differentiable view of an already decoded `sample` by ONE teacher-forced pass over its ids.
 
         The decoding loop runs without a graph ("hard feedback": each step reads the token chosen
@@ -180,7 +244,7 @@ class Generator(nn.Module):
         (Measured on the cpu preset, whole adversarial steps got only ~10-20% cheaper than backpropagating
         through the loop: the step is compute-bound. The gain is that the outputs match the tokens fed back.)
         """
-        logits = self(src, src_mask, sample.ids, to).float()           # (B, T, V)
+        logits = self(src, src_mask, sample.ids, to, words).float()    # (B, T, V)
         logp = (logits / tau).log_softmax(-1)
         logprobs = logp.gather(2, sample.ids[..., None]).squeeze(-1)   # (B, T)
         if mode == "soft":
@@ -194,19 +258,22 @@ class Generator(nn.Module):
         return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=probs)
 
     @torch.inference_mode()
-    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, max_len: int = 32) -> list[list[int]]:
+    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, max_len: int = 32,
+               words: torch.Tensor | None = None) -> list[list[int]]:
         """Greedy decoding for inference: a key-value cache, and each row leaves the batch once it has
         written EOS (the cache, encoder states and mask are cut down to the unfinished rows), so a batch
         costs what its unfinished sentences need. Returns each row's ids up to and including EOS."""
+        src, src_mask = self.condition(src, src_mask, words)
         encoded = self.encode(src, src_mask).last_hidden_state         # (B, S, H)
         mask = src_mask.long()
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         rows = list(range(src.size(0)))                                 # unfinished rows, in batch order
         out: list[list[int]] = [[] for _ in rows]
         token = torch.full((len(rows), 1), to, dtype=torch.long, device=src.device)
+        begun = torch.zeros_like(token)
         for _ in range(max_len):
-            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, decoder_input_ids=token,
-                              past_key_values=cache, use_cache=True)
+            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, past_key_values=cache, use_cache=True,
+                              decoder_inputs_embeds=self.decoder_inputs(token, words, begun))
             cache, chosen = step.past_key_values, step.logits[:, -1].argmax(-1)      # (b,)
             for row, t in zip(rows, chosen.tolist()):
                 out[row].append(t)
@@ -216,18 +283,30 @@ class Generator(nn.Module):
             if not bool(going.all()):
                 keep = going.nonzero().squeeze(1)
                 cache.batch_select_indices(keep)
-                encoded, mask, chosen = encoded[keep], mask[keep], chosen[keep]
+                encoded, mask, chosen, begun = encoded[keep], mask[keep], chosen[keep], begun[keep]
+                words = words[keep] if words is not None else None
                 rows = [rows[i] for i in keep.tolist()]
             token = chosen[:, None]
+            if self.words_left and words is not None:
+                begun = begun + self.word_start[token].long()
         return out
 
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
-                 sample: bool = False, max_len: int = 32, temperature: float = 1.0) -> list[list[int]]:
+                 sample: bool = False, max_len: int = 32, temperature: float = 1.0,
+                 words: torch.Tensor | None = None) -> list[list[int]]:
         """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache).
-        Returns ids without the start token."""
+        With words_left (the decoder reads the words left, which `transformers` cannot feed it) sampling
+        runs through `sample` and beam search is refused. Returns ids without the start token."""
         if beam == 1 and not sample:
-            return self.greedy(src, src_mask, to, max_len)
+            return self.greedy(src, src_mask, to, max_len, words)
+        if self.words_left and words is not None:
+            if beam > 1:
+                raise ValueError("beam search is not available for a model whose decoder counts the words "
+                                 "left (generator.words_left); use greedy decoding or sampling")
+            drawn = self.sample(src, src_mask, to, mode="multinomial", tau=temperature, max_len=max_len, words=words)
+            return [[t for t, keep in zip(ids, m) if keep] for ids, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]
+        src, src_mask = self.condition(src, src_mask, words)
         config = GenerationConfig(
             max_new_tokens=max_len, num_beams=beam, do_sample=sample, temperature=temperature if sample else None,
             top_k=0 if sample else None, decoder_start_token_id=to, bos_token_id=BOS, eos_token_id=EOS,
