@@ -44,7 +44,8 @@ def test_summarization_trains_with_length_tokens(sum_run):
     assert json.loads((sum_run / "lengths.json").read_text())["median_words"]["title"] in (2, 3, 4)
     rows = [json.loads(line) for line in (sum_run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 35 and any("train/fool_title" in r for r in rows)
-    assert any("dev/rougeL_article2title" in r and "dev/words_article2title" in r for r in rows)
+    assert any("dev/rougeL_article2title" in r and "dev/words_article2title" in r and "dev/cut_article2title" in r
+               for r in rows)
 
 
 def test_the_length_request_is_learnt_not_only_cut(tmp_path):

@@ -438,7 +438,9 @@ class Trainer:
             paired = self.dev_pairs.get(f"{src}2{tgt}")       # dev sources with references (translation, summaries)
             inputs = paired.inputs[:n] if paired else self.dev_texts[src][:n]
             words = [self.default_words[tgt]] * len(inputs) if self.controls_length else None
-            outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len, words=words)
+            stats: dict = {}
+            outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len, words=words,
+                                          stats=stats)
             tokenize = self.cfg.eval.bleu_tokenize.get(tgt, BLEU_TOKENIZE.get(scheme, "13a"))
             if self.judge is not None:
                 results[f"dev/acc_{src}2{tgt}"] = self.judge.accuracy(outputs, tgt)
@@ -449,8 +451,9 @@ class Trainer:
                     results[f"dev/rougeL_{src}2{tgt}"] = metrics.rouge(outputs, references[0])["rougeL"]
             else:
                 results[f"dev/self_bleu_{src}2{tgt}"] = bleu(outputs, [inputs], tokenize).score
-            if words is not None:
+            if words is not None:          # output length, and the share the cap cut to the request
                 results[f"dev/words_{src}2{tgt}"] = metrics.mean_words(outputs)
+                results[f"dev/cut_{src}2{tgt}"] = 100 * stats.get("cut", 0) / max(1, len(inputs))
             for x, y in list(zip(inputs, outputs))[:2]:
                 tqdm.write(f"  [{src}->{tgt}] {x}\n         -> {y}")
         tqdm.write("  " + "  ".join(f"{k.split('/')[1]}={v:.1f}" for k, v in results.items()))
