@@ -50,7 +50,10 @@ def test_summarization_trains_with_length_tokens(sum_run):
 
 def test_the_length_request_is_learnt_not_only_cut(tmp_path):
     """After a short autoencoder phase the model already writes longer outputs when asked for more words:
-    the cap (outputs cut to the request) cannot make a 10-word request longer than a 2-word one."""
+    the cap (outputs cut to the request) cannot make a 10-word request longer than a 2-word one. For
+    headline lengths it has seen (2-4 words) the model mostly stops by itself: the cap cuts few outputs
+    (measured 5 of 90 here; the toy is too easy to separate words_left from the encoder's <len_k> alone,
+    6 of 90 without it; on Gigaword it is not: results/summarization/wordsleft-cpu)."""
     from textgan.config import load_config
     from textgan.evaluate import task_directions
     from textgan.trainer import train
@@ -60,14 +63,14 @@ def test_the_length_request_is_learnt_not_only_cut(tmp_path):
                                                    "train.lr_g=2e-3"])
     model = StyleTransfer(train(cfg, runs_dir=tmp_path, name="len"))
     articles = task_directions(cfg)[0].inputs
-    mean = {}
-    for n in (2, 10):
+    mean, cut = {}, {}
+    for n in (2, 3, 4, 10):
         stats: dict = {}
         out = model.transfer(articles, to="title", tokenized=True, normalized=True, max_words=n, stats=stats)
         assert all(len(o.split()) <= n for o in out)
-        mean[n] = sum(len(o.split()) for o in out) / len(out)
-        if n == 10:
-            assert stats.get("cut", 0) == 0          # nothing needed cutting: the model stopped by itself
+        mean[n], cut[n] = sum(len(o.split()) for o in out) / len(out), stats.get("cut", 0)
+    assert cut[10] == 0                               # nothing needed cutting: the model stopped by itself
+    assert cut[2] + cut[3] + cut[4] <= 0.2 * 3 * len(articles), cut
     assert mean[10] > mean[2] + 1.5, mean
     ratio = model.transfer(articles[:5], to="title", tokenized=True, normalized=True, ratio=0.2)
     assert all(len(o.split()) <= max(1, round(0.2 * len(a.split()))) for o, a in zip(ratio, articles))
