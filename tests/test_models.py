@@ -166,9 +166,11 @@ def test_the_length_request_reaches_encoder_and_decoder():
         cond, cond_mask = g.condition(src, mask, torch.tensor([2, 30]))
         assert cond[:, 0].tolist() == [41, 49] and cond.shape == (2, 6) and cond_mask.all()   # clamped to <len_10>
         assert not torch.allclose(g(src, mask, tgt, 4, torch.tensor([2, 2])), g(src, mask, tgt, 4, torch.tensor([3, 3])))
-    # the decoder's own input: same encoder request (<len_10> for both), different words left
-    g = length_generator()
-    assert not torch.allclose(g(src, mask, tgt, 4, torch.tensor([10, 10])), g(src, mask, tgt, 4, torch.tensor([12, 12])))
+    # the decoder's own input: same weights and request, with and without the words-left encoding;
+    # requests beyond K are K for the decoder too
+    g, plain = length_generator(), length_generator(words_left=False)
+    assert not torch.allclose(g(src, mask, tgt, 4, torch.tensor([3, 3])), plain(src, mask, tgt, 4, torch.tensor([3, 3])))
+    assert torch.allclose(g(src, mask, tgt, 4, torch.tensor([10, 10])), g(src, mask, tgt, 4, torch.tensor([12, 12])))
     with pytest.raises(ValueError, match="beam search"):
         g.generate(src, mask, 4, beam=2, words=torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="no length control"):

@@ -39,7 +39,7 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
         src, mask = pad([encoded[i] for i in rows])
-        asked = None if words is None else torch.tensor([words[i] for i in rows], device=device)
+        asked = None if words is None else torch.tensor([words[i] for i in rows], dtype=torch.long, device=device)
         budget = max_len if words is None else min(max_len, 2 * max(words[i] for i in rows) + 4)
         ids = generator.generate(src.to(device), mask.to(device), tok.domain_ids[to], beam=beam,
                                  sample=sample, temperature=temperature, max_len=budget, words=asked)
@@ -67,6 +67,13 @@ class StyleTransfer:
     @property
     def controls_length(self) -> bool:
         return bool(self.tok.length_ids)
+
+    def check_decoding(self, beam: int) -> None:
+        """ValueError before any work when this model cannot decode so (beam search with words_left)."""
+        if beam > 1 and self.cfg.generator.words_left:
+            raise ValueError("beam search is not available for this model: its decoder counts the words left "
+                             "(generator.words_left), which transformers' beam search cannot feed it; "
+                             "use greedy decoding or --sample")
 
     def check_length_request(self, max_words: int | None, ratio: float | None) -> None:
         """ValueError unless this model can honour the request (length control; positive values)."""
@@ -131,6 +138,7 @@ class StyleTransfer:
         if unknown:
             raise ValueError(f"unknown domain '{unknown[0]}'; this model knows: {', '.join(self.domains)}")
         words = self.lengths(norm, targets, max_words, ratio)
+        self.check_decoding(beam)
         outputs = [""] * len(texts)
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]

@@ -94,7 +94,8 @@ def words_left_encoding(left: torch.Tensor, dim: int) -> torch.Tensor:
 
         e(r)_2i = sin(r / 10000^(2i / dim)),   e(r)_2i+1 = cos(r / 10000^(2i / dim))
 
-    r = requested words - words begun so far (negative once the output runs over).
+    r = requested words - words begun so far (negative once the output runs over). `Generator.decoder_inputs`
+    scales it to the RMS of the token embeddings, so that neither drowns the other.
     """
     freq = 10000 ** (-torch.arange(0, dim, 2, device=left.device, dtype=torch.float) / dim)   # (dim/2,)
     angle = left.float()[..., None] * freq                                                     # (B, T, dim/2)
@@ -120,8 +121,9 @@ class Generator(nn.Module):
         self.words_left = words_left
 
     def condition(self, src: torch.Tensor, src_mask: torch.Tensor, words: torch.Tensor | None):
-        """<len_w> first in the encoder input asks for w words (w clamped to 1..K); src ids (B, S) or
-        distributions (B, S, V). No-op when words is None."""
+        """<len_w> first in the encoder input asks for w words (w clamped to 1..K, so is the decoder's
+        count: longer requests get K words, then the caller's cap); src ids (B, S) or distributions
+        (B, S, V). No-op when words is None."""
         if words is None:
             return src, src_mask
         if not len(self.length_ids):
@@ -137,7 +139,8 @@ class Generator(nn.Module):
         if self.words_left and words is not None:
             table = self.model.get_input_embeddings()      # the encoding at the token embeddings' RMS scale
             rms = table.weight.detach().float().pow(2).mean().sqrt() * getattr(table, "embed_scale", 1.0)
-            x = x + (rms * words_left_encoding(words[:, None] - begun, x.size(-1))).to(x.dtype)
+            asked = words.clamp(1, len(self.length_ids))[:, None]        # as the encoder's <len_k>
+            x = x + (rms * words_left_encoding(asked - begun, x.size(-1))).to(x.dtype)
         return x
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
