@@ -9,13 +9,9 @@ from textgan.cli import main
 from textgan.config import load_config
 from textgan.evaluate import Evaluator, markdown_table, task_directions
 
-FAST = ["eval.lm_steps=30", "eval.lm_batch_size=16", "eval.lm_d_model=32", "eval.lm_layers=1",
-        "eval.lm_vocab_size=100"]
-
-
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
-    cfg = load_config("toy", "cpu", FAST)
+    cfg = load_config("toy", "cpu")      # tiny evaluator models: configs/toy.yaml's eval section
     return Evaluator.train(cfg, tmp_path_factory.mktemp("eval"), progress=False)
 
 
@@ -73,6 +69,16 @@ def test_cli_evaluates_a_run(evaluator, trained_run, capsys):
 def test_missing_evaluator_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="textgan judge train --task toy"):
         Evaluator.load(load_config("toy", "cpu"), tmp_path)
+
+
+def test_an_evaluator_trained_with_other_settings_is_refused(evaluator, capsys):
+    cfg = evaluator.cfg
+    assert Evaluator.load(cfg, evaluator.path).info["settings"]["lm_steps"] == cfg.eval.lm_steps
+    with pytest.raises(ValueError, match=r"lm_steps=.* \(config: 7\).*textgan judge train --task toy"):
+        Evaluator.load(load_config("toy", "cpu", ["eval.lm_steps=7"]), evaluator.path)
+    assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path), "--outputs",
+                 f"neg2pos={ROOT / 'corpora' / 'toy' / 'test.neg2pos.ref0'}", "eval.judge_epochs=9"]) == 1
+    assert "judge_epochs=" in capsys.readouterr().err
 
 
 def test_a_system_must_cover_every_direction(evaluator):

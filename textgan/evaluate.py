@@ -115,6 +115,14 @@ def bleu_with_signature(hypotheses: list[str], references: list[list[str]], toke
 
 # ---------------------------------------------------------------- one protocol for every system
 EVALUATOR_INFO = "evaluator.json"
+# What shapes an evaluator's models; recorded in evaluator.json and checked against the config on load.
+EVALUATOR_SETTINGS = ("lm_steps", "lm_batch_size", "lm_d_model", "lm_layers", "lm_vocab_size", "judge_epochs")
+
+
+def evaluator_settings(cfg) -> dict:
+    """The eval.* settings and training corpora an evaluator for `cfg` must have been trained with."""
+    return {**{k: getattr(cfg.eval, k) for k in EVALUATOR_SETTINGS},
+            "train_corpora": [cfg.data.corpus, *cfg.data.extra_train]}
 
 
 def evaluator_dir(task: str, runs_dir=None) -> Path:
@@ -254,6 +262,7 @@ class Evaluator:
         trained_on = " + ".join(f"{name}/train" for name in [cfg.data.corpus, *cfg.data.extra_train])
         info = {
             "task": cfg.task, "corpus": cfg.data.corpus, "seconds": round(time.time() - started, 1),
+            "settings": evaluator_settings(cfg),
             "judge": "NgramJudge: hashed 1-2-gram logistic regression (fastText-style) over words, "
                      f"CJK characters counted as words, trained on {trained_on} only",
             "judge_acc_on_test_inputs": sum(judge.accuracy(d.inputs, d.src) for d in dirs) / len(dirs),
@@ -285,8 +294,24 @@ class Evaluator:
         if not (path / EVALUATOR_INFO).is_file():
             raise FileNotFoundError(f"no evaluator in {path}; train one with: textgan judge train --task {cfg.task}")
         info = json.loads((path / EVALUATOR_INFO).read_text())
+        cls.check_settings(cfg, path, info)
         lms = {d: FluencyLM.load(path / f"lm_{d}") for d in cfg.data.domains if (path / f"lm_{d}").is_dir()}
         return cls(cfg, path, NgramJudge.load(path / "judge.pt"), lms, info)
+
+    @staticmethod
+    def check_settings(cfg, path: Path, info: dict) -> None:
+        """ValueError when the evaluator in `path` was trained with other eval.* settings or corpora than
+        `cfg` asks for (its scores would not be the ones the config describes); a warning when its
+        settings were not recorded (evaluators from before they were)."""
+        recorded, wanted = info.get("settings"), evaluator_settings(cfg)
+        retrain = f"retrain it: textgan judge train --task {cfg.task} (with the same key=value overrides)"
+        if recorded is None:
+            print(f"warning: the evaluator in {path} does not record its settings, so they cannot be checked "
+                  f"against eval.*; {retrain}", file=sys.stderr)
+            return
+        diff = [f"{k}={recorded.get(k)!r} (config: {v!r})" for k, v in wanted.items() if recorded.get(k) != v]
+        if diff:
+            raise ValueError(f"the evaluator in {path} was trained with {', '.join(diff)}; {retrain}")
 
     def score(self, outputs: list[str], d: Direction) -> dict[str, float]:
         """All metrics of one direction's outputs (normalized text, aligned with d.inputs)."""
