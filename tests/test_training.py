@@ -115,6 +115,19 @@ def test_kill_and_resume_continues_the_step_counter(tmp_path):
     assert steps == sorted(steps) and steps[-1] == 4 + 2 + 16
 
 
+def test_learning_rates_given_on_resume_take_effect(tmp_path, tiny_cfg):
+    """A checkpoint restores its optimizers' learning rates; lr_g / lr_d overrides given on --resume win."""
+    run_dir = train(tiny_cfg("train.ae_steps=10", "train.d_steps=0", "train.adv_steps=0", "train.warmup_steps=1",
+                             "train.log_every=5", "train.ckpt_every=10"), runs_dir=tmp_path, name="run")
+    assert [r["train/lr_g"] for r in _metrics(run_dir) if "train/lr_g" in r][-1] == pytest.approx(5e-4)
+    train(tiny_cfg("train.ae_steps=20", "train.d_steps=0", "train.adv_steps=0", "train.warmup_steps=1",
+                   "train.log_every=5", "train.ckpt_every=10", "train.lr_g=1e-4"), resume=run_dir)
+    rows = [r for r in _metrics(run_dir) if "train/lr_g" in r]
+    assert [r["step"] for r in rows] == [5, 10, 15, 20]
+    assert rows[-1]["train/lr_g"] == pytest.approx(1e-4)
+    assert rows[-1]["train/lr_d"] == pytest.approx(5e-4 / 20)     # D never stepped: first of 20 warmup steps
+
+
 def test_keep_best_saves_the_best_adversarial_checkpoint(tmp_path, tiny_cfg):
     cfg = tiny_cfg("train.eval_every=2", "train.keep_best=true")
     run_dir = train(cfg, runs_dir=tmp_path, name="run")

@@ -515,6 +515,17 @@ class Trainer:
             raise checkpoint.CheckpointError(f"checkpoint {state} is unreadable ({type(err).__name__}: {err}); "
                                              f"delete it to start over") from err
 
+    def apply_config_lrs(self) -> None:
+        """After loading a checkpoint: the optimizers and schedulers come back with the learning rates the run
+        started with; the config's lr_g / lr_d (overrides given on --resume included) replace them, at the
+        same point of their schedules."""
+        t = self.cfg.train
+        for opt, sched, lr in ((self.opt_g, self.sched_g, t.lr_g), (self.opt_d, self.sched_d, t.lr_d)):
+            sched.base_lrs = [lr] * len(opt.param_groups)
+            for group, factor in zip(opt.param_groups, sched.lr_lambdas):
+                group["initial_lr"], group["lr"] = lr, lr * factor(sched.last_epoch)
+            sched._last_lr = [group["lr"] for group in opt.param_groups]
+
     def log(self, values: dict, phase: str) -> None:
         if not self.acc.is_main_process:
             return
@@ -561,6 +572,7 @@ class Trainer:
                     running.clear()
                     if phase == "adv":
                         means["train/tau"] = self.tau()
+                    means["train/lr_g"], means["train/lr_d"] = self.sched_g.get_last_lr()[0], self.sched_d.get_last_lr()[0]
                     self.log(means, phase)
                     short = {k.split("/")[1]: f"{v:.3g}" for k, v in means.items()
                              if k.split("/")[1] in ("g_loss", "d_loss", "fool_neg", "fool_pos", "tau")}
@@ -672,6 +684,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev") if d.references}
     if resume:
         trainer.load_checkpoint()
+        trainer.apply_config_lrs()
         if accelerator.is_main_process:
             print(f"resuming {run_dir} at step {trainer.state.step}/{trainer.total}")
             save_config(cfg, run_dir / "config.yaml")       # overrides given on resume are part of the run
