@@ -77,7 +77,7 @@ def plot_curves(metrics_file: Path, png: Path) -> None:
 
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
     keys = sorted({k for r in rows for k in r if k not in ("step", "phase", "time")})
-    loss_keys = [k for k in keys if k.startswith("train/")]
+    loss_keys = [k for k in keys if k.startswith("train/") and not k.startswith("train/lr_")]   # (lr: not a loss)
     eval_keys = [k for k in keys if k.startswith("dev/")]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for ax, group, title in [(axes[0], loss_keys, "training losses"), (axes[1], eval_keys, "dev evaluation")]:
