@@ -95,7 +95,7 @@ def words_left_encoding(left: torch.Tensor, dim: int) -> torch.Tensor:
         e(r)_2i = sin(r / 10000^(2i / dim)),   e(r)_2i+1 = cos(r / 10000^(2i / dim))
 
     r = requested words - words begun so far (negative once the output runs over). `Generator.decoder_inputs`
-    scales it to the RMS of the token embeddings, so that neither drowns the other.
+    scales it to the RMS of the token embeddings (`words_left_scale`), so that neither drowns the other.
     """
     freq = 10000 ** (-torch.arange(0, dim, 2, device=left.device, dtype=torch.float) / dim)   # (dim/2,)
     angle = left.float()[..., None] * freq                                                     # (B, T, dim/2)
@@ -132,15 +132,22 @@ class Generator(nn.Module):
         first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
         return torch.cat([first, src], 1), torch.cat([src_mask.new_ones(src_mask.size(0), 1), src_mask], 1)
 
-    def decoder_inputs(self, ids: torch.Tensor, words: torch.Tensor | None, begun: torch.Tensor | None):
+    def words_left_scale(self) -> torch.Tensor:
+        """RMS of the (scaled) token embeddings: the amplitude of the words-left encoding. A reduction over
+        the whole table, so decoding loops compute it once per call, not per step."""
+        table = self.model.get_input_embeddings()
+        return table.weight.detach().float().pow(2).mean().sqrt() * getattr(table, "embed_scale", 1.0)
+
+    def decoder_inputs(self, ids: torch.Tensor, words: torch.Tensor | None, begun: torch.Tensor | None,
+                       scale: torch.Tensor | None = None):
         """Decoder input embeddings (B, T, H) of ids (B, T) or distributions (B, T, V); with words_left
-        plus the encoding of words - begun, begun (B, T) = words already begun before each position."""
+        plus scale * the encoding of words - begun, begun (B, T) = words already begun before each position
+        (scale: `words_left_scale()`, computed here when not given)."""
         x = self.embed(ids)
         if self.words_left and words is not None:
-            table = self.model.get_input_embeddings()      # the encoding at the token embeddings' RMS scale
-            rms = table.weight.detach().float().pow(2).mean().sqrt() * getattr(table, "embed_scale", 1.0)
+            scale = self.words_left_scale() if scale is None else scale
             asked = words.clamp(1, len(self.length_ids))[:, None]        # as the encoder's <len_k>
-            x = x + (rms * words_left_encoding(asked - begun, x.size(-1))).to(x.dtype)
+            x = x + (scale * words_left_encoding(asked - begun, x.size(-1))).to(x.dtype)
         return x
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,8 +199,9 @@ class Generator(nn.Module):
         encoded = self.encode(src, src_mask)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         begun = torch.zeros(batch, 1, dtype=torch.long, device=src.device)          # words begun so far
+        scale = self.words_left_scale() if self.words_left and words is not None else None
         step_input = self.decoder_inputs(torch.full((batch, 1), to, dtype=torch.long, device=src.device),
-                                         words, begun)
+                                         words, begun, scale)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         ids, masks, logprobs, probs = [], [], [], []
         for _ in range(max_len):
@@ -222,7 +230,7 @@ class Generator(nn.Module):
                 probs.append(p)
             if self.words_left and words is not None:
                 begun = begun + self.word_start[token][:, None].long()
-            step_input = self.decoder_inputs(p[:, None] if p is not None else token[:, None], words, begun)
+            step_input = self.decoder_inputs(p[:, None] if p is not None else token[:, None], words, begun, scale)
             done = done | (token == EOS)
             if bool(done.all()):
                 break
@@ -274,9 +282,10 @@ class Generator(nn.Module):
         out: list[list[int]] = [[] for _ in rows]
         token = torch.full((len(rows), 1), to, dtype=torch.long, device=src.device)
         begun = torch.zeros_like(token)
+        scale = self.words_left_scale() if self.words_left and words is not None else None
         for _ in range(max_len):
             step = self.model(encoder_outputs=(encoded,), attention_mask=mask, past_key_values=cache, use_cache=True,
-                              decoder_inputs_embeds=self.decoder_inputs(token, words, begun))
+                              decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
             cache, chosen = step.past_key_values, step.logits[:, -1].argmax(-1)      # (b,)
             for row, t in zip(rows, chosen.tolist()):
                 out[row].append(t)
