@@ -110,9 +110,7 @@ class Trainer:
         if cfg.generator.words_left and not cfg.data.length_tokens:
             raise ConfigError("generator.words_left needs length control (data.length_tokens > 0)")
         self.generators, self.critic = checkpoint.new_models(cfg, tok)
-        device = accelerator.device
         self.controls_length = bool(cfg.data.length_tokens)
-        self.word_start = torch.tensor(tok.word_starts(), device=device)         # (V,) piece begins a word
         self.default_words = checkpoint.default_words(run_dir) if cfg.data.length_tokens else {}
         self.wordbyword: dict = {}                 # (src, tgt) -> [vocab] id table, from cross-lingual embeddings
         if xl is not None:
@@ -189,7 +187,7 @@ class Trainer:
         """Words per row (pieces that begin with "▁"), (B,); None for tasks without length control."""
         if not self.controls_length:
             return None
-        return (self.word_start[ids] & mask.bool()).sum(1)
+        return (self.g_ab.word_start[ids] & mask.bool()).sum(1)      # the generator's (V,) word-start table
 
     def wanted(self, real_other, mask_other, n: int):
         """Lengths asked of n transfers into the other domain: drawn from that domain's real batch, so
