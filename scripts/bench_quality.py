@@ -38,7 +38,8 @@ from textgan.evaluate import (
     task_directions,
 )
 from textgan.tokenizer import Tokenizer
-from textgan.trainer import prepare_data, train
+from textgan.data import prepare_data
+from textgan.trainer import train
 from textgan.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -171,7 +171,8 @@ def training_throughput(model: StyleTransfer, steps: int) -> dict:
     from accelerate import Accelerator
 
     from textgan.data import encode_split
-    from textgan.trainer import Trainer, prepare_data
+    from textgan.data import prepare_data
+    from textgan.trainer import Trainer
 
     cfg = model.cfg
     acc = Accelerator(cpu=not torch.cuda.is_available())

@@ -1,12 +1,15 @@
-"""Unaligned per-domain batches: encoding, length bucketing, padding, denoising noise."""
+"""A task's corpora as normalized splits; unaligned per-domain batches: encoding, length bucketing,
+padding, denoising noise."""
 
 from __future__ import annotations
 
 import random
 from typing import Iterator
 
+import datasets
 import torch
 
+from .corpora import load_card, load_split
 from .tokenizer import EOS, PAD, UNK, Tokenizer, normalize
 
 
@@ -14,6 +17,30 @@ def normalize_split(split, scheme: str):
     """Normalize every domain of a DatasetDict (cached by `datasets`, keyed on the scheme)."""
     return split.map(lambda batch: {"text": [normalize(t, scheme) for t in batch["text"]]},
                      batched=True, desc=f"normalize ({scheme})")
+
+
+def prepare_data(cfg, data_dir=None):
+    """Normalized train and dev splits of the task's corpus (DatasetDicts, cached)."""
+    card = load_card(cfg.data.corpus)
+    missing = [d for d in cfg.data.domains if d not in card.domains]
+    if missing:
+        raise ValueError(f"corpus '{card.name}' has no domain(s) {missing}; it has {card.domains}")
+    scheme = cfg.data.normalize
+    train = load_split(card, "train", data_dir, cfg.data.max_train_lines)
+    dev = load_split(card, "dev" if "dev" in card.files else "test", data_dir)
+    if card.normalized != scheme:
+        train, dev = normalize_split(train, scheme), normalize_split(dev, scheme)
+    for name in cfg.data.extra_train:          # e.g. monolingual text beside a small corpus (translation)
+        extra_card = load_card(name)
+        extra = load_split(extra_card, "train", data_dir, cfg.data.max_train_lines)
+        if extra_card.normalized != scheme:
+            extra = normalize_split(extra, scheme)
+        unknown = sorted(set(extra) - set(cfg.data.domains))
+        if unknown:
+            raise ValueError(f"extra corpus '{name}' has domain(s) {unknown} the task does not have ({cfg.data.domains})")
+        train = datasets.DatasetDict({d: datasets.concatenate_datasets([train[d], extra[d]]) if d in extra else train[d]
+                                      for d in cfg.data.domains})
+    return train, dev
 
 
 def encode_split(split, tok: Tokenizer, max_len: int) -> dict[str, list[list[int]]]:

@@ -243,7 +243,7 @@ class Evaluator:
         """Fit the judge and one fluency LM per target domain of the test directions on the task's training
         text; save them in out_dir."""
         from .lm import FluencyLM
-        from .trainer import prepare_data
+        from .data import prepare_data
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

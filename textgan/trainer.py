@@ -18,7 +18,6 @@ import random
 import time
 from pathlib import Path
 
-import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
@@ -26,9 +25,9 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, metrics
 from .config import Config, ConfigError, save_config
-from .corpora import CorpusError, load_card, load_split
+from .corpora import CorpusError, load_card
 from .crosslingual import CrossLingual
-from .data import DomainBatches, add_noise, encode_split, normalize_split, pad
+from .data import DomainBatches, add_noise, encode_split, pad, prepare_data
 from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu, task_directions
 from .losses import (
     ESTIMATORS,
@@ -590,30 +589,6 @@ class Trainer:
             self.save_checkpoint()
             raise
         bar.close()
-
-
-def prepare_data(cfg: Config, data_dir=None):
-    """Normalized train and dev splits of the task's corpus (DatasetDicts, cached)."""
-    card = load_card(cfg.data.corpus)
-    missing = [d for d in cfg.data.domains if d not in card.domains]
-    if missing:
-        raise ValueError(f"corpus '{card.name}' has no domain(s) {missing}; it has {card.domains}")
-    scheme = cfg.data.normalize
-    train = load_split(card, "train", data_dir, cfg.data.max_train_lines)
-    dev = load_split(card, "dev" if "dev" in card.files else "test", data_dir)
-    if card.normalized != scheme:
-        train, dev = normalize_split(train, scheme), normalize_split(dev, scheme)
-    for name in cfg.data.extra_train:          # e.g. monolingual text beside a small corpus (translation)
-        extra_card = load_card(name)
-        extra = load_split(extra_card, "train", data_dir, cfg.data.max_train_lines)
-        if extra_card.normalized != scheme:
-            extra = normalize_split(extra, scheme)
-        unknown = sorted(set(extra) - set(cfg.data.domains))
-        if unknown:
-            raise ValueError(f"extra corpus '{name}' has domain(s) {unknown} the task does not have ({cfg.data.domains})")
-        train = datasets.DatasetDict({d: datasets.concatenate_datasets([train[d], extra[d]]) if d in extra else train[d]
-                                      for d in cfg.data.domains})
-    return train, dev
 
 
 def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, accelerator,
