@@ -39,7 +39,7 @@ from textgan.evaluate import (
 )
 from textgan.tokenizer import Tokenizer
 from textgan.data import prepare_data
-from textgan.trainer import train
+from textgan.runner import train
 from textgan.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,7 +42,7 @@ def tiny_cfg():
 def trained_run(tmp_path_factory):
     """A tiny toy run trained once per test session (about ten seconds)."""
     from textgan.config import load_config
-    from textgan.trainer import train
+    from textgan.runner import train
 
     cfg = load_config("toy", "cpu", [*TINY, "train.ae_steps=30", "train.adv_steps=6"])
     return train(cfg, runs_dir=tmp_path_factory.mktemp("runs"), name="tiny", command=["pytest"])

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from conftest import TINY
-from textgan.evaluate import ngrams
 from textgan.metrics import distinct, length_ratio
+from textgan.models.judge import ngrams
 from textgan.tokenizer import Tokenizer, detokenize, normalize, units
 
 
@@ -56,7 +56,7 @@ def test_a_chinese_task_trains_and_transfers(tmp_path):
     import textgan
     from textgan.cli import main
     from textgan.config import load_config
-    from textgan.trainer import train
+    from textgan.runner import train
 
     cfg = load_config("toy_zh", "cpu", [*TINY, "train.ae_steps=20", "train.adv_steps=4"])
     run = train(cfg, runs_dir=tmp_path, name="zh", command=["pytest"])
@@ -82,7 +82,7 @@ def test_translation_trains_with_back_translation_and_is_scored_with_both_tokeni
     with tok zh, on the multi-reference test TSVs and on a further test set of the card."""
     from textgan.config import load_config
     from textgan.evaluate import Evaluator, build_report, task_directions
-    from textgan.trainer import train
+    from textgan.runner import train
     from textgan.transfer import StyleTransfer
 
     cfg = load_config("toy_translation", "cpu", ["train.eval_every=30"])

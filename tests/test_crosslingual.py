@@ -87,7 +87,7 @@ def test_translation_with_wordbyword_back_translation(tmp_path):
     """train.crosslingual=unsupervised learns crosslingual.pt before training, starts the embeddings from it,
     and the first back-translation steps use its word-by-word tables; without it, the option is refused."""
     from textgan.config import ConfigError, load_config
-    from textgan.trainer import train
+    from textgan.runner import train
 
     cfg = load_config("toy_translation", "cpu", ["train.crosslingual=unsupervised", "train.bt_wordbyword_steps=5",
                                                  "train.ae_steps=10", "train.adv_steps=10"])

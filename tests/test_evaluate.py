@@ -1,13 +1,14 @@
 """The evaluator on the toy task: known answers for the input copy and for perfect outputs."""
 
 import json
+import shutil
 
 import pytest
 from conftest import ROOT
 
 from textgan.cli import main
 from textgan.config import load_config
-from textgan.evaluate import Evaluator, markdown_table, task_directions
+from textgan.evaluate import NEURAL_JUDGE_FILE, NEURAL_JUDGE_SETTINGS, Evaluator, markdown_table, task_directions
 
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
@@ -20,14 +21,14 @@ def test_input_copy_scores_zero_style_and_full_self_bleu(evaluator):
     assert [d.name for d in dirs] == ["neg2pos", "pos2neg"]
     result = evaluator.score_system({d.name: d.inputs for d in dirs}, dirs)
     mean = result["mean"]
-    assert mean["acc"] < 10 and mean["self_bleu"] == pytest.approx(100)
-    assert evaluator.info["judge_acc_on_test_inputs"] > 90
+    assert mean["acc"] < 10 and mean["acc_neural"] < 10 and mean["self_bleu"] == pytest.approx(100)
+    assert evaluator.info["judge_acc_on_test_inputs"] > 90 and evaluator.info["neural_judge_acc_on_test_inputs"] > 90
 
 
 def test_the_references_themselves_score_full_style_and_ref_bleu(evaluator):
     dirs = task_directions(evaluator.cfg)
     result = evaluator.score_system({d.name: d.references[0] for d in dirs}, dirs)["mean"]
-    assert result["acc"] > 90 and result["ref_bleu"] == pytest.approx(100)
+    assert result["acc"] > 90 and result["acc_neural"] > 90 and result["ref_bleu"] == pytest.approx(100)
     assert result["g"] == pytest.approx((result["acc"] * 100) ** 0.5)
     signature = evaluator.signatures["pos"]
     assert "sacreBLEU" not in signature and "tok:none" in signature
@@ -56,6 +57,8 @@ def test_cli_scores_output_files_beside_the_input_copy(evaluator, tmp_path, caps
     report = json.loads((out / "metrics.json").read_text())
     assert report["systems"]["human"]["mean"]["ref_bleu"] == pytest.approx(100)
     assert (out / "metrics.md").read_text() == markdown_table(report)
+    assert "| ACC | ACC-nn | ref-BLEU |" in table and "acc_neural" in report["systems"]["human"]["directions"]["neg2pos"]
+    assert "Style judge (ACC, the one G uses): NgramJudge" in table and "Second style judge (ACC-nn): NeuralJudge" in table
     assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path),
                  "--outputs", "sideways=x.txt"]) == 1
     assert "DIRECTION=FILE" in capsys.readouterr().err
@@ -93,3 +96,44 @@ def test_two_systems_with_one_name_are_refused(evaluator, capsys):
     assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path),
                  "--outputs", *pair, "--outputs", *pair]) == 1
     assert "two systems named 'x'" in capsys.readouterr().err
+
+
+def test_the_neural_judges_settings_are_checked(evaluator):
+    assert Evaluator.load(evaluator.cfg, evaluator.path).info["settings"]["neural_judge_dim"] == 32
+    with pytest.raises(ValueError, match=r"neural_judge_dim=32 \(config: 8\)"):
+        Evaluator.load(load_config("toy", "cpu", ["eval.neural_judge_dim=8"]), evaluator.path)
+
+
+def test_an_evaluator_from_before_the_neural_judge_gets_it_added_without_retraining_its_lms(evaluator, tmp_path,
+                                                                                           monkeypatch, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(evaluator.path, old)
+    (old / NEURAL_JUDGE_FILE).unlink()
+    info = json.loads((old / "evaluator.json").read_text())
+    for key in ("neural_judge", "neural_judge_acc_on_test_inputs", "neural_judge_seconds"):
+        del info[key]
+    for key in NEURAL_JUDGE_SETTINGS:
+        del info["settings"][key]
+    (old / "evaluator.json").write_text(json.dumps(info))
+    kept = {p: p.read_bytes() for p in sorted(old.rglob("*")) if p.is_file() and p.name != "evaluator.json"}
+    assert any(p.parent.name.startswith("lm_") for p in kept)
+
+    def no_lm_training(*args, **kwargs):
+        raise AssertionError("the fluency LMs were retrained")
+
+    monkeypatch.setattr("textgan.lm.FluencyLM.train", no_lm_training)
+    cfg = load_config("toy", "cpu", ["eval.neural_judge_epochs=1"])     # new keys: not refused, trained as asked
+    loaded = Evaluator.load_or_train(cfg, old)
+    assert "no neural style judge yet" in capsys.readouterr().err
+    assert (old / NEURAL_JUDGE_FILE).is_file()
+    assert {p: p.read_bytes() for p in kept} == kept                     # judge.pt and the LMs untouched
+    recorded = json.loads((old / "evaluator.json").read_text())
+    assert recorded["settings"]["neural_judge_epochs"] == 1 and recorded["neural_judge_acc_on_test_inputs"] > 50
+    assert recorded["judge_acc_on_test_inputs"] == evaluator.info["judge_acc_on_test_inputs"]
+    dirs = task_directions(cfg)
+    assert "acc_neural" in loaded.score_system({d.name: d.inputs for d in dirs}, dirs)["mean"]
+
+    again = Evaluator.load(cfg, old)                                     # now it has one: nothing to train
+    assert "neural" not in capsys.readouterr().err and again.info == recorded
+    with pytest.raises(ValueError, match=r"neural_judge_epochs=1 \(config: 2\)"):
+        Evaluator.load(load_config("toy", "cpu"), old)

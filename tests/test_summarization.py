@@ -30,7 +30,7 @@ def test_gigaword_detokenization_for_people():
 def sum_run(tmp_path_factory):
     """toy_summarization: autoencoder, D pretraining and a few REINFORCE steps with the cycle reward."""
     from textgan.config import load_config
-    from textgan.trainer import train
+    from textgan.runner import train
 
     cfg = load_config("toy_summarization", "cpu", [])
     return train(cfg, runs_dir=tmp_path_factory.mktemp("runs"), name="sum", command=["pytest"])
@@ -56,7 +56,7 @@ def test_the_length_request_is_learnt_not_only_cut(tmp_path):
     6 of 90 without it; on Gigaword it is not: results/summarization/wordsleft-cpu)."""
     from textgan.config import load_config
     from textgan.evaluate import task_directions
-    from textgan.trainer import train
+    from textgan.runner import train
     from textgan.transfer import StyleTransfer
 
     cfg = load_config("toy_summarization", "cpu", ["train.ae_steps=150", "train.d_steps=0", "train.adv_steps=0",
@@ -139,7 +139,7 @@ def test_length_options_are_refused_by_models_without_length_control(trained_run
 ])
 def test_length_control_with_other_training_paths(tmp_path, overrides):
     from textgan.config import load_config
-    from textgan.trainer import train
+    from textgan.runner import train
 
     cfg = load_config("toy_summarization", "cpu", [*overrides, "train.ae_steps=3", "train.adv_steps=3"])
     run = train(cfg, runs_dir=tmp_path, name="paths")

@@ -11,7 +11,7 @@ import torch
 
 from textgan.checkpoint import CheckpointError, load_run, new_models, save_models
 from textgan.tokenizer import Tokenizer
-from textgan.trainer import train
+from textgan.runner import train
 
 from conftest import ROOT, TINY
 

@@ -23,7 +23,7 @@ def _train(args) -> int:
 
     from .checkpoint import CheckpointError
     from .config import config_from_dict, load_config, merge, parse_override
-    from .trainer import train
+    from .runner import train
 
     if args.resume:
         config_file = Path(args.resume) / "config.yaml"

@@ -78,6 +78,16 @@ class DiscriminatorConfig:
 
 
 @dataclass
+class MinerConfig:
+    """Settings of the bootstrap phase's miners (bootstrap.py); the miner is train.bootstrap."""
+    max_ngram: int = 4                   # template: style markers are 1..max_ngram-grams of units
+    salience: float = 15.0               # ... an n-gram is a marker of v when s(u, v) >= salience (Li et al. 2018)
+    smoothing: float = 1.0               # ... lambda in s(u, v) = (f(u, v) + lambda) / (f(u, v') + lambda)
+    min_count: int = 5                   # ... and it occurs at least this often in v
+    neighbours: int = 5                  # retrieval: candidates searched for a target that has markers
+
+
+@dataclass
 class TrainConfig:
     estimator: str = "soft"              # soft | gumbel | reinforce
     seed: int = 1234
@@ -112,7 +122,16 @@ class TrainConfig:
     gamma: float = 0.9                   # reinforce: discount of dense rewards
     baseline: str = "ema"                # reinforce: ema | greedy
     ema_decay: float = 0.95
-    cycle_reward: float = 0.0            # reinforce: weight of the cycle log-prob sequence reward
+    cycle_reward: float = 0.0            # reinforce: weight w_c of the content (cycle log-prob) sequence reward
+    style_reward: float = 0.0            # reinforce: weight w_s of the style classifier's sequence reward (rewards.py)
+    reward_mix: str = "sum"              # sum: w_s r_style + w_c log r_content | harmonic: their weighted harmonic mean
+    style_steps: int = 300               # with style_reward: training steps of the style classifier (before phase 1)
+    # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
+    # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
+    # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
+    bootstrap: str = "none"              # none | template | retrieve
+    bootstrap_steps: int = 0
+    lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
     # Cross-lingual piece embeddings learnt before training (crosslingual.py, saved as crosslingual.pt):
     # none | unsupervised (monolingual text only) | cedict (weak supervision: a CC-CEDICT seed dictionary)
     crosslingual: str = "none"
@@ -145,6 +164,11 @@ class EvalConfig:
     lm_layers: int = 2
     lm_vocab_size: int = 8000
     judge_epochs: int = 3                # n-gram judge: passes over the training text
+    # The second, neural style judge (a word CNN, models/judge.py NeuralJudge), reported as ACC-nn
+    neural_judge_epochs: int = 1         # passes over the training text, batch 256, Adam
+    neural_judge_dim: int = 128          # word embedding size
+    neural_judge_filters: int = 100      # convolution filters per width (3, 4, 5)
+    neural_judge_vocab: int = 20000      # most frequent words (CJK characters) kept; the rest share UNK
     rouge: bool = False                  # also score ROUGE-1/2/L against the references (summaries)
     bleu_tokenize: dict[str, str] = field(default_factory=dict)   # target domain -> sacreBLEU tokenizer
                                          # (default by data.normalize: ptb_lower none, zh zh, none 13a)
@@ -160,6 +184,7 @@ class Config:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    miner: MinerConfig = field(default_factory=MinerConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -171,6 +196,8 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
+    "train.bootstrap": ("none", "template", "retrieve"),
+    "train.reward_mix": ("sum", "harmonic"),
     "train.crosslingual": ("none", "unsupervised", "cedict"),
     "train.feedback": ("hard", "soft"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),

@@ -59,14 +59,15 @@ class DomainBatches:
     processes each takes its own shard (`rank::world`).
     """
 
-    def __init__(self, seqs: list[list[int]], batch_size: int, bucket_batches: int = 50,
-                 seed: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, seqs: list, batch_size: int, bucket_batches: int = 50,
+                 seed: int = 0, rank: int = 0, world: int = 1, length=len):
         self.seqs = seqs[rank::world]
         if not self.seqs:
             raise ValueError("a domain has no training sentences for this process")
         self.batch_size = batch_size
         self.bucket = batch_size * max(1, bucket_batches)
         self.rng = random.Random(seed * 1009 + rank)
+        self.length = length                     # item -> its length, for bucketing (items: id lists, or pairs)
 
     def __iter__(self) -> Iterator[list[list[int]]]:
         while True:
@@ -74,7 +75,7 @@ class DomainBatches:
             self.rng.shuffle(order)
             batches = []
             for start in range(0, len(order), self.bucket):
-                chunk = sorted(order[start:start + self.bucket], key=lambda i: len(self.seqs[i]))
+                chunk = sorted(order[start:start + self.bucket], key=lambda i: self.length(self.seqs[i]))
                 batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
             self.rng.shuffle(batches)
             for batch in batches:

@@ -1,104 +1,26 @@
-"""Scoring on plain text: an independent style judge, sacreBLEU, and the Evaluator that applies one
+"""Scoring on plain text: independent style judges, sacreBLEU, and the Evaluator that applies one
 protocol (textgan.metrics, a fluency LM) to any system's outputs on a task's test set.
 
-The judge is trained apart from the GAN's discriminators, on the task's training text only, so a
-generator cannot score well by exploiting the very network it was trained against.
+The judges (models/judge.py) are trained apart from the GAN's discriminators, on the task's training
+text only, so a generator cannot score well by exploiting the very network it was trained against; two
+of different kinds (n-gram and CNN) are reported side by side, so a generator that games one classifier
+(e.g. one it was rewarded by) shows as a gap between their accuracies.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import sacrebleu
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .tokenizer import normalize, units
+from .models.judge import NeuralJudge, NgramJudge
+from .tokenizer import normalize
 
 BLEU_TOKENIZE = {"ptb_lower": "none", "gigaword": "none", "zh": "zh", "none": "13a"}
-
-
-def ngrams(text: str, n: int = 2) -> list[str]:
-    """1..n-grams of `units` (words; single characters in Chinese text)."""
-    words = units(text)
-    return words + [" ".join(words[i:i + k]) for k in range(2, n + 1) for i in range(len(words) - k + 1)]
-
-
-class NgramJudge(nn.Module):
-    """A fastText-style linear classifier (Joulin et al. 2017): logistic regression over hashed 1-2-grams
-    of `units` (words; each CJK character one unit, so Chinese gets character n-grams), the mean of their
-    weight rows. Trains on 180k sentences in seconds with sparse updates.
-    """
-
-    def __init__(self, domains: list[str], buckets: int = 1 << 18, ngram: int = 2):
-        super().__init__()
-        self.domains = list(domains)
-        self.buckets, self.ngram = buckets, ngram
-        self.bag = nn.EmbeddingBag(buckets, len(domains), mode="mean", sparse=True)
-        nn.init.zeros_(self.bag.weight)
-        self.bias = nn.Parameter(torch.zeros(len(domains)))
-
-    def featurize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, offsets = [], []
-        for text in texts:
-            offsets.append(len(ids))
-            grams = ngrams(text, self.ngram) or [""]
-            ids += [zlib.crc32(g.encode()) % self.buckets for g in grams]
-        return torch.tensor(ids, dtype=torch.long), torch.tensor(offsets, dtype=torch.long)
-
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        return self.bag(*self.featurize(texts)) + self.bias                    # (B, k)
-
-    def fit(self, texts_by_domain: dict[str, list[str]], epochs: int = 3, batch_size: int = 256,
-            lr: float = 0.05, seed: int = 0) -> "NgramJudge":
-        data = [(t, i) for i, d in enumerate(self.domains) for t in texts_by_domain[d]]
-        rng = random.Random(seed)
-        optimizers = [torch.optim.SparseAdam([self.bag.weight], lr=lr), torch.optim.Adam([self.bias], lr=lr)]
-        self.train()
-        for _ in range(epochs):
-            rng.shuffle(data)
-            for start in range(0, len(data), batch_size):
-                texts, labels = zip(*data[start:start + batch_size])
-                loss = F.cross_entropy(self(list(texts)), torch.tensor(labels))
-                for opt in optimizers:
-                    opt.zero_grad()
-                loss.backward()
-                for opt in optimizers:
-                    opt.step()
-        self.eval()
-        return self
-
-    @torch.no_grad()
-    def predict(self, texts: list[str], batch_size: int = 1024) -> list[str]:
-        self.eval()
-        out = []
-        for start in range(0, len(texts), batch_size):
-            out += self(texts[start:start + batch_size]).argmax(-1).tolist()
-        return [self.domains[i] for i in out]
-
-    def accuracy(self, texts: list[str], domain: str) -> float:
-        """Share of `texts` judged to be in `domain`, in percent."""
-        if not texts:
-            return 0.0
-        return 100.0 * sum(p == domain for p in self.predict(texts)) / len(texts)
-
-    def save(self, path: Path) -> None:
-        torch.save({"domains": self.domains, "buckets": self.buckets, "ngram": self.ngram,
-                    "state": self.state_dict()}, path)
-
-    @classmethod
-    def load(cls, path: Path) -> "NgramJudge":
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        judge = cls(blob["domains"], blob["buckets"], blob["ngram"])
-        judge.load_state_dict(blob["state"])
-        return judge.eval()
 
 
 def bleu(hypotheses: list[str], references: list[list[str]], tokenize: str = "13a") -> sacrebleu.metrics.bleu.BLEUScore:
@@ -115,8 +37,12 @@ def bleu_with_signature(hypotheses: list[str], references: list[list[str]], toke
 
 # ---------------------------------------------------------------- one protocol for every system
 EVALUATOR_INFO = "evaluator.json"
-# What shapes an evaluator's models; recorded in evaluator.json and checked against the config on load.
-EVALUATOR_SETTINGS = ("lm_steps", "lm_batch_size", "lm_d_model", "lm_layers", "lm_vocab_size", "judge_epochs")
+NEURAL_JUDGE_FILE = "neural_judge.pt"
+NEURAL_JUDGE_SETTINGS = ("neural_judge_epochs", "neural_judge_dim", "neural_judge_filters", "neural_judge_vocab")
+# What shapes an evaluator's models; recorded in evaluator.json and checked against the config on load
+# (the neural judge's once the evaluator has one: evaluators from before it get it added on load).
+EVALUATOR_SETTINGS = ("lm_steps", "lm_batch_size", "lm_d_model", "lm_layers", "lm_vocab_size", "judge_epochs",
+                      *NEURAL_JUDGE_SETTINGS)
 
 
 def evaluator_settings(cfg) -> dict:
@@ -224,24 +150,25 @@ def first_words(texts: list[str], n: int) -> list[str]:
 class Evaluator:
     """Scores a system's outputs on a task's test set with models trained apart from any GAN:
 
-    - style accuracy: the NgramJudge (hashed 1-2-grams of words / CJK characters, logistic regression)
-      on the training text;
+    - style accuracy by two judges trained on the training text: the NgramJudge (hashed 1-2-grams of
+      words / CJK characters, logistic regression) gives ACC, the NeuralJudge (word CNN) ACC-nn;
     - fluency: perplexity per word under a small GPT-2 per domain (`lm.FluencyLM`), trained on that
       domain's training text;
     - sacreBLEU against the inputs (self-BLEU) and the human references (ref-BLEU), signature kept;
-    - G = sqrt(ACC * ref-BLEU), length ratio, distinct-1/2, self-BLEU among outputs, duplicates,
+    - G = sqrt(ACC * ref-BLEU) with the n-gram judge's ACC, length ratio, distinct-1/2, self-BLEU among outputs, duplicates,
       and ROUGE-1/2/L when the task asks for it (`eval.rouge`).
     """
 
-    def __init__(self, cfg, path: Path, judge: NgramJudge, lms: dict, info: dict):
-        self.cfg, self.path, self.judge, self.lms, self.info = cfg, Path(path), judge, lms, info
+    def __init__(self, cfg, path: Path, judge: NgramJudge, neural_judge: NeuralJudge, lms: dict, info: dict):
+        self.cfg, self.path, self.judge, self.neural_judge = cfg, Path(path), judge, neural_judge
+        self.lms, self.info = lms, info
         self.default_tokenize = BLEU_TOKENIZE.get(cfg.data.normalize, "13a")
         self.signatures: dict[str, str] = {}
 
     @classmethod
     def train(cls, cfg, out_dir: Path, data_dir=None, progress: bool = True) -> "Evaluator":
-        """Fit the judge and one fluency LM per target domain of the test directions on the task's training
-        text; save them in out_dir."""
+        """Fit the two judges and one fluency LM per target domain of the test directions on the task's
+        training text; save them in out_dir."""
         from .lm import FluencyLM
         from .data import prepare_data
 
@@ -254,6 +181,7 @@ class Evaluator:
         judge = NgramJudge(cfg.data.domains).fit(texts, epochs=e.judge_epochs)
         judge.save(out_dir / "judge.pt")
         dirs = task_directions(cfg, data_dir)
+        neural_judge, neural_info = cls._train_neural_judge(cfg, texts, dirs, out_dir, progress)
         targets = [d for d in cfg.data.domains if any(x.tgt == d for x in dirs)]   # (summaries: headlines only)
         lms = {d: FluencyLM.train(texts[d], out_dir / f"lm_{d}", steps=e.lm_steps, batch_size=e.lm_batch_size,
                                   d_model=e.lm_d_model, layers=e.lm_layers, vocab_size=e.lm_vocab_size,
@@ -266,6 +194,7 @@ class Evaluator:
             "judge": "NgramJudge: hashed 1-2-gram logistic regression (fastText-style) over words, "
                      f"CJK characters counted as words, trained on {trained_on} only",
             "judge_acc_on_test_inputs": sum(judge.accuracy(d.inputs, d.src) for d in dirs) / len(dirs),
+            **neural_info,
             "lm": {},
         }
         for dom, lm in lms.items():
@@ -276,34 +205,78 @@ class Evaluator:
                 where = "test references"
             info["lm"][dom] = {**lm.info, "ppl_on_test_inputs": lm.perplexity(texts or [""]), "ppl_measured_on": where}
         (out_dir / EVALUATOR_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        return cls(cfg, out_dir, judge, lms, info)
+        return cls(cfg, out_dir, judge, neural_judge, lms, info)
+
+    @staticmethod
+    def _train_neural_judge(cfg, texts: dict[str, list[str]], dirs: list[Direction], out_dir: Path,
+                            progress: bool) -> tuple[NeuralJudge, dict]:
+        """Fit the NeuralJudge on the training texts, save it in out_dir -> (judge, its evaluator.json entries)."""
+        e = cfg.eval
+        started = time.time()
+        judge = NeuralJudge(cfg.data.domains, vocab_size=e.neural_judge_vocab, dim=e.neural_judge_dim,
+                            filters=e.neural_judge_filters).fit(texts, epochs=e.neural_judge_epochs, progress=progress)
+        judge.save(out_dir / NEURAL_JUDGE_FILE)
+        trained_on = " + ".join(f"{name}/train" for name in [cfg.data.corpus, *cfg.data.extra_train])
+        return judge, {
+            "neural_judge": f"{judge.describe()}, {e.neural_judge_epochs} epoch(s) of Adam on {trained_on} only, "
+                            "domains weighted alike",
+            "neural_judge_acc_on_test_inputs": sum(judge.accuracy(d.inputs, d.src) for d in dirs) / len(dirs),
+            "neural_judge_seconds": round(time.time() - started, 1),
+        }
+
+    def _add_neural_judge(self, data_dir=None) -> None:
+        """Train the missing neural judge of an evaluator made before it existed, beside its other models
+        (which stay as they are), and record it in evaluator.json."""
+        from .data import prepare_data
+
+        print(f"the evaluator in {self.path} has no neural style judge yet (it predates ACC-nn): training just "
+              f"that ({NEURAL_JUDGE_FILE}); its n-gram judge and fluency LMs are kept", file=sys.stderr)
+        train_split, _ = prepare_data(self.cfg, data_dir)
+        texts = {d: list(train_split[d]["text"]) for d in self.cfg.data.domains}
+        self.neural_judge, neural_info = self._train_neural_judge(self.cfg, texts, task_directions(self.cfg, data_dir),
+                                                                  self.path, progress=True)
+        self.info.update(neural_info)
+        if self.info.get("settings") is not None:
+            wanted = evaluator_settings(self.cfg)
+            self.info["settings"].update({k: wanted[k] for k in NEURAL_JUDGE_SETTINGS})
+        (self.path / EVALUATOR_INFO).write_text(json.dumps(self.info, indent=2) + "\n")
 
     @classmethod
     def load_or_train(cls, cfg, path: Path, data_dir=None) -> "Evaluator":
-        """The evaluator in `path`, trained there first (and said so) when there is none yet."""
+        """The evaluator in `path`, trained there first (and said so) when there is none yet; one from before
+        the neural judge gets that judge added (the rest is kept)."""
         if (Path(path) / EVALUATOR_INFO).is_file():
-            return cls.load(cfg, path)
+            return cls.load(cfg, path, data_dir)
         print(f"no evaluator in {path} yet: training it (textgan judge train --task {cfg.task})", file=sys.stderr)
         return cls.train(cfg, path, data_dir)
 
     @classmethod
-    def load(cls, cfg, path: Path) -> "Evaluator":
+    def load(cls, cfg, path: Path, data_dir=None) -> "Evaluator":
+        """The evaluator in `path`, refused when trained with other settings than `cfg` asks for. One from
+        before the neural judge gets that judge trained and added (said on stderr; its LMs are kept)."""
         from .lm import FluencyLM
 
         path = Path(path)
         if not (path / EVALUATOR_INFO).is_file():
             raise FileNotFoundError(f"no evaluator in {path}; train one with: textgan judge train --task {cfg.task}")
         info = json.loads((path / EVALUATOR_INFO).read_text())
-        cls.check_settings(cfg, path, info)
+        has_neural = (path / NEURAL_JUDGE_FILE).is_file()
+        cls.check_settings(cfg, path, info, skip=() if has_neural else NEURAL_JUDGE_SETTINGS)
         lms = {d: FluencyLM.load(path / f"lm_{d}") for d in cfg.data.domains if (path / f"lm_{d}").is_dir()}
-        return cls(cfg, path, NgramJudge.load(path / "judge.pt"), lms, info)
+        neural_judge = NeuralJudge.load(path / NEURAL_JUDGE_FILE) if has_neural else None
+        evaluator = cls(cfg, path, NgramJudge.load(path / "judge.pt"), neural_judge, lms, info)
+        if not has_neural:
+            evaluator._add_neural_judge(data_dir)
+        return evaluator
 
     @staticmethod
-    def check_settings(cfg, path: Path, info: dict) -> None:
+    def check_settings(cfg, path: Path, info: dict, skip: tuple[str, ...] = ()) -> None:
         """ValueError when the evaluator in `path` was trained with other eval.* settings or corpora than
         `cfg` asks for (its scores would not be the ones the config describes); a warning when its
-        settings were not recorded (evaluators from before they were)."""
-        recorded, wanted = info.get("settings"), evaluator_settings(cfg)
+        settings were not recorded (evaluators from before they were). Settings in `skip` (those of a
+        model the evaluator does not have yet) are not checked."""
+        recorded = info.get("settings")
+        wanted = {k: v for k, v in evaluator_settings(cfg).items() if k not in skip}
         retrain = f"retrain it: textgan judge train --task {cfg.task} (with the same key=value overrides)"
         if recorded is None:
             print(f"warning: the evaluator in {path} does not record its settings, so they cannot be checked "
@@ -320,6 +293,7 @@ class Evaluator:
         if len(outputs) != len(d.inputs):
             raise ValueError(f"{d.name}: {len(outputs)} outputs for {len(d.inputs)} test inputs")
         row = {"acc": self.judge.accuracy(outputs, d.tgt),
+               "acc_neural": self.neural_judge.accuracy(outputs, d.tgt),
                "self_bleu": self._bleu(outputs, [d.inputs], d.tgt, keep_signature=not d.references),
                "ppl": self.lms[d.tgt].perplexity(outputs),
                "len_ratio": metrics.length_ratio(outputs, d.inputs),
@@ -369,7 +343,7 @@ def build_report(evaluator: Evaluator, systems: dict[str, dict[str, list[str]]],
     return report
 
 
-COLUMNS = [("acc", "ACC"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"), ("g", "G"),
+COLUMNS = [("acc", "ACC"), ("acc_neural", "ACC-nn"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"), ("g", "G"),
            ("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"), ("len_ratio", "len"), ("words", "words"),
            ("distinct1", "dist-1"), ("distinct2", "dist-2"), ("self_bleu_outputs", "self-BLEU among"),
            ("duplicates", "dup %")]
@@ -387,8 +361,12 @@ def markdown_table(report: dict) -> str:
     info = report["evaluator"]
     lm_names = ", ".join(f"{d}: {v['steps']} steps, PPL {v['ppl_on_test_inputs']:.0f} on "
                          f"{v.get('ppl_measured_on', 'test inputs')}" for d, v in info["lm"].items())
-    lines += ["", f"Style judge: {info['judge']}; {info['judge_acc_on_test_inputs']:.1f}% accurate on the "
-              "untouched test inputs.", f"Fluency LM (GPT-2 per target domain, PPL per word or CJK character): {lm_names}.",
+    judges = [f"Style judge (ACC{', the one G uses' if any('g' in s['mean'] for s in systems.values()) else ''}): "
+              f"{info['judge']}; {info['judge_acc_on_test_inputs']:.1f}% accurate on the untouched test inputs."]
+    if "neural_judge" in info:        # (reports from before the second judge have one)
+        judges.append(f"Second style judge (ACC-nn): {info['neural_judge']}; "
+                      f"{info['neural_judge_acc_on_test_inputs']:.1f}% accurate on the untouched test inputs.")
+    lines += ["", *judges, f"Fluency LM (GPT-2 per target domain, PPL per word or CJK character): {lm_names}.",
               f"sacreBLEU: {report['bleu_signature'] or 'no references'}. Means over the directions "
               f"{', '.join(report['directions'])}."]
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 Phases, by global step:
     [0, ae_steps)                    denoising autoencoder: G learns to rewrite a sentence into its own domain
-    [ae_steps, + d_steps)            discriminator pretraining on G's (still copy-like) transfers
+    [.., + bootstrap_steps)          bootstrap: maximum likelihood on mined pseudo-parallel pairs (bootstrap.py)
+    [.., + d_steps)                  discriminator pretraining on G's transfers
     [.., + adv_steps)                adversarial cycle: d_per_g D steps, then one G step
 
 Each step draws an unaligned batch from each domain. Gradients are averaged across processes
@@ -20,15 +21,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint, metrics
-from .config import Config, ConfigError, save_config
-from .corpora import CorpusError, load_card
+from .config import Config, ConfigError
 from .crosslingual import CrossLingual
-from .data import DomainBatches, add_noise, encode_split, pad, prepare_data
-from .evaluate import BLEU_TOKENIZE, NgramJudge, bleu, task_directions
+from .data import DomainBatches, add_noise, pad
+from .evaluate import BLEU_TOKENIZE, bleu
 from .losses import (
     ESTIMATORS,
     SAMPLE_MODE,
@@ -40,6 +39,8 @@ from .losses import (
     sequence_logprob,
 )
 from .models.generator import straight_through_one_hot
+from .rewards import StyleClassifier, combine, style_reward
+from .models.judge import NgramJudge
 from .tokenizer import Tokenizer
 from .transfer import transfer_normalized
 
@@ -57,46 +58,15 @@ class TrainState:
         self.step = int(state["step"])
 
 
-def mixed_precision(cfg: Config) -> str:
-    if cfg.train.mixed_precision != "auto":
-        return cfg.train.mixed_precision
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
 def warmup(steps: int):
     return lambda step: min(1.0, (step + 1) / max(1, steps))
-
-
-def plot_curves(metrics_file: Path, png: Path) -> None:
-    """Training curves (losses, dev style accuracy and self-BLEU) from metrics.jsonl into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-    keys = sorted({k for r in rows for k in r if k not in ("step", "phase", "time")})
-    loss_keys = [k for k in keys if k.startswith("train/") and not k.startswith("train/lr_")]   # (lr: not a loss)
-    eval_keys = [k for k in keys if k.startswith("dev/")]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for ax, group, title in [(axes[0], loss_keys, "training losses"), (axes[1], eval_keys, "dev evaluation")]:
-        for key in group:
-            pts = [(r["step"], r[key]) for r in rows if key in r]
-            ax.plot(*zip(*pts), label=key.split("/", 1)[1], marker="o" if group is eval_keys else None,
-                    markersize=3)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if group:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
 
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, accelerator: Accelerator, tok: Tokenizer,
                  train_ids: dict[str, list[list[int]]], dev_texts: dict[str, list[str]], judge: NgramJudge | None,
-                 xl: CrossLingual | None = None):
+                 xl: CrossLingual | None = None, pairs: dict[str, list] | None = None,
+                 style: StyleClassifier | None = None):
         self.cfg, self.run_dir, self.acc, self.tok = cfg, run_dir, accelerator, tok
         self.dev_texts, self.judge = dev_texts, judge
         self.dev_pairs: dict = {}                  # direction name -> evaluate.Direction with references
@@ -124,15 +94,23 @@ class Trainer:
         self.state = TrainState()
         adv_scale = t.lr_g_adv / t.lr_g if t.lr_g_adv > 0 else 1.0
         g_warmup = warmup(t.warmup_steps)
+        self.starts = {"ae": 0, "boot": t.ae_steps, "d": t.ae_steps + t.bootstrap_steps,
+                       "adv": t.ae_steps + t.bootstrap_steps + t.d_steps}          # first step of each phase
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(
-            # called after each G update: every G update after the last autoencoder step is adversarial
-            opt_g, lambda s: g_warmup(s) * (adv_scale if self.state.step + 1 >= t.ae_steps else 1.0))
+            # called after each G update: every G update after the last bootstrap step is adversarial
+            opt_g, lambda s: g_warmup(s) * (adv_scale if self.state.step + 1 >= self.starts["d"] else 1.0))
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, warmup(t.d_warmup_steps))
         self.baseline = EMABaseline(t.ema_decay)
         for obj in [*self.generators, self.critic, self.sched_g, self.sched_d, self.state, self.baseline]:
             accelerator.register_for_checkpointing(obj)
         self.train_ids = train_ids
-        self.total = t.ae_steps + t.d_steps + t.adv_steps
+        self.pairs = pairs or {}                   # target domain -> [(source ids, target ids)], both ways
+        if (t.bootstrap_steps or t.lambda_pairs) and not self.pairs:
+            raise ConfigError("train.bootstrap_steps / train.lambda_pairs need mined pairs: set train.bootstrap")
+        self.style = style.to(accelerator.device).eval().requires_grad_(False) if style is not None else None
+        if t.style_reward and self.style is None:
+            raise ConfigError("train.style_reward needs the style classifier (train.style_steps > 0)")
+        self.total = self.starts["adv"] + t.adv_steps
         self.noise_rng = random.Random(t.seed + accelerator.process_index)
 
     def use_crosslingual(self, xl: CrossLingual) -> None:
@@ -151,12 +129,15 @@ class Trainer:
                            for s, t in [(self.a, self.b), (self.b, self.a)]}
 
     # ---------------------------------------------------------------- batches
-    def batches(self):
-        """Endless (real_a, real_b) pairs; re-seeded from the step so a resumed run draws fresh batches."""
+    def batches(self, source=None):
+        """Endless (batch of a, batch of b); re-seeded from the step so a resumed run draws fresh batches.
+        `source`: {domain: items} (default: the training sentences; the mined pairs by target domain)."""
         t = self.cfg.train
+        source = source or self.train_ids
         seed = t.seed + self.state.step
-        streams = [iter(DomainBatches(self.train_ids[d], t.batch_size, self.cfg.data.bucket_batches, seed + i,
-                                      self.acc.process_index, self.acc.num_processes))
+        key = len if source is self.train_ids else (lambda pair: len(pair[0]))
+        streams = [iter(DomainBatches(source[d], t.batch_size, self.cfg.data.bucket_batches, seed + i,
+                                      self.acc.process_index, self.acc.num_processes, key))
                    for i, d in enumerate((self.a, self.b))]
         while True:
             yield [next(s) for s in streams]
@@ -178,7 +159,7 @@ class Trainer:
     def tau(self) -> float:
         """Temperature, annealed geometrically from tau_start to tau_end over the adversarial phase."""
         t = self.cfg.train
-        progress = min(1.0, max(0, self.state.step - t.ae_steps - t.d_steps) / max(1, t.adv_steps))
+        progress = min(1.0, max(0, self.state.step - self.starts["adv"]) / max(1, t.adv_steps))
         return t.tau_start * (t.tau_end / t.tau_start) ** progress
 
     # ---------------------------------------------------------------- length control
@@ -305,13 +286,15 @@ class Trainer:
             out.setdefault(src, [None, None, None])[:2] = [(real, mask), (self.same_form(same_logits, real), mask)]
         return out
 
-    def g_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> tuple[dict, dict]:
-        """L_G = lambda_self * L_self + lambda_cycle * L_cycle + lambda_adv * L_adv, summed over directions:
+    def g_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, pair_batch=None) -> tuple[dict, dict]:
+        """L_G = lambda_self * L_self + lambda_cycle * L_cycle + lambda_adv * L_adv (+ lambda_pairs * L_pairs),
+        summed over directions:
 
             L_self  = NLL(real_a | noise(real_a), to a)              (denoising autoencoder)
             L_cycle = NLL(real_a | G_ba(fake_b), to a),  fake_b = G_ab(real_a, to b)   (and b -> a -> b)
                       (fake_b's ids, i.e. back-translation, unless cycle_through_fake)
             L_adv   = ESTIMATORS[estimator](fake_b, D_b)              (losses.py)
+            L_pairs = NLL on a batch of mined pairs (pairs_nll), when train.lambda_pairs > 0
 
         D is frozen here; under `soft`/`gumbel` gradients reach G_ab through D and through the cycle.
         Returns the logs and the detached fakes for the D step that follows (as in CycleGAN).
@@ -336,8 +319,7 @@ class Trainer:
                 cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
                 opts = AdvOptions(gamma=t.gamma, baseline=self.baseline)
                 if t.estimator == "reinforce":
-                    if t.cycle_reward > 0:
-                        opts.seq_reward = t.cycle_reward * sequence_logprob(rec_logits.detach(), real, mask)
+                    opts.seq_reward = self.sequence_reward(fake, rec_logits.detach(), real, mask, tgt, logs)
                     if t.baseline == "greedy":
                         opts.baseline = self.greedy_baseline(real, mask, g, g_back, src, tgt, want)
                 adv, adv_logs = ESTIMATORS[t.estimator](fake, lambda x, d=tgt: self.critic.log_probs(x, d), opts)
@@ -348,6 +330,10 @@ class Trainer:
                 fakes_for_d.setdefault(src, [None, None, None])[:2] = [
                     (real, mask), (self.same_form(self_logits.detach(), real), mask)]
             loss = t.lambda_self * l_self + t.lambda_cycle * l_cycle + t.lambda_adv * l_adv
+            if pair_batch is not None and t.lambda_pairs > 0:
+                l_pairs, pair_logs = self.pairs_nll(pair_batch)
+                loss = loss + t.lambda_pairs * l_pairs
+                logs.update(pair_logs)
         g_params = [p for g in self.generators for p in g.parameters()]
         self._update(loss, self.opt_g, self.sched_g, g_params)
         self.critic.requires_grad_(True)
@@ -360,7 +346,7 @@ class Trainer:
         train.bt_wordbyword_steps steps the forward translation is word by word instead (tables from the
         cross-lingual embeddings): a first model that does not just copy its input (Lample et al. 2018)."""
         t = self.cfg.train
-        if self.wordbyword and self.state.step < t.ae_steps + t.d_steps + t.bt_wordbyword_steps:
+        if self.wordbyword and self.state.step < self.starts["adv"] + t.bt_wordbyword_steps:
             fake_ids, fake_mask = self.wordbyword[(src, tgt)][real], mask
         else:
             g.eval()
@@ -374,6 +360,21 @@ class Trainer:
         logits = g_back(fake_ids, fake_mask, real, self.dom[src], self.words(real, mask))
         return reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)[0]
 
+    def sequence_reward(self, fake, rec_logits, real, mask, tgt: int, logs: dict | None = None):
+        """REINFORCE's sentence reward (B,) for the transfers `fake` of `real` into domain index tgt:
+        rewards.combine of the style classifier's p(tgt | fake) and the cycle's mean log p(real | fake)
+        (train.style_reward, train.cycle_reward, train.reward_mix); None when both weights are 0."""
+        t = self.cfg.train
+        if not (t.cycle_reward or t.style_reward):
+            return None
+        content = sequence_logprob(rec_logits, real, mask)                       # (B,)
+        r_style = (style_reward(self.style(fake.ids, fake.mask), tgt) if t.style_reward
+                   else torch.zeros_like(content))
+        if logs is not None:
+            name = self.cfg.data.domains[tgt]
+            logs[f"r_style_{name}"], logs[f"r_content_{name}"] = r_style.mean().item(), content.exp().mean().item()
+        return combine(r_style, content, t.style_reward, t.cycle_reward, t.reward_mix)
+
     def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int, want=None):
         """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets
         (with the same cycle reward as the samples when train.cycle_reward > 0)."""
@@ -382,11 +383,11 @@ class Trainer:
             greedy = self.fakes(real, mask, g, self.cfg.data.domains[tgt], "greedy", want)
             real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
             greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
-            if t.cycle_reward > 0:
+            if t.cycle_reward or t.style_reward:
                 rec_logits = g_back(greedy.ids, greedy.mask, real, self.dom[self.cfg.data.domains[src]],
                                     self.words(real, mask))
-                content = t.cycle_reward * sequence_logprob(rec_logits, real, mask)
-                greedy_returns = greedy_returns + content[:, None] * greedy.mask.to(greedy_returns.dtype)
+                seq = self.sequence_reward(greedy, rec_logits, real, mask, tgt)
+                greedy_returns = greedy_returns + seq[:, None] * greedy.mask.to(greedy_returns.dtype)
 
         def baseline(returns, _mask):
             width = returns.size(1)
@@ -394,6 +395,36 @@ class Trainer:
             return padded[:, :width]
 
         return baseline
+
+    def pairs_nll(self, pair_batch) -> tuple[torch.Tensor, dict]:
+        """L_pairs = sum over domains y of NLL(t | s, to y) on a batch of mined pairs (s, t) whose target
+        t is in y: real sentences of the other domain with their pseudo targets, and pseudo sources with
+        the real sentences they were mined from (the pairs both ways, see bootstrap_pairs)."""
+        loss, logs = 0.0, {}
+        for domain, g, batch in zip((self.a, self.b), (self.g_ba, self.g_ab), pair_batch):
+            src, src_mask = self.to_device([p[0] for p in batch])
+            tgt, tgt_mask = self.to_device([p[1] for p in batch])
+            logits = g(src, src_mask, tgt, self.dom[domain], self.words(tgt, tgt_mask))
+            part, _ = reconstruction_loss(logits, tgt, tgt_mask, self.cfg.train.label_smoothing)
+            loss = loss + part
+            logs[f"pairs_{domain}"] = part.item()
+        return loss, logs
+
+    def boot_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, pair_batch) -> dict:
+        """Bootstrap phase: L = L_pairs + lambda_self * L_self (the denoising term keeps G able to rebuild
+        a sentence, which the cycle of the adversarial phase needs)."""
+        t, domains = self.cfg.train, (self.a, self.b)
+        with self.acc.autocast():
+            loss, logs = self.pairs_nll(pair_batch)
+            if t.lambda_self > 0:
+                for (real, mask, _, g_back, src, _, _), seqs in zip(
+                        self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
+                    part, _ = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
+                    loss = loss + t.lambda_self * part
+                    logs[f"self_{domains[src]}"] = part.item()
+        self._update(loss, self.opt_g, self.sched_g, [p for g in self.generators for p in g.parameters()])
+        logs["g_loss"] = loss.item()
+        return logs
 
     def ae_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> dict:
         """Phase 1: L_self summed over both domains."""
@@ -413,14 +444,14 @@ class Trainer:
         """After this step: the dev evaluation? Every eval_every steps (ae_eval_every in the autoencoder
         phase), none while D pretrains, and always at the end of the autoencoder phase and of the run."""
         t, step = self.cfg.train, self.state.step
-        if step in (t.ae_steps, self.total):
+        if step in (t.ae_steps, self.starts["d"], self.total):
             return True
-        every = {"ae": t.ae_eval_every or t.eval_every, "d": 0, "adv": t.eval_every}[phase]
+        every = {"ae": t.ae_eval_every or t.eval_every, "boot": t.ae_eval_every or t.eval_every, "d": 0,
+                 "adv": t.eval_every}[phase]
         return every > 0 and step % every == 0
 
     def phase(self, step: int) -> str:
-        t = self.cfg.train
-        return "ae" if step < t.ae_steps else "d" if step < t.ae_steps + t.d_steps else "adv"
+        return next(name for name in ("adv", "d", "boot", "ae") if step >= self.starts[name])
 
     # ---------------------------------------------------------------- evaluation, checkpoints
     @torch.no_grad()
@@ -538,6 +569,7 @@ class Trainer:
                    desc="train", dynamic_ncols=True)
         running: dict[str, list[float]] = {}
         batches = self.batches()
+        pair_batches = self.batches(self.pairs) if self.pairs else None
         try:
             while self.state.step < self.total:
                 phase = self.phase(self.state.step)
@@ -547,10 +579,13 @@ class Trainer:
                 with self.acc.accumulate(*self.generators, self.critic):
                     if phase == "ae":
                         logs = self.ae_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
+                    elif phase == "boot":
+                        logs = self.boot_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, next(pair_batches))
                     elif phase == "d":
                         logs = self.d_step(self.sample_fakes(real_a, mask_a, real_b, mask_b))
                     else:
-                        logs, fakes = self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
+                        logs, fakes = self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b,
+                                                  next(pair_batches) if t.lambda_pairs > 0 else None)
                         if t.lambda_adv == 0:
                             fakes = None                       # no discriminator to train
                         else:
@@ -579,7 +614,7 @@ class Trainer:
                         tqdm.write(f"step {self.state.step} ({phase}):")
                         results = self.evaluate()
                         self.log(results, phase)
-                        if self.keeps_best() and phase == "adv":
+                        if self.keeps_best() and phase in ("boot", "adv"):
                             self.keep_if_best(results)
                     self.acc.wait_for_everyone()
                 if self.state.step % t.ckpt_every == 0 or self.state.step == self.total:
@@ -589,85 +624,3 @@ class Trainer:
             self.save_checkpoint()
             raise
         bar.close()
-
-
-def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, accelerator,
-                            data_dir=None) -> CrossLingual | None:
-    """The run's cross-lingual piece embeddings (train.crosslingual), learnt once by the main process into
-    crosslingual.pt (+ .json: settings and, where CC-CEDICT is found, lexicon induction precision)."""
-    method = cfg.train.crosslingual
-    if method == "none":
-        if cfg.train.bt_wordbyword_steps:
-            raise ConfigError("train.bt_wordbyword_steps needs cross-lingual embeddings: set train.crosslingual")
-        return None
-    path = run_dir / "crosslingual.pt"
-    if accelerator.is_main_process and not path.exists():
-        tqdm.write(f"learning cross-lingual piece embeddings ({method})")
-        xl = CrossLingual.learn(train_ids, cfg.generator.d_model, method, tok, data_dir=data_dir, log=tqdm.write)
-        try:
-            xl.info.update(xl.evaluate_bli(tok, data_dir))
-        except CorpusError as err:
-            xl.info["bli"] = f"not measured: {err}"
-        tqdm.write(f"  {xl.info}")
-        xl.save(path)
-    accelerator.wait_for_everyone()
-    return CrossLingual.load(path)
-
-
-def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
-          data_dir=None, command: list[str] | None = None) -> Path:
-    """Train a task end to end (or resume a run) and return its run directory."""
-    # cpu=True without CUDA is what makes Accelerate form a gloo process group from torchrun's variables.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg),
-                              gradient_accumulation_steps=cfg.train.grad_accum,
-                              log_with="tensorboard", project_dir=str(runs_dir or "runs"))
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    set_seed(cfg.train.seed)
-    train_split, dev_split = prepare_data(cfg, data_dir)   # every process loads (cached after the first)
-
-    if resume:
-        run_dir = Path(resume)
-    else:
-        holder = [None]
-        if accelerator.is_main_process:
-            run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
-            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
-            texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
-            Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
-                            cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage,
-                            cfg.data.length_tokens)
-            by_domain = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
-            NgramJudge(cfg.data.domains).fit(by_domain).save(run_dir / "judge.pt")
-            if cfg.data.length_tokens:
-                checkpoint.write_lengths(run_dir, by_domain)
-            holder = [str(run_dir)]
-        broadcast_object_list(holder)
-        run_dir = Path(holder[0])
-    accelerator.project_configuration.set_directories(str(run_dir))
-    accelerator.project_configuration.logging_dir = str(run_dir)      # TensorBoard events: <run>/tensorboard/
-    tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
-    judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
-    train_ids = encode_split(train_split, tok, cfg.data.max_len)
-    dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
-    xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
-    trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl)
-    card = load_card(cfg.data.corpus)
-    if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU
-        trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev") if d.references}
-    if resume:
-        trainer.load_checkpoint()
-        trainer.apply_config_lrs()
-        if accelerator.is_main_process:
-            print(f"resuming {run_dir} at step {trainer.state.step}/{trainer.total}")
-            save_config(cfg, run_dir / "config.yaml")       # overrides given on resume are part of the run
-            metrics = run_dir / "metrics.jsonl"
-            if metrics.exists():  # drop rows logged after the checkpoint we resume from
-                keep = [r for r in metrics.read_text().splitlines() if r and json.loads(r)["step"] <= trainer.state.step]
-                metrics.write_text("".join(r + "\n" for r in keep))
-    accelerator.init_trackers("tensorboard")
-    trainer.fit()
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        plot_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")
-    return run_dir

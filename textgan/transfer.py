@@ -13,8 +13,8 @@ import torch
 
 from .checkpoint import default_words, latest_run, load_run
 from .data import pad
-from .evaluate import NgramJudge
 from .models.generator import Generator
+from .models.judge import NgramJudge
 from .tokenizer import Tokenizer
 
 

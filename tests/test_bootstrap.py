@@ -1,0 +1,159 @@
+"""The bootstrap phase: miners on planted text, the mined pairs on disk, the phase in training, resume."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from textgan.bootstrap import ContentIndex, Pairs, RetrievalMiner, StyleMarkers, TemplateMiner, fill, join_units, mine_pairs
+from textgan.runner import train
+
+from conftest import ROOT, TINY
+
+MINER = SimpleNamespace(max_ngram=3, salience=4.0, smoothing=1.0, min_count=3, neighbours=3)
+NOUNS = ["soup", "pasta", "waiter", "room", "pizza", "bread", "coffee", "patio", "music", "salad"]
+
+
+def planted_corpus():
+    """Reviews whose style lives in one planted word each ("zorgful" pos, "blargish" neg); the rest
+    (nouns, "the", "was", ".") is shared by both domains."""
+    pos = [f"the {n} was zorgful ." for n in NOUNS] * 3 + [f"our {n} came zorgful and hot ." for n in NOUNS]
+    neg = [f"the {n} was blargish ." for n in NOUNS] * 3 + [f"our {n} came blargish and cold ." for n in NOUNS]
+    return {"neg": neg, "pos": pos}
+
+
+def test_salience_finds_the_planted_markers_and_not_the_shared_words():
+    texts = planted_corpus()
+    markers = StyleMarkers({d: [t.split() for t in ts] for d, ts in texts.items()}, max_ngram=1,
+                           threshold=4.0, min_count=3)
+    assert ("zorgful",) in markers.markers["pos"] and ("blargish",) in markers.markers["neg"]
+    shared = {("the",), ("was",), ("soup",), (".",), ("our",), ("came",), ("and",)}
+    assert not shared & (set(markers.markers["pos"]) | set(markers.markers["neg"]))
+    template, found = markers.split("the pasta was blargish .".split(), "neg")
+    assert template == ["the", "pasta", "was", None, "."] and found == [("blargish",)]
+
+
+def test_adjacent_markers_share_one_slot_and_fill_handles_any_count():
+    texts = planted_corpus()
+    markers = StyleMarkers({d: [t.split() for t in ts] for d, ts in texts.items()}, max_ngram=1,
+                           threshold=4.0, min_count=3)
+    template, found = markers.split("the soup was blargish blargish .".split(), "neg")
+    assert template.count(None) == 1 and found == [("blargish", "blargish")]
+    assert fill(["a", None, "b", None], [("x",)]) == ["a", "x", "b"]                # missing marker: slot dropped
+    assert fill(["a", None], [("x",), ("y", "z")]) == ["a", "x", "y", "z"]          # surplus joins the last slot
+
+
+def test_retrieval_returns_the_planted_neighbour():
+    docs = [s.split() for s in ["the red car is fast", "a green apple fell", "my blue house is old",
+                                "the red car is slow", "green apples and pears"]]
+    index = ContentIndex(docs)
+    idx, sim = index.search([["blue", "house", "old"], ["red", "car", "fast"]], k=2)
+    assert idx[0, 0] == 2 and idx[1, 0] == 0 and idx[1, 1] == 3
+    assert sim[1, 0] > sim[1, 1] > 0
+
+
+def test_template_miner_swaps_markers_and_keeps_content():
+    texts = planted_corpus()
+    miner = TemplateMiner(MINER, log=lambda _: None).fit(texts)
+    assert miner.transfer(["the pizza was blargish ."], "neg", "pos") == ["the pizza was zorgful ."]
+    assert miner.transfer(["our coffee came zorgful and hot ."], "pos", "neg") == ["our coffee came blargish and cold ."]
+    assert miner.transfer(["a sentence without markers"], "neg", "pos") == ["a sentence without markers"]
+    pairs = miner.mine(texts)
+    neg2pos = pairs[("neg", "pos")]
+    assert len(neg2pos) == len(texts["neg"])
+    assert all("blargish" not in t and "zorgful" in t for t in neg2pos.targets)
+    # retrieval as the miner: the pseudo target is a real sentence of the other domain, same content
+    retrieved = RetrievalMiner(MINER, log=lambda _: None).fit(texts).transfer(["the bread was blargish ."], "neg", "pos")
+    assert retrieved == ["the bread was zorgful ."]
+
+
+def test_chinese_units_give_character_markers():
+    pos = [f"这家{n}很好吃" for n in "面饭菜汤肉鱼"] * 3
+    neg = [f"这家{n}很难吃" for n in "面饭菜汤肉鱼"] * 3
+    miner = TemplateMiner(SimpleNamespace(**{**vars(MINER), "max_ngram": 2}), log=lambda _: None).fit({"neg": neg, "pos": pos})
+    assert ("难",) in miner.markers.markers["neg"] or ("难", "吃") in miner.markers.markers["neg"]
+    assert miner.transfer(["这家汤很难吃"], "neg", "pos") == ["这家汤很好吃"]
+    assert join_units(["我", "买", "的", "iphone", "5s", "很", "好"]) == "我买的iphone 5s很好"
+
+
+def test_mined_pairs_are_written_and_read_back(tmp_path):
+    texts = planted_corpus()
+    pairs = mine_pairs("template", MINER, texts, tmp_path, log=lambda _: None)
+    info = json.loads((tmp_path / "mining.json").read_text())
+    assert info["miner"] == "template" and {p["file"] for p in info["pairs"]} == {"neg2pos.tsv", "pos2neg.tsv"}
+    again = mine_pairs("template", MINER, {}, tmp_path)            # read back, nothing mined
+    for key, p in pairs.items():
+        assert again[key].sources == p.sources and again[key].targets == p.targets
+    odd = Pairs("a", "b", ["tab\\slash ok"], ["x"], [0.5])
+    odd.save(tmp_path / "odd.tsv")
+    assert Pairs.load(tmp_path / "odd.tsv").sources == ["tab\\slash ok"]
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+BOOT = ["train.bootstrap=template", "miner.salience=3", "train.estimator=reinforce"]
+
+
+def test_bootstrap_phase_learns_the_pairs(tmp_path, tiny_cfg):
+    cfg = tiny_cfg(*BOOT, "train.ae_steps=0", "train.bootstrap_steps=40", "train.d_steps=0", "train.adv_steps=0",
+                   "train.log_every=10", "train.lr_g=2e-3")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    rows = [r for r in _metrics(run_dir) if r["phase"] == "boot" and "train/pairs_pos" in r]
+    assert [r["step"] for r in rows] == [10, 20, 30, 40]
+    assert rows[-1]["train/pairs_pos"] < rows[0]["train/pairs_pos"] - 0.3
+    assert (run_dir / "pairs" / "neg2pos.tsv").read_text().count("\n") > 100
+    assert any(r["phase"] == "boot" and "dev/acc_neg2pos" in r for r in _metrics(run_dir))   # evaluated at its end
+
+
+def test_rewards_and_pair_loss_in_the_adversarial_phase(tmp_path, tiny_cfg):
+    cfg = tiny_cfg(*BOOT, "train.bootstrap_steps=4", "train.style_reward=1", "train.style_steps=10",
+                   "train.cycle_reward=0.5", "train.reward_mix=harmonic", "train.lambda_pairs=0.5",
+                   "train.baseline=greedy")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    adv = [r for r in _metrics(run_dir) if r["phase"] == "adv" and "train/g_loss" in r]
+    assert adv and all(0 <= adv[-1][f"train/r_style_{d}"] <= 1 and 0 <= adv[-1][f"train/r_content_{d}"] <= 1
+                       for d in ("neg", "pos"))
+    assert "train/pairs_neg" in adv[-1] and all(math.isfinite(v) for v in adv[-1].values() if isinstance(v, float))
+    info = json.loads((run_dir / "style.json").read_text())
+    assert info["steps"] == 10 and 0 <= info["dev_accuracy"] <= 100
+
+
+def test_bootstrap_settings_without_pairs_are_refused(tmp_path, tiny_cfg):
+    from textgan.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.bootstrap"):
+        train(tiny_cfg("train.bootstrap_steps=5"), runs_dir=tmp_path, name="run")
+
+
+def test_kill_inside_the_bootstrap_phase_and_resume(tmp_path):
+    """kill -9 during the bootstrap phase after a checkpoint; --resume reads the mined pairs back and
+    finishes with the same step count."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path), "--name", "killed",
+            *TINY, *BOOT, "train.ae_steps=2", "train.bootstrap_steps=3000", "train.ckpt_every=6"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = tmp_path / "toy" / "killed"
+    deadline = time.time() + 240
+    while not (run_dir / "state").is_dir() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (run_dir / "state").is_dir(), "no checkpoint was written before the kill"
+    mined = (run_dir / "pairs" / "neg2pos.tsv").read_text()
+    resumed = subprocess.run([sys.executable, "-m", "textgan", "train", "--resume", str(run_dir),
+                              "train.bootstrap_steps=12"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    start = int(resumed.stdout.split("at step ")[1].split("/")[0])
+    assert 6 <= start <= 14 and start % 6 == 0
+    assert (run_dir / "pairs" / "neg2pos.tsv").read_text() == mined          # not mined again
+    steps = [r["step"] for r in _metrics(run_dir)]
+    assert steps == sorted(steps) and steps[-1] == 2 + 12 + 2 + 4

@@ -1,0 +1,326 @@
+"""Pseudo-parallel pairs mined from unpaired corpora: the data of the bootstrap phase.
+
+The strongest unpaired systems do not start their adversarial or RL phase from an autoencoder that
+copies: they first learn, by maximum likelihood, from (source, pseudo-target) pairs mined from the two
+unpaired corpora (DualRL, Luo et al. 2019; IMaT, Jin et al. 2019). A miner never sees a labelled pair:
+it reads the training text of each domain and nothing else. Each kind of task has its own miner,
+behind one interface, and the trainer's bootstrap phase learns from any of them:
+
+    miner = MINERS[name](cfg.miner, scheme)
+    pairs = miner.mine(texts_by_domain)          # {(src, tgt): Pairs}
+    miner.transfer(texts, src, tgt)              # the miner alone as a system (a baseline row)
+
+Miners here:
+- `template`: TemplateBased (Li et al. 2018, "Delete, Retrieve, Generate"). Style markers are the
+  n-grams far more frequent in one domain (salience); a sentence's markers are deleted, the target-domain
+  sentence with the most similar content (TF-IDF cosine over non-marker units) is retrieved, and its
+  markers fill the slots.
+- `retrieve`: the retrieved nearest target-domain sentence itself is the pseudo target (IMaT's and
+  TSST's starting point).
+
+Text is handled as `units` (words; single CJK characters), so Chinese gets character n-gram markers.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .tokenizer import _CJK, units
+
+Ngram = tuple[str, ...]
+
+
+def join_units(parts: list[str]) -> str:
+    """Units -> text: words joined by spaces, none beside a CJK character (the `zh` form keeps none)."""
+    out = ""
+    for unit in parts:
+        if out and not (_is_cjk(out[-1]) or _is_cjk(unit[0])):
+            out += " "
+        out += unit
+    return out
+
+
+def _is_cjk(char: str) -> bool:
+    import re
+
+    return re.fullmatch(f"[{_CJK}]", char) is not None
+
+
+@dataclass
+class Pairs:
+    """Pseudo-parallel pairs of one direction, with the miner's confidence in each (higher: better)."""
+
+    src: str
+    tgt: str
+    sources: list[str]
+    targets: list[str]
+    scores: list[float]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def save(self, path: Path) -> None:
+        """A TSV people can read: score, source, pseudo target."""
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
+            writer.writerow(["score", self.src, self.tgt])
+            writer.writerows([f"{s:.4f}", a, b] for s, a, b in zip(self.scores, self.sources, self.targets))
+
+    @classmethod
+    def load(cls, path: Path) -> "Pairs":
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
+        (_, src, tgt), body = rows[0], rows[1:]
+        return cls(src, tgt, [r[1] for r in body], [r[2] for r in body], [float(r[0]) for r in body])
+
+
+# ---------------------------------------------------------------- style markers
+class StyleMarkers:
+    """Attribute markers by salience (Li et al. 2018, section 3.1):
+
+        s(u, v) = (f(u, v) + lambda) / (f(u, v') + lambda)
+
+    for an n-gram u (n <= max_ngram) and domain v against the other domain v', with f the count scaled to
+    the mean domain size (so an unbalanced corpus does not make every n-gram of the bigger domain a
+    marker). u is a marker of v when s(u, v) >= threshold, it occurs at least min_count times in v, and
+    it is more salient than each n-gram inside it: "pizza was blargish" is frequent in v only because
+    "blargish" is, and taking it as a marker would delete the content words "pizza was" with it, while
+    "not good" is a marker of its own.
+    """
+
+    def __init__(self, units_by_domain: dict[str, list[list[str]]], max_ngram: int = 4, threshold: float = 15.0,
+                 smoothing: float = 1.0, min_count: int = 5):
+        self.max_ngram = max_ngram
+        domains = list(units_by_domain)
+        if len(domains) != 2:
+            raise ValueError(f"style markers need exactly two domains, got {domains}")
+        counts = {d: Counter(g for sent in sents for g in self.ngrams(sent)) for d, sents in units_by_domain.items()}
+        mean_size = sum(len(s) for s in units_by_domain.values()) / 2
+        scale = {d: mean_size / max(1, len(s)) for d, s in units_by_domain.items()}
+        self.markers: dict[str, dict[Ngram, float]] = {}
+        for d, other in (domains, domains[::-1]):
+            def salience(gram):
+                return (counts[d].get(gram, 0) * scale[d] + smoothing) / (counts[other].get(gram, 0) * scale[other] + smoothing)
+
+            candidates = {g: salience(g) for g, c in counts[d].items() if c >= min_count}
+            self.markers[d] = {g: s for g, s in candidates.items() if s >= threshold and all(
+                s > salience(g[i:j]) for i in range(len(g)) for j in range(i + 1, len(g) + 1) if j - i < len(g))}
+
+    def ngrams(self, sent: list[str]):
+        for n in range(1, self.max_ngram + 1):
+            for i in range(len(sent) - n + 1):
+                yield tuple(sent[i:i + n])
+
+    def split(self, sent: list[str], domain: str) -> tuple[list[str | None], list[Ngram]]:
+        """(template, markers): the sentence with each run of `domain`'s markers replaced by one slot
+        (None), and the marker spans in order. Spans are matched left to right, longest first."""
+        table = self.markers[domain]
+        template: list[str | None] = []
+        found: list[Ngram] = []
+        i = 0
+        while i < len(sent):
+            for n in range(min(self.max_ngram, len(sent) - i), 0, -1):
+                gram = tuple(sent[i:i + n])
+                if gram in table:
+                    if template and template[-1] is None:          # adjacent markers: one slot
+                        found[-1] = found[-1] + gram
+                    else:
+                        template.append(None)
+                        found.append(gram)
+                    i += n
+                    break
+            else:
+                template.append(sent[i])
+                i += 1
+        return template, found
+
+
+def fill(template: list[str | None], markers: list[Ngram]) -> list[str]:
+    """Slots of `template` filled with `markers` in order (TemplateBased): a surplus marker joins the
+    last slot, a slot without one is dropped."""
+    out: list[str] = []
+    slots = sum(x is None for x in template)
+    k = 0
+    for unit in template:
+        if unit is not None:
+            out.append(unit)
+            continue
+        take = markers[k:] if k == slots - 1 else markers[k:k + 1]
+        for m in take:
+            out.extend(m)
+        k += 1
+    return out
+
+
+# ---------------------------------------------------------------- retrieval
+class ContentIndex:
+    """Nearest neighbours by content: TF-IDF (sublinear tf, smooth idf) over units, cosine similarity,
+    queried in batches of sparse products (scikit-learn + scipy)."""
+
+    def __init__(self, docs: list[list[str]], vocabulary_from: list[list[str]] | None = None):
+        self.vectorizer = TfidfVectorizer(analyzer=lambda d: d, sublinear_tf=True, dtype=np.float32)
+        self.vectorizer.fit(vocabulary_from if vocabulary_from is not None else docs)
+        self.matrix = self.vectorizer.transform(docs).T.tocsr()                 # (V, N)
+
+    def search(self, queries: list[list[str]], k: int = 1, chunk: int = 512,
+               progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, cosines), each (Q, k), best first."""
+        q = self.vectorizer.transform(queries)                                  # (Q, V), rows L2-normalized
+        idx = np.zeros((len(queries), k), dtype=np.int64)
+        sim = np.zeros((len(queries), k), dtype=np.float32)
+        for start in range(0, len(queries), chunk):
+            scores = (q[start:start + chunk] @ self.matrix).toarray()          # (c, N)
+            top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+            top_scores = np.take_along_axis(scores, top, 1)
+            order = np.argsort(-top_scores, axis=1)
+            idx[start:start + chunk] = np.take_along_axis(top, order, 1)
+            sim[start:start + chunk] = np.take_along_axis(top_scores, order, 1)
+            if progress:
+                progress(min(chunk, len(queries) - start))
+        return idx, sim
+
+
+# ---------------------------------------------------------------- miners
+class TemplateMiner:
+    """Salience markers, content retrieval, template filling (Li et al. 2018's TemplateBased).
+
+    For x of domain s and target domain t: delete s's markers from x (template with slots), retrieve the
+    t-sentence y whose content (y without t's markers) is most similar to x's content and that has
+    markers, and fill x's slots with y's markers. Pairs of sentences without any marker are not mined
+    (there is nothing to rewrite); `transfer` returns them unchanged. The pair's score is the cosine of
+    the retrieval.
+    """
+
+    name = "template"
+
+    def __init__(self, cfg, log: Callable[[str], None] = print):
+        self.cfg, self.log = cfg, log
+        self.markers: StyleMarkers | None = None
+        self.units: dict[str, list[list[str]]] = {}
+        self.index: dict[str, ContentIndex] = {}
+        self.content: dict[str, list[list[str]]] = {}
+        self.found: dict[str, list[list[Ngram]]] = {}
+
+    def fit(self, texts_by_domain: dict[str, list[str]]) -> "TemplateMiner":
+        started = time.time()
+        self.units = {d: [units(t) for t in texts] for d, texts in texts_by_domain.items()}
+        c = self.cfg
+        self.markers = StyleMarkers(self.units, c.max_ngram, c.salience, c.smoothing, c.min_count)
+        self.log("style markers: " + ", ".join(f"{d} {len(m)}" for d, m in self.markers.markers.items())
+                 + f" ({time.time() - started:.0f} s)")
+        vocabulary = []
+        for d, sents in self.units.items():
+            split = [self.markers.split(s, d) for s in sents]
+            self.content[d] = [[u for u in tpl if u is not None] for tpl, _ in split]
+            self.found[d] = [m for _, m in split]
+            vocabulary += self.content[d]
+        for d in self.units:
+            self.index[d] = ContentIndex(self.content[d], vocabulary)
+        self.log(f"content index built ({time.time() - started:.0f} s)")
+        return self
+
+    def retrieve(self, content: list[list[str]], tgt: str, progress=None) -> tuple[list[int], list[float]]:
+        """For each content, the most similar target sentence that has markers, and the cosine (-1: none)."""
+        idx, sim = self.index[tgt].search(content, self.cfg.neighbours, progress=progress)
+        has = np.array([bool(m) for m in self.found[tgt]])
+        best, score = [], []
+        for row_idx, row_sim in zip(idx, sim):
+            ok = np.flatnonzero(has[row_idx])
+            best.append(int(row_idx[ok[0]]) if len(ok) else -1)
+            score.append(float(row_sim[ok[0]]) if len(ok) else -1.0)
+        return best, score
+
+    def rewrite(self, sents: list[list[str]], src: str, tgt: str, progress=None) -> tuple[list[list[str] | None], list[float]]:
+        """Template rewrites of `sents` (units of domain src) into tgt; None where x has no marker or no
+        neighbour has one."""
+        split = [self.markers.split(s, src) for s in sents]
+        content = [[u for u in tpl if u is not None] for tpl, _ in split]
+        best, score = self.retrieve(content, tgt, progress)
+        out = []
+        for (tpl, found), j in zip(split, best):
+            out.append(fill(tpl, self.found[tgt][j]) if found and j >= 0 else None)
+        return out, score
+
+    def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
+        if self.markers is None:
+            self.fit(texts_by_domain)
+        pairs = {}
+        a, b = list(texts_by_domain)
+        for src, tgt in ((a, b), (b, a)):
+            started = time.time()
+            bar = progress_factory(len(self.units[src]), f"mine {src}->{tgt}") if progress_factory else None
+            outs, scores = self.rewrite(self.units[src], src, tgt, bar.update if bar else None)
+            if bar:
+                bar.close()
+            keep = [(join_units(s), join_units(o), sc) for s, o, sc in zip(self.units[src], outs, scores) if o]
+            pairs[(src, tgt)] = Pairs(src, tgt, [k[0] for k in keep], [k[1] for k in keep], [k[2] for k in keep])
+            self.log(f"{src}->{tgt}: {len(keep)} pairs of {len(outs)} sentences ({time.time() - started:.0f} s)")
+        return pairs
+
+    def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
+        """The miner alone as a system: each text rewritten, unchanged where it has no marker."""
+        sents = [units(t) for t in texts]
+        outs, _ = self.rewrite(sents, src, tgt)
+        return [join_units(o if o is not None else s) for s, o in zip(sents, outs)]
+
+
+class RetrievalMiner(TemplateMiner):
+    """The nearest target-domain sentence by content is the pseudo target (IMaT / TSST's retrieval)."""
+
+    name = "retrieve"
+
+    def rewrite(self, sents, src, tgt, progress=None):
+        content = [[u for u in tpl if u is not None] for tpl, _ in (self.markers.split(s, src) for s in sents)]
+        idx, sim = self.index[tgt].search(content, 1, progress=progress)
+        return [list(self.units[tgt][j]) for j in idx[:, 0]], [float(s) for s in sim[:, 0]]
+
+
+MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner}
+
+
+def pair_paths(run_dir: Path) -> Path:
+    return Path(run_dir) / "pairs"
+
+
+def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,
+               progress_factory=None) -> dict[tuple[str, str], Pairs]:
+    """Mine with MINERS[name] and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings, counts,
+    seconds), or read them back when they are already there (a resumed run)."""
+    import json
+
+    out_dir = Path(out_dir)
+    info_file = out_dir / "mining.json"
+    if info_file.exists():
+        info = json.loads(info_file.read_text())
+        return {(p["src"], p["tgt"]): Pairs.load(out_dir / p["file"]) for p in info["pairs"]}
+    if name not in MINERS:
+        raise ValueError(f"unknown miner {name!r}; choose from {', '.join(MINERS)}")
+    started = time.time()
+    pairs = MINERS[name](cfg, log).mine(texts_by_domain, progress_factory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    listing = []
+    for (src, tgt), p in pairs.items():
+        p.save(out_dir / f"{src}2{tgt}.tsv")
+        listing.append({"src": src, "tgt": tgt, "file": f"{src}2{tgt}.tsv", "pairs": len(p),
+                        "of": len(texts_by_domain[src]),
+                        "mean_score": sum(p.scores) / max(1, len(p))})
+    info = {"miner": name, "settings": dict(vars(cfg)), "seconds": round(time.time() - started, 1), "pairs": listing}
+    info_file.write_text(json.dumps(info, indent=2) + "\n")
+    log(f"mined pseudo-parallel pairs ({name}) in {info['seconds']:.0f} s: "
+        + ", ".join(f"{p['src']}->{p['tgt']} {p['pairs']}" for p in listing))
+    return pairs
+
+
+def salience_summary(markers: StyleMarkers, top: int = 20) -> dict[str, list[str]]:
+    """The most salient markers of each domain, for people reading mining.json."""
+    return {d: [" ".join(g) for g, _ in sorted(m.items(), key=lambda kv: -kv[1] * math.log(1 + len(kv[0])))[:top]]
+            for d, m in markers.markers.items()}

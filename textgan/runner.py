@@ -1,0 +1,187 @@
+"""A training run end to end: data, tokenizer, judge, the models' data (cross-lingual embeddings, mined
+pairs), then `Trainer.fit`, curves at the end. The loop itself is trainer.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .config import Config, ConfigError, save_config
+from .corpora import CorpusError, load_card
+from .bootstrap import mine_pairs
+from .crosslingual import CrossLingual
+from .data import encode_split, prepare_data
+from .evaluate import NgramJudge, task_directions
+from .rewards import StyleClassifier
+from .tokenizer import Tokenizer
+from .trainer import Trainer
+
+
+def mixed_precision(cfg: Config) -> str:
+    if cfg.train.mixed_precision != "auto":
+        return cfg.train.mixed_precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def plot_curves(metrics_file: Path, png: Path) -> None:
+    """Training curves (losses, dev style accuracy and self-BLEU) from metrics.jsonl into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    keys = sorted({k for r in rows for k in r if k not in ("step", "phase", "time")})
+    loss_keys = [k for k in keys if k.startswith("train/") and not k.startswith("train/lr_")]   # (lr: not a loss)
+    eval_keys = [k for k in keys if k.startswith("dev/")]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, group, title in [(axes[0], loss_keys, "training losses"), (axes[1], eval_keys, "dev evaluation")]:
+        for key in group:
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            ax.plot(*zip(*pts), label=key.split("/", 1)[1], marker="o" if group is eval_keys else None,
+                    markersize=3)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if group:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, accelerator,
+                            data_dir=None) -> CrossLingual | None:
+    """The run's cross-lingual piece embeddings (train.crosslingual), learnt once by the main process into
+    crosslingual.pt (+ .json: settings and, where CC-CEDICT is found, lexicon induction precision)."""
+    method = cfg.train.crosslingual
+    if method == "none":
+        if cfg.train.bt_wordbyword_steps:
+            raise ConfigError("train.bt_wordbyword_steps needs cross-lingual embeddings: set train.crosslingual")
+        return None
+    path = run_dir / "crosslingual.pt"
+    if accelerator.is_main_process and not path.exists():
+        tqdm.write(f"learning cross-lingual piece embeddings ({method})")
+        xl = CrossLingual.learn(train_ids, cfg.generator.d_model, method, tok, data_dir=data_dir, log=tqdm.write)
+        try:
+            xl.info.update(xl.evaluate_bli(tok, data_dir))
+        except CorpusError as err:
+            xl.info["bli"] = f"not measured: {err}"
+        tqdm.write(f"  {xl.info}")
+        xl.save(path)
+    accelerator.wait_for_everyone()
+    return CrossLingual.load(path)
+
+
+def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, accelerator) -> dict | None:
+    """The mined pseudo-parallel pairs as ids, {target domain: [(source ids, target ids)]}: each pair
+    (x, y~) of x's domain s mined into t gives (x -> y~) to t and (y~ -> x) to s, the latter with a real
+    sentence as its target (as in back-translation). Mined once by the main process into <run>/pairs/
+    (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap."""
+    if cfg.train.bootstrap == "none":
+        return None
+    out_dir = run_dir / "pairs"
+    if accelerator.is_main_process and not (out_dir / "mining.json").exists():
+        tqdm.write(f"mining pseudo-parallel pairs ({cfg.train.bootstrap})")
+        texts = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
+        mine_pairs(cfg.train.bootstrap, cfg.miner, texts, out_dir, log=tqdm.write,
+                   progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False))
+    accelerator.wait_for_everyone()
+    by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
+    for (src, tgt), pairs in mine_pairs(cfg.train.bootstrap, cfg.miner, {}, out_dir).items():
+        sources, targets = tok.encode(pairs.sources, cfg.data.max_len), tok.encode(pairs.targets, cfg.data.max_len)
+        for x, y in zip(sources, targets):
+            if x and y:
+                by_target[tgt].append((x, y))
+                by_target[src].append((y, x))
+    return by_target
+
+
+def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_ids, accelerator):
+    """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
+    training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy). None without
+    train.style_reward."""
+    from safetensors.torch import load_file, save_file
+
+    t = cfg.train
+    if not t.style_reward:
+        return None
+    domains = cfg.data.domains
+    model = StyleClassifier(cfg.discriminator, tok.vocab_size, len(domains), checkpoint.max_positions(cfg))
+    path = run_dir / "style.safetensors"
+    if accelerator.is_main_process and not path.exists():
+        tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
+        info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed, log=tqdm.write)
+        info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains]))
+        tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
+        save_file(model.state_dict(), str(path))
+        (run_dir / "style.json").write_text(json.dumps(info, indent=2) + "\n")
+    accelerator.wait_for_everyone()
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
+          data_dir=None, command: list[str] | None = None) -> Path:
+    """Train a task end to end (or resume a run) and return its run directory."""
+    # cpu=True without CUDA is what makes Accelerate form a gloo process group from torchrun's variables.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg),
+                              gradient_accumulation_steps=cfg.train.grad_accum,
+                              log_with="tensorboard", project_dir=str(runs_dir or "runs"))
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.train.seed)
+    train_split, dev_split = prepare_data(cfg, data_dir)   # every process loads (cached after the first)
+
+    if resume:
+        run_dir = Path(resume)
+    else:
+        holder = [None]
+        if accelerator.is_main_process:
+            run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
+            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
+            texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
+            Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
+                            cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage,
+                            cfg.data.length_tokens)
+            by_domain = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
+            NgramJudge(cfg.data.domains).fit(by_domain).save(run_dir / "judge.pt")
+            if cfg.data.length_tokens:
+                checkpoint.write_lengths(run_dir, by_domain)
+            holder = [str(run_dir)]
+        broadcast_object_list(holder)
+        run_dir = Path(holder[0])
+    accelerator.project_configuration.set_directories(str(run_dir))
+    accelerator.project_configuration.logging_dir = str(run_dir)      # TensorBoard events: <run>/tensorboard/
+    tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+    judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
+    train_ids = encode_split(train_split, tok, cfg.data.max_len)
+    dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
+    xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
+    pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator)
+    style = style_classifier(cfg, run_dir, tok, train_ids, encode_split(dev_split, tok, cfg.data.max_len), accelerator)
+    trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
+    card = load_card(cfg.data.corpus)
+    if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU
+        trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev") if d.references}
+    if resume:
+        trainer.load_checkpoint()
+        trainer.apply_config_lrs()
+        if accelerator.is_main_process:
+            print(f"resuming {run_dir} at step {trainer.state.step}/{trainer.total}")
+            save_config(cfg, run_dir / "config.yaml")       # overrides given on resume are part of the run
+            metrics = run_dir / "metrics.jsonl"
+            if metrics.exists():  # drop rows logged after the checkpoint we resume from
+                keep = [r for r in metrics.read_text().splitlines() if r and json.loads(r)["step"] <= trainer.state.step]
+                metrics.write_text("".join(r + "\n" for r in keep))
+    accelerator.init_trackers("tensorboard")
+    trainer.fit()
+    accelerator.end_training()
+    if accelerator.is_main_process:
+        plot_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")
+    return run_dir
