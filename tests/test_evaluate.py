@@ -57,8 +57,10 @@ def test_cli_scores_output_files_beside_the_input_copy(evaluator, tmp_path, caps
     report = json.loads((out / "metrics.json").read_text())
     assert report["systems"]["human"]["mean"]["ref_bleu"] == pytest.approx(100)
     assert (out / "metrics.md").read_text() == markdown_table(report)
-    assert "| ACC | ACC-nn | ref-BLEU |" in table and "acc_neural" in report["systems"]["human"]["directions"]["neg2pos"]
-    assert "Style judge (ACC, the one G uses): NgramJudge" in table and "Second style judge (ACC-nn): NeuralJudge" in table
+    assert "| ACC | ACC-nn | ref-BLEU |" in table
+    assert "acc_neural" in report["systems"]["human"]["directions"]["neg2pos"]
+    assert "Style judge (ACC, the one G uses): NgramJudge" in table
+    assert "Second style judge (ACC-nn): NeuralJudge" in table
     assert main(["evaluate", "--task", "toy", "--evaluator", str(evaluator.path),
                  "--outputs", "sideways=x.txt"]) == 1
     assert "DIRECTION=FILE" in capsys.readouterr().err

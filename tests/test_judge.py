@@ -26,7 +26,8 @@ def neural_judge():
 def test_the_neural_judge_learns_the_toy_split(neural_judge):
     test = read("test")
     assert all(neural_judge.accuracy(test[d], d) > 90 for d in DOMAINS)
-    assert neural_judge.predict(["the food was great and the staff friendly .", "awful , rude and cold ."]) == DOMAINS[::-1]
+    texts = ["the food was great and the staff friendly .", "awful , rude and cold ."]
+    assert neural_judge.predict(texts) == ["pos", "neg"]
     assert "great" in neural_judge.vocab and len(neural_judge.vocab) < 1000
 
 

@@ -155,8 +155,8 @@ class Evaluator:
     - fluency: perplexity per word under a small GPT-2 per domain (`lm.FluencyLM`), trained on that
       domain's training text;
     - sacreBLEU against the inputs (self-BLEU) and the human references (ref-BLEU), signature kept;
-    - G = sqrt(ACC * ref-BLEU) with the n-gram judge's ACC, length ratio, distinct-1/2, self-BLEU among outputs, duplicates,
-      and ROUGE-1/2/L when the task asks for it (`eval.rouge`).
+    - G = sqrt(ACC * ref-BLEU) with the n-gram judge's ACC, length ratio, distinct-1/2, self-BLEU among
+      outputs, duplicates, and ROUGE-1/2/L when the task asks for it (`eval.rouge`).
     """
 
     def __init__(self, cfg, path: Path, judge: NgramJudge, neural_judge: NeuralJudge, lms: dict, info: dict):
@@ -343,7 +343,8 @@ def build_report(evaluator: Evaluator, systems: dict[str, dict[str, list[str]]],
     return report
 
 
-COLUMNS = [("acc", "ACC"), ("acc_neural", "ACC-nn"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"), ("g", "G"),
+COLUMNS = [("acc", "ACC"), ("acc_neural", "ACC-nn"), ("ref_bleu", "ref-BLEU"), ("self_bleu", "self-BLEU"), ("ppl", "PPL"),
+           ("g", "G"),
            ("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"), ("len_ratio", "len"), ("words", "words"),
            ("distinct1", "dist-1"), ("distinct2", "dist-2"), ("self_bleu_outputs", "self-BLEU among"),
            ("duplicates", "dup %")]
