@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from textgan.bootstrap import MINERS
 from textgan.config import config_from_dict, load_config
 from textgan.crosslingual import CrossLingual
 from textgan.data import encode_split
@@ -119,6 +120,9 @@ def main() -> None:
                         help="add a word-by-word baseline row (cross-lingual embeddings, translation); repeatable")
     parser.add_argument("--first-words", type=int, action="append", default=[], metavar="N",
                         help="add the first-N-words baseline (summarization); repeatable")
+    parser.add_argument("--miner", action="append", default=[], choices=sorted(MINERS),
+                        help="add the bootstrap miner alone as a row (bootstrap.py, the config's miner.* settings, "
+                             "fit on the training text); repeatable")
     parser.add_argument("--max-words", type=int, help="length control: words asked of each output")
     parser.add_argument("--ratio", type=float, help="length control: output words as a share of the input's")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -157,6 +161,12 @@ def main() -> None:
     crosslingual = {}
     for method in args.wordbyword:
         systems[f"word-by-word ({method})"], crosslingual[method] = word_by_word(run_dir, cfg, method, directions)
+    if args.miner:
+        split = prepare_data(cfg)[0]
+        texts = {d: list(split[d]["text"]) for d in cfg.data.domains}
+    for miner_name in args.miner:
+        miner = MINERS[miner_name](cfg.miner).fit(texts)
+        systems[f"{miner_name} miner alone (ours)"] = {d.name: miner.transfer(d.inputs, d.src, d.tgt) for d in directions}
     systems[name] = outputs
     estimator = cfg.train.estimator if cfg.train.lambda_adv > 0 else "none (lambda_adv 0)"
     report = build_report(evaluator, systems, directions, estimator=estimator, preset=cfg.preset,
@@ -175,7 +185,8 @@ def main() -> None:
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
     (out / "metrics.md").write_text(table)
-    stems = {name: args.test_set, **{f"word-by-word ({m})": f"{args.test_set}.wordbyword-{m}" for m in crosslingual}}
+    stems = {name: args.test_set, **{f"word-by-word ({m})": f"{args.test_set}.wordbyword-{m}" for m in crosslingual},
+             **{f"{m} miner alone (ours)": f"{args.test_set}.miner-{m}" for m in args.miner}}
     for system, stem in stems.items():
         for key, lines in systems[system].items():
             (out / f"{stem}.{key}.txt").write_text("".join(x + "\n" for x in lines))

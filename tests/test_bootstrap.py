@@ -7,16 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 
 from textgan.bootstrap import ContentIndex, Pairs, RetrievalMiner, StyleMarkers, TemplateMiner, fill, join_units, mine_pairs
+from textgan.config import MinerConfig
 from textgan.runner import train
 
 from conftest import ROOT, TINY
 
-MINER = SimpleNamespace(max_ngram=3, salience=4.0, smoothing=1.0, min_count=3, neighbours=3)
+MINER = MinerConfig(max_ngram=3, salience=4.0, smoothing=1.0, min_count=3, neighbours=3, max_df=0.5)
 NOUNS = ["soup", "pasta", "waiter", "room", "pizza", "bread", "coffee", "patio", "music", "salad"]
 
 
@@ -58,9 +59,10 @@ def test_retrieval_returns_the_planted_neighbour():
     assert sim[1, 0] > sim[1, 1] > 0
 
 
-def test_template_miner_swaps_markers_and_keeps_content():
+@pytest.mark.parametrize("fill", ["retrieved", "aligned"])
+def test_template_miner_swaps_markers_and_keeps_content(fill):
     texts = planted_corpus()
-    miner = TemplateMiner(MINER, log=lambda _: None).fit(texts)
+    miner = TemplateMiner(replace(MINER, fill=fill), log=lambda _: None).fit(texts)
     assert miner.transfer(["the pizza was blargish ."], "neg", "pos") == ["the pizza was zorgful ."]
     assert miner.transfer(["our coffee came zorgful and hot ."], "pos", "neg") == ["our coffee came blargish and cold ."]
     assert miner.transfer(["a sentence without markers"], "neg", "pos") == ["a sentence without markers"]
@@ -68,6 +70,8 @@ def test_template_miner_swaps_markers_and_keeps_content():
     neg2pos = pairs[("neg", "pos")]
     assert len(neg2pos) == len(texts["neg"])
     assert all("blargish" not in t and "zorgful" in t for t in neg2pos.targets)
+    if fill == "aligned":                 # the corpus-wide vote pairs each marker with its counterpart
+        assert miner.marker_table("neg", "pos")[("blargish",)] == ("zorgful",)
     # retrieval as the miner: the pseudo target is a real sentence of the other domain, same content
     retrieved = RetrievalMiner(MINER, log=lambda _: None).fit(texts).transfer(["the bread was blargish ."], "neg", "pos")
     assert retrieved == ["the bread was zorgful ."]
@@ -76,7 +80,7 @@ def test_template_miner_swaps_markers_and_keeps_content():
 def test_chinese_units_give_character_markers():
     pos = [f"这家{n}很好吃" for n in "面饭菜汤肉鱼"] * 3
     neg = [f"这家{n}很难吃" for n in "面饭菜汤肉鱼"] * 3
-    miner = TemplateMiner(SimpleNamespace(**{**vars(MINER), "max_ngram": 2}), log=lambda _: None).fit({"neg": neg, "pos": pos})
+    miner = TemplateMiner(replace(MINER, max_ngram=2, max_df=1.0), log=lambda _: None).fit({"neg": neg, "pos": pos})
     assert ("难",) in miner.markers.markers["neg"] or ("难", "吃") in miner.markers.markers["neg"]
     assert miner.transfer(["这家汤很难吃"], "neg", "pos") == ["这家汤很好吃"]
     assert join_units(["我", "买", "的", "iphone", "5s", "很", "好"]) == "我买的iphone 5s很好"

@@ -164,26 +164,30 @@ def fill(template: list[str | None], markers: list[Ngram]) -> list[str]:
 # ---------------------------------------------------------------- retrieval
 class ContentIndex:
     """Nearest neighbours by content: TF-IDF (sublinear tf, smooth idf) over units, cosine similarity,
-    queried in batches of sparse products (scikit-learn + scipy)."""
+    queried in batches of sparse products (scikit-learn + scipy). Units in more than `max_df` of the
+    documents ("the", ".", "was") are left out: they say little about content, and they are what would
+    make every product dense (the cost of a query is the length of its units' posting lists)."""
 
-    def __init__(self, docs: list[list[str]], vocabulary_from: list[list[str]] | None = None):
-        self.vectorizer = TfidfVectorizer(analyzer=lambda d: d, sublinear_tf=True, dtype=np.float32)
+    def __init__(self, docs: list[list[str]], vocabulary_from: list[list[str]] | None = None, max_df: float = 1.0):
+        self.vectorizer = TfidfVectorizer(analyzer=lambda d: d, sublinear_tf=True, max_df=max_df, dtype=np.float32)
         self.vectorizer.fit(vocabulary_from if vocabulary_from is not None else docs)
         self.matrix = self.vectorizer.transform(docs).T.tocsr()                 # (V, N)
 
-    def search(self, queries: list[list[str]], k: int = 1, chunk: int = 512,
+    def search(self, queries: list[list[str]], k: int = 1, chunk: int = 1024,
                progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, cosines), each (Q, k), best first."""
+        """(indices, cosines), each (Q, k), best first; index -1 (cosine 0) where fewer than k documents
+        share a unit with the query."""
         q = self.vectorizer.transform(queries)                                  # (Q, V), rows L2-normalized
-        idx = np.zeros((len(queries), k), dtype=np.int64)
+        idx = np.full((len(queries), k), -1, dtype=np.int64)
         sim = np.zeros((len(queries), k), dtype=np.float32)
         for start in range(0, len(queries), chunk):
-            scores = (q[start:start + chunk] @ self.matrix).toarray()          # (c, N)
-            top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
-            top_scores = np.take_along_axis(scores, top, 1)
-            order = np.argsort(-top_scores, axis=1)
-            idx[start:start + chunk] = np.take_along_axis(top, order, 1)
-            sim[start:start + chunk] = np.take_along_axis(top_scores, order, 1)
+            scores = (q[start:start + chunk] @ self.matrix).tocsr()            # (c, N), sparse
+            for row in range(scores.shape[0]):
+                lo, hi = scores.indptr[row], scores.indptr[row + 1]
+                values, columns = scores.data[lo:hi], scores.indices[lo:hi]
+                top = np.argpartition(-values, k - 1)[:k] if len(values) > k else np.arange(len(values))
+                top = top[np.argsort(-values[top], kind="stable")]
+                idx[start + row, : len(top)], sim[start + row, : len(top)] = columns[top], values[top]
             if progress:
                 progress(min(chunk, len(queries) - start))
         return idx, sim
@@ -207,8 +211,11 @@ class TemplateMiner:
         self.markers: StyleMarkers | None = None
         self.units: dict[str, list[list[str]]] = {}
         self.index: dict[str, ContentIndex] = {}
+        self.split: dict[str, list[tuple[list[str | None], list[Ngram]]]] = {}     # template, markers
         self.content: dict[str, list[list[str]]] = {}
         self.found: dict[str, list[list[Ngram]]] = {}
+        self.retrieved: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        self.tables: dict[tuple[str, str], dict[Ngram, Ngram]] = {}
 
     def fit(self, texts_by_domain: dict[str, list[str]]) -> "TemplateMiner":
         started = time.time()
@@ -219,19 +226,19 @@ class TemplateMiner:
                  + f" ({time.time() - started:.0f} s)")
         vocabulary = []
         for d, sents in self.units.items():
-            split = [self.markers.split(s, d) for s in sents]
-            self.content[d] = [[u for u in tpl if u is not None] for tpl, _ in split]
-            self.found[d] = [m for _, m in split]
+            self.split[d] = [self.markers.split(s, d) for s in sents]
+            self.content[d] = [[u for u in tpl if u is not None] for tpl, _ in self.split[d]]
+            self.found[d] = [m for _, m in self.split[d]]
             vocabulary += self.content[d]
         for d in self.units:
-            self.index[d] = ContentIndex(self.content[d], vocabulary)
+            self.index[d] = ContentIndex(self.content[d], vocabulary, self.cfg.max_df)
         self.log(f"content index built ({time.time() - started:.0f} s)")
         return self
 
     def retrieve(self, content: list[list[str]], tgt: str, progress=None) -> tuple[list[int], list[float]]:
         """For each content, the most similar target sentence that has markers, and the cosine (-1: none)."""
         idx, sim = self.index[tgt].search(content, self.cfg.neighbours, progress=progress)
-        has = np.array([bool(m) for m in self.found[tgt]])
+        has = np.array([bool(m) for m in self.found[tgt]] + [False])             # (index -1: no neighbour)
         best, score = [], []
         for row_idx, row_sim in zip(idx, sim):
             ok = np.flatnonzero(has[row_idx])
@@ -239,16 +246,49 @@ class TemplateMiner:
             score.append(float(row_sim[ok[0]]) if len(ok) else -1.0)
         return best, score
 
-    def rewrite(self, sents: list[list[str]], src: str, tgt: str, progress=None) -> tuple[list[list[str] | None], list[float]]:
-        """Template rewrites of `sents` (units of domain src) into tgt; None where x has no marker or no
-        neighbour has one."""
-        split = [self.markers.split(s, src) for s in sents]
-        content = [[u for u in tpl if u is not None] for tpl, _ in split]
-        best, score = self.retrieve(content, tgt, progress)
+    def neighbours(self, src: str, tgt: str, progress=None) -> tuple[list[int], list[float]]:
+        """`retrieve` for every training sentence of src, computed once."""
+        if (src, tgt) not in self.retrieved:
+            self.retrieved[(src, tgt)] = self.retrieve(self.content[src], tgt, progress)
+        return self.retrieved[(src, tgt)]
+
+    def marker_table(self, src: str, tgt: str) -> dict[Ngram, Ngram]:
+        """src marker -> the tgt marker found most often in its slot over all training sentences and their
+        neighbours (slot i of a sentence with k slots <-> marker i of a neighbour with k markers), when
+        seen at least twice. One retrieval is noisy; the vote over the corpus pairs "worst" with "best"."""
+        if (src, tgt) not in self.tables:
+            best, _ = self.neighbours(src, tgt)
+            votes: dict[Ngram, Counter] = {}
+            for found, j in zip(self.found[src], best):
+                if found and j >= 0 and len(found) == len(self.found[tgt][j]):
+                    for m, m_tgt in zip(found, self.found[tgt][j]):
+                        votes.setdefault(m, Counter())[m_tgt] += 1
+            top = {m: c.most_common(1)[0] for m, c in votes.items()}
+            self.tables[(src, tgt)] = {m: m_tgt for m, (m_tgt, n) in top.items() if n >= 2}
+        return self.tables[(src, tgt)]
+
+    def fill_slots(self, split, best: list[int], src: str, tgt: str) -> list[list[str] | None]:
+        """Each template's slots filled (miner.fill): `retrieved` with its neighbour's markers in order;
+        `aligned` with marker_table's counterpart of each of its own markers (the neighbour's marker in
+        that slot where the table has none). None where x has no marker or no neighbour has one."""
+        table = self.marker_table(src, tgt) if self.cfg.fill == "aligned" else None
         out = []
         for (tpl, found), j in zip(split, best):
-            out.append(fill(tpl, self.found[tgt][j]) if found and j >= 0 else None)
-        return out, score
+            if not found or j < 0:
+                out.append(None)
+                continue
+            theirs = self.found[tgt][j]
+            if table is not None:
+                theirs = [table[m] if m in table else theirs[i] for i, m in enumerate(found) if m in table or i < len(theirs)]
+            out.append(fill(tpl, theirs))
+        return out
+
+    def rewrite(self, sents: list[list[str]], src: str, tgt: str, progress=None) -> tuple[list[list[str] | None], list[float]]:
+        """Template rewrites of `sents` (units of domain src) into tgt (see fill_slots), and the
+        retrieval's cosines."""
+        split = [self.markers.split(s, src) for s in sents]
+        best, score = self.retrieve([[u for u in tpl if u is not None] for tpl, _ in split], tgt, progress)
+        return self.fill_slots(split, best, src, tgt), score
 
     def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
         if self.markers is None:
@@ -258,9 +298,10 @@ class TemplateMiner:
         for src, tgt in ((a, b), (b, a)):
             started = time.time()
             bar = progress_factory(len(self.units[src]), f"mine {src}->{tgt}") if progress_factory else None
-            outs, scores = self.rewrite(self.units[src], src, tgt, bar.update if bar else None)
+            best, scores = self.neighbours(src, tgt, bar.update if bar else None)
             if bar:
                 bar.close()
+            outs = self.fill_slots(self.split[src], best, src, tgt)
             keep = [(join_units(s), join_units(o), sc) for s, o, sc in zip(self.units[src], outs, scores) if o]
             pairs[(src, tgt)] = Pairs(src, tgt, [k[0] for k in keep], [k[1] for k in keep], [k[2] for k in keep])
             self.log(f"{src}->{tgt}: {len(keep)} pairs of {len(outs)} sentences ({time.time() - started:.0f} s)")
@@ -274,14 +315,13 @@ class TemplateMiner:
 
 
 class RetrievalMiner(TemplateMiner):
-    """The nearest target-domain sentence by content is the pseudo target (IMaT / TSST's retrieval)."""
+    """The nearest target-domain sentence by content (that has markers) is the pseudo target (IMaT /
+    TSST's retrieval)."""
 
     name = "retrieve"
 
-    def rewrite(self, sents, src, tgt, progress=None):
-        content = [[u for u in tpl if u is not None] for tpl, _ in (self.markers.split(s, src) for s in sents)]
-        idx, sim = self.index[tgt].search(content, 1, progress=progress)
-        return [list(self.units[tgt][j]) for j in idx[:, 0]], [float(s) for s in sim[:, 0]]
+    def fill_slots(self, split, best, src, tgt):
+        return [list(self.units[tgt][j]) if j >= 0 else None for j in best]
 
 
 MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner}

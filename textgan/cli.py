@@ -103,6 +103,8 @@ def _judge(args) -> int:
     info = evaluator.info
     print(f"evaluator for {cfg.task} saved in {out} ({info['seconds']:.0f} s)")
     print(f"judge: {info['judge_acc_on_test_inputs']:.1f}% accurate on the untouched test inputs")
+    if "neural_judge_acc_on_test_inputs" in info:
+        print(f"neural judge: {info['neural_judge_acc_on_test_inputs']:.1f}% accurate on the untouched test inputs")
     for d, lm in info["lm"].items():
         print(f"fluency LM {d}: perplexity {lm['ppl_on_test_inputs']:.1f} on the {d} {lm.get('ppl_measured_on', 'test inputs')}")
     return 0

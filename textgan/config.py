@@ -85,6 +85,9 @@ class MinerConfig:
     smoothing: float = 1.0               # ... lambda in s(u, v) = (f(u, v) + lambda) / (f(u, v') + lambda)
     min_count: int = 5                   # ... and it occurs at least this often in v
     neighbours: int = 5                  # retrieval: candidates searched for a target that has markers
+    max_df: float = 0.1                  # retrieval: units in more than this share of sentences are not indexed
+    fill: str = "aligned"                # template: slots get the neighbour's markers in order (retrieved, Li et
+                                         # al.) or each marker's most frequent counterpart over the corpus (aligned)
 
 
 @dataclass
@@ -198,6 +201,7 @@ CHOICES = {
     "train.baseline": ("ema", "greedy"),
     "train.bootstrap": ("none", "template", "retrieve"),
     "train.reward_mix": ("sum", "harmonic"),
+    "miner.fill": ("retrieved", "aligned"),
     "train.crosslingual": ("none", "unsupervised", "cedict"),
     "train.feedback": ("hard", "soft"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),

@@ -17,7 +17,8 @@ from .corpora import CorpusError, load_card
 from .bootstrap import mine_pairs
 from .crosslingual import CrossLingual
 from .data import encode_split, prepare_data
-from .evaluate import NgramJudge, task_directions
+from .evaluate import task_directions
+from .models.judge import NgramJudge
 from .rewards import StyleClassifier
 from .tokenizer import Tokenizer
 from .trainer import Trainer
