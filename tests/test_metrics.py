@@ -129,3 +129,10 @@ def test_fluency_lm_same_seed_and_save_load_give_the_same_perplexity(fluency_lm,
                             max_len=16, vocab_size=60, d_model=64, heads=2)
     assert again.perplexity(texts) == pytest.approx(fluency_lm.perplexity(texts), rel=1e-5)
     assert FluencyLM.load(tmp_path).perplexity(texts) == pytest.approx(again.perplexity(texts), rel=1e-6)
+
+
+def test_repeat_share_counts_stutters_in_words_and_characters():
+    from textgan.metrics import repeat_share
+
+    assert repeat_share(["very very very good", "very very good", "太太太好了", "太好了"]) == 50.0
+    assert repeat_share(["哈哈", "a a b a"]) == 0.0 and repeat_share([]) == 0.0

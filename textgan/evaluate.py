@@ -300,7 +300,7 @@ class Evaluator:
                "words": metrics.mean_words(outputs),
                "distinct1": metrics.distinct(outputs, 1), "distinct2": metrics.distinct(outputs, 2),
                "self_bleu_outputs": metrics.self_bleu_among(outputs, self.tokenize(d.tgt)),
-               "duplicates": metrics.duplicate_share(outputs)}
+               "duplicates": metrics.duplicate_share(outputs), "repeats": metrics.repeat_share(outputs)}
         if d.references:
             row["ref_bleu"] = self._bleu(outputs, d.references, d.tgt, keep_signature=True)
             row["g"] = metrics.g_score(row["acc"], row["ref_bleu"])
@@ -347,7 +347,7 @@ COLUMNS = [("acc", "ACC"), ("acc_neural", "ACC-nn"), ("ref_bleu", "ref-BLEU"), (
            ("g", "G"),
            ("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"), ("len_ratio", "len"), ("words", "words"),
            ("distinct1", "dist-1"), ("distinct2", "dist-2"), ("self_bleu_outputs", "self-BLEU among"),
-           ("duplicates", "dup %")]
+           ("duplicates", "dup %"), ("repeats", "rep3 %")]
 
 
 def markdown_table(report: dict) -> str:

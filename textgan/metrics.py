@@ -44,6 +44,16 @@ def duplicate_share(texts: list[str]) -> float:
     return 100.0 * (len(texts) - len(set(texts))) / len(texts) if texts else 0.0
 
 
+def repeat_share(texts: list[str], run: int = 3) -> float:
+    """Share of texts (percent) in which one unit (word; CJK character) occurs `run` or more times in a
+    row ("太太太", "very very very"): the stutter of a degenerate generator."""
+    def stutters(text: str) -> bool:
+        u = units(text)
+        return any(len(set(u[i:i + run])) == 1 for i in range(len(u) - run + 1))
+
+    return 100.0 * sum(map(stutters, texts)) / len(texts) if texts else 0.0
+
+
 def self_bleu_among(texts: list[str], tokenize: str = "13a") -> float:
     """Self-BLEU among outputs (Zhu et al. 2018, Texygen; as used in Caccia et al. 2020, "Language GANs
     falling short"): how much each output looks like the *other* outputs. High means the generator
