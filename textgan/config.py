@@ -134,6 +134,7 @@ class TrainConfig:
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
     bootstrap: str = "none"              # none | template | retrieve
     bootstrap_steps: int = 0
+    bootstrap_self: float = 0.5          # weight of L_self in the bootstrap phase (0: pairs only, half the step's cost)
     lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
     # Cross-lingual piece embeddings learnt before training (crosslingual.py, saved as crosslingual.pt):
     # none | unsupervised (monolingual text only) | cedict (weak supervision: a CC-CEDICT seed dictionary)

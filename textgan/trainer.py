@@ -411,16 +411,16 @@ class Trainer:
         return loss, logs
 
     def boot_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, pair_batch) -> dict:
-        """Bootstrap phase: L = L_pairs + lambda_self * L_self (the denoising term keeps G able to rebuild
+        """Bootstrap phase: L = L_pairs + bootstrap_self * L_self (the denoising term keeps G able to rebuild
         a sentence, which the cycle of the adversarial phase needs)."""
         t, domains = self.cfg.train, (self.a, self.b)
         with self.acc.autocast():
             loss, logs = self.pairs_nll(pair_batch)
-            if t.lambda_self > 0:
+            if t.bootstrap_self > 0:
                 for (real, mask, _, g_back, src, _, _), seqs in zip(
                         self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
                     part, _ = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
-                    loss = loss + t.lambda_self * part
+                    loss = loss + t.bootstrap_self * part
                     logs[f"self_{domains[src]}"] = part.item()
         self._update(loss, self.opt_g, self.sched_g, [p for g in self.generators for p in g.parameters()])
         logs["g_loss"] = loss.item()
