@@ -86,6 +86,24 @@ def rebuild_table(task_dir: Path) -> str:
     return table
 
 
+def sample_table(directions, outputs: dict[str, list[str]], n: int = 20, seed: int = 0) -> str:
+    """n test lines per direction drawn with a fixed seed (not chosen by hand): input, the system's
+    output and the first human reference, good and bad alike, as markdown."""
+    import random
+
+    lines = []
+    for d in directions:
+        rows = sorted(random.Random(seed).sample(range(len(d.inputs)), min(n, len(d.inputs))))
+        lines += [f"**{d.name}** (test lines {', '.join(str(i + 1) for i in rows)}; `random.Random({seed}).sample`)", "",
+                  "| input | output | human reference |" if d.references else "| input | output |",
+                  "|---|---|---|" if d.references else "|---|---|"]
+        for i in rows:
+            cells = [d.inputs[i], outputs[d.name][i]] + ([d.references[0][i] or ""] if d.references else [])
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def word_by_word(run_dir: Path, cfg, method: str, directions) -> tuple[dict, dict]:
     """Baseline outputs: each piece replaced by its nearest piece of the target language, through
     cross-lingual embeddings learnt on the run's tokenizer and training text (the run's own crosslingual.pt
@@ -185,6 +203,7 @@ def main() -> None:
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
     (out / "metrics.md").write_text(table)
+    (out / "samples.md").write_text(sample_table(directions, outputs))
     stems = {name: args.test_set, **{f"word-by-word ({m})": f"{args.test_set}.wordbyword-{m}" for m in crosslingual},
              **{f"{m} miner alone (ours)": f"{args.test_set}.miner-{m}" for m in args.miner}}
     for system, stem in stems.items():

@@ -39,8 +39,8 @@ from .losses import (
     sequence_logprob,
 )
 from .models.generator import straight_through_one_hot
-from .rewards import StyleClassifier, combine, style_reward
 from .models.judge import NgramJudge
+from .rewards import StyleClassifier, combine, style_reward
 from .tokenizer import Tokenizer
 from .transfer import transfer_normalized
 
@@ -441,8 +441,9 @@ class Trainer:
         return logs
 
     def eval_due(self, phase: str) -> bool:
-        """After this step: the dev evaluation? Every eval_every steps (ae_eval_every in the autoencoder
-        phase), none while D pretrains, and always at the end of the autoencoder phase and of the run."""
+        """After this step: the dev evaluation? Every eval_every steps (ae_eval_every in the autoencoder and
+        bootstrap phases), none while D pretrains, and always at the end of the autoencoder phase, of the
+        bootstrap phase and of the run."""
         t, step = self.cfg.train, self.state.step
         if step in (t.ae_steps, self.starts["d"], self.total):
             return True
