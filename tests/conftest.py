@@ -1,6 +1,10 @@
 """Shared fixtures: a tiny config on the toy corpus, an isolated cache, a trained tiny run."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,27 @@ def trained_run(tmp_path_factory):
 
     cfg = load_config("toy", "cpu", [*TINY, "train.ae_steps=30", "train.adv_steps=6"])
     return train(cfg, runs_dir=tmp_path_factory.mktemp("runs"), name="tiny", command=["pytest"])
+
+
+def train_then_kill(tmp_path, *overrides) -> tuple:
+    """Start `textgan train --task toy` (TINY + overrides) as a process into tmp_path/toy/killed, kill -9
+    it about a second after its first checkpoint; return (run_dir, resume) where resume(*overrides)
+    runs `textgan train --resume` and returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
+            "--name", "killed", *TINY, *overrides]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = tmp_path / "toy" / "killed"
+    deadline = time.time() + 240
+    while not (run_dir / "state").is_dir() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (run_dir / "state").is_dir(), "no checkpoint was written before the kill"
+
+    def resume(*more):
+        return subprocess.run([sys.executable, "-m", "textgan", "train", "--resume", str(run_dir), *more],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    return run_dir, resume

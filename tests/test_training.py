@@ -1,10 +1,5 @@
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -13,7 +8,7 @@ from textgan.checkpoint import CheckpointError, load_run, new_models, save_model
 from textgan.tokenizer import Tokenizer
 from textgan.runner import train
 
-from conftest import ROOT, TINY
+from conftest import train_then_kill
 
 
 def _metrics(run_dir):
@@ -92,22 +87,10 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, trained_run):
 
 def test_kill_and_resume_continues_the_step_counter(tmp_path):
     """kill -9 a training process after its first checkpoint; --resume continues from that step."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
-            "--name", "killed", *TINY, "train.ckpt_every=4", "train.adv_steps=2000"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = tmp_path / "toy" / "killed"
-    deadline = time.time() + 240
-    while not (run_dir / "state").is_dir() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (run_dir / "state").is_dir(), "no checkpoint was written before the kill"
+    run_dir, resume = train_then_kill(tmp_path, "train.ckpt_every=4", "train.adv_steps=2000")
     # no evaluation has run yet (keep_best has no best.json), so the checkpoint wrote the model files
     assert any((run_dir / "generator").glob("*.safetensors")) and not (run_dir / "best.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "textgan", "train", "--resume", str(run_dir),
-                              "train.adv_steps=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    resumed = resume("train.adv_steps=16")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     start = int(resumed.stdout.split("at step ")[1].split("/")[0])
     assert start >= 4 and start % 4 == 0
