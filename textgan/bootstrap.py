@@ -24,7 +24,8 @@ Text is handled as `units` (words; single CJK characters), so Chinese gets chara
 from __future__ import annotations
 
 import csv
-import math
+import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -39,20 +40,17 @@ from .tokenizer import _CJK, units
 Ngram = tuple[str, ...]
 
 
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+
+
 def join_units(parts: list[str]) -> str:
     """Units -> text: words joined by spaces, none beside a CJK character (the `zh` form keeps none)."""
     out = ""
     for unit in parts:
-        if out and not (_is_cjk(out[-1]) or _is_cjk(unit[0])):
+        if out and not (_CJK_CHAR.fullmatch(out[-1]) or _CJK_CHAR.fullmatch(unit[0])):
             out += " "
         out += unit
     return out
-
-
-def _is_cjk(char: str) -> bool:
-    import re
-
-    return re.fullmatch(f"[{_CJK}]", char) is not None
 
 
 @dataclass
@@ -327,16 +325,10 @@ class RetrievalMiner(TemplateMiner):
 MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner}
 
 
-def pair_paths(run_dir: Path) -> Path:
-    return Path(run_dir) / "pairs"
-
-
 def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,
                progress_factory=None) -> dict[tuple[str, str], Pairs]:
     """Mine with MINERS[name] and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings, counts,
     seconds), or read them back when they are already there (a resumed run)."""
-    import json
-
     out_dir = Path(out_dir)
     info_file = out_dir / "mining.json"
     if info_file.exists():
@@ -358,9 +350,3 @@ def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: P
     log(f"mined pseudo-parallel pairs ({name}) in {info['seconds']:.0f} s: "
         + ", ".join(f"{p['src']}->{p['tgt']} {p['pairs']}" for p in listing))
     return pairs
-
-
-def salience_summary(markers: StyleMarkers, top: int = 20) -> dict[str, list[str]]:
-    """The most salient markers of each domain, for people reading mining.json."""
-    return {d: [" ".join(g) for g, _ in sorted(m.items(), key=lambda kv: -kv[1] * math.log(1 + len(kv[0])))[:top]]
-            for d, m in markers.markers.items()}

@@ -103,7 +103,7 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     return by_target
 
 
-def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_ids, accelerator):
+def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_split, accelerator):
     """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
     training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy). None without
     train.style_reward."""
@@ -118,6 +118,7 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
     if accelerator.is_main_process and not path.exists():
         tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
         info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed, log=tqdm.write)
+        dev_ids = encode_split(dev_split, tok, cfg.data.max_len)
         info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains]))
         tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
         save_file(model.state_dict(), str(path))
@@ -165,7 +166,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
     xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
     pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator)
-    style = style_classifier(cfg, run_dir, tok, train_ids, encode_split(dev_split, tok, cfg.data.max_len), accelerator)
+    style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
     card = load_card(cfg.data.corpus)
     if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU
