@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from . import checkpoint
 from .config import Config, ConfigError, save_config
-from .corpora import CorpusError, load_card
 from .bootstrap import mine_pairs
+from .corpora import CorpusError, load_card
 from .crosslingual import CrossLingual
 from .data import encode_split, prepare_data
 from .evaluate import task_directions
@@ -114,12 +114,15 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
         return None
     domains = cfg.data.domains
     model = StyleClassifier(cfg.discriminator, tok.vocab_size, len(domains), checkpoint.max_positions(cfg))
+    device = accelerator.device
     path = run_dir / "style.safetensors"
     if accelerator.is_main_process and not path.exists():
         tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
-        info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed, log=tqdm.write)
+        model.to(device)
+        info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed, device=device,
+                         log=tqdm.write)
         dev_ids = encode_split(dev_split, tok, cfg.data.max_len)
-        info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains]))
+        info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains], device))
         tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
         save_file(model.state_dict(), str(path))
         (run_dir / "style.json").write_text(json.dumps(info, indent=2) + "\n")
