@@ -166,45 +166,83 @@ sys.exit(rc)
 """
 
 
-def training_throughput(model: StyleTransfer, steps: int) -> dict:
-    """Tokens/s of autoencoder and adversarial steps of the model's config, with fresh weights."""
-    from accelerate import Accelerator
+# Training-step variants, each measured on the same batches: (name, train.fuse_directions, sampler).
+TRAIN_VARIANTS = [("before", False, "multinomial"), ("draw", False, "draw"), ("fused", True, "draw")]
+VARIANT_LABELS = {"before": "one pass per direction, torch.multinomial (before)",
+                  "draw": "inverse-CDF sampling (generator.draw, the default)",
+                  "fused": "inverse-CDF + both directions as one batch (train.fuse_directions)"}
 
-    from textgan.data import encode_split
-    from textgan.data import prepare_data
+
+def training_throughput(model: StyleTransfer, steps: int) -> dict:
+    """Tokens/s of the preset's autoencoder, bootstrap and adversarial steps, with fresh weights, for each
+    of TRAIN_VARIANTS on the same batches. The bootstrap pairs and the reward's style classifier are the
+    model run's own when it has them (else mined into a temporary dir / untrained: the cost is the same)."""
+    from dataclasses import replace
+
+    from accelerate import Accelerator
+    from safetensors.torch import load_file
+
+    from textgan import checkpoint
+    from textgan.data import encode_split, prepare_data
+    from textgan.models import generator
+    from textgan.rewards import StyleClassifier
+    from textgan.runner import bootstrap_pairs
     from textgan.trainer import Trainer
 
-    cfg = model.cfg
+    cfg, tok, run_dir = model.cfg, model.tok, Path(model.run_dir)
     acc = Accelerator(cpu=not torch.cuda.is_available())
     train_split, _ = prepare_data(cfg)
+    train_ids = encode_split(train_split, tok, cfg.data.max_len)
+    result: dict = {"steps": steps}
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp), acc, model.tok, encode_split(train_split, model.tok, cfg.data.max_len),
-                          {}, judge=None)
-        batches = trainer.batches()
-        params = sum(p.numel() for g in trainer.generators for p in g.parameters())
-        result = {"generator_parameters": params}
-        for phase in ("ae", "adv"):
-            tokens, seconds = 0, 0.0
+        has_pairs = (run_dir / "pairs" / "mining.json").exists()
+        pairs = bootstrap_pairs(cfg, run_dir if has_pairs else Path(tmp), tok, train_split, acc)
+        style = None
+        if cfg.train.style_reward:
+            style = StyleClassifier(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), checkpoint.max_positions(cfg))
+            if (run_dir / "style.safetensors").exists():
+                style.load_state_dict(load_file(str(run_dir / "style.safetensors")))
+        samplers = {"draw": generator.draw,
+                    "multinomial": lambda probs: torch.multinomial(probs, 1).squeeze(1)}
+        trainers = {}
+        for key, fuse, _ in TRAIN_VARIANTS:
+            torch.manual_seed(cfg.train.seed)
+            fused_cfg = replace(cfg, train=replace(cfg.train, fuse_directions=fuse))
+            trainers[key] = Trainer(fused_cfg, Path(tmp), acc, tok, train_ids, {}, judge=None, pairs=pairs, style=style)
+        first = trainers[TRAIN_VARIANTS[0][0]]
+        result["generator_parameters"] = sum(p.numel() for g in first.generators for p in g.parameters())
+        batches = first.batches()
+        pair_batches = first.batches(pairs) if pairs else None
+        for phase in ("ae", "boot", "adv"):
+            if phase == "boot" and not pairs:
+                continue
+            tokens, seconds = 0, {key: 0.0 for key in trainers}
             for i in range(steps + 2):
                 seqs_a, seqs_b = next(batches)
-                real_a, mask_a = trainer.to_device(seqs_a)
-                real_b, mask_b = trainer.to_device(seqs_b)
-                sync(str(acc.device))
-                start = time.perf_counter()
-                if phase == "ae":
-                    trainer.ae_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
-                else:
-                    trainer.state.step = cfg.train.ae_steps + cfg.train.d_steps
-                    _, fakes = trainer.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
-                    trainer.d_step(fakes)
-                sync(str(acc.device))
-                if i >= 2:                                            # two warm-up steps
-                    seconds += time.perf_counter() - start
-                    tokens += int(mask_a.sum() + mask_b.sum())
-            result[f"{phase}_tokens_per_s"] = tokens / seconds
-            result[f"{phase}_s_per_step"] = seconds / steps
-        # forward + backward of the autoencoder step ~ 6 FLOPs per parameter per target token
-        result["ae_model_gflop_per_s"] = 6 * params * result["ae_tokens_per_s"] / 1e9
+                pair_batch = next(pair_batches) if pairs else None
+                for key, _, sampler in TRAIN_VARIANTS:      # interleaved: drifts in machine speed hit all alike
+                    trainer, generator.draw = trainers[key], samplers[sampler]
+                    trainer.state.step = trainer.starts[phase]
+                    sync(str(acc.device))
+                    start = time.perf_counter()
+                    if phase == "ae":
+                        trainer.ae_step(seqs_a, seqs_b)
+                    elif phase == "boot":
+                        trainer.boot_step(seqs_a, seqs_b, pair_batch)
+                    else:
+                        _, fakes = trainer.g_step(seqs_a, seqs_b, pair_batch if cfg.train.lambda_pairs else None)
+                        trainer.d_step(fakes)
+                    sync(str(acc.device))
+                    if i >= 2:                                            # two warm-up steps
+                        seconds[key] += time.perf_counter() - start
+                if i >= 2:
+                    tokens += sum(len(s) + 1 for s in seqs_a + seqs_b)
+            for key in trainers:
+                result[f"{phase}_tokens_per_s_{key}"] = tokens / seconds[key]
+                result[f"{phase}_s_per_step_{key}"] = seconds[key] / steps
+        generator.draw = samplers["draw"]
+    # forward + backward of the autoencoder step ~ 6 FLOPs per parameter per target token
+    result["ae_model_gflop_per_s"] = 6 * result["generator_parameters"] * result["ae_tokens_per_s_draw"] / 1e9
     return result
 
 
@@ -216,13 +254,15 @@ def main() -> None:
     parser.add_argument("--naive-lines", type=int, default=200, help="test sentences for the slow baseline")
     parser.add_argument("--big-lines", type=int, default=100_000, help="lines of the convert file")
     parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--training-only", action="store_true",
+                        help="only the matmul peak and the training steps (into results/speed/<name>-training)")
     parser.add_argument("--out", default=str(ROOT / "results" / "speed"))
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     info = machine()
     name = args.name or (info.get("gpu", "gpu").replace(" ", "-") if device == "cuda" else f"cpu-{info['torch_threads']}t")
-    out_dir = Path(args.out) / name
+    out_dir = Path(args.out) / (f"{name}-training" if args.training_only else name)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = StyleTransfer(args.model, device=device)
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
@@ -230,15 +270,16 @@ def main() -> None:
                "device": device}
     results["matmul_peak_gflop_per_s"] = matmul_peak(device)
     print(f"matmul peak: {results['matmul_peak_gflop_per_s']:.1f} GFLOP/s", flush=True)
-    results["inference"] = inference(model, device, args.batch_size, args.naive_lines)
-    print(json.dumps(results["inference"], indent=1), flush=True)
-    pool = split_lines(model.cfg.data.corpus, "train", model.domains[-1])
-    with tempfile.TemporaryDirectory() as tmp:
-        small = convert_file(Path(args.model), pool[:10_000], Path(tmp), args.batch_size)
-        big = convert_file(Path(args.model), (pool * (args.big_lines // len(pool) + 1))[: args.big_lines], Path(tmp),
-                           args.batch_size)
-    results["convert"] = {"small": small, "big": big}
-    print(json.dumps(results["convert"], indent=1), flush=True)
+    if not args.training_only:
+        results["inference"] = inference(model, device, args.batch_size, args.naive_lines)
+        print(json.dumps(results["inference"], indent=1), flush=True)
+        pool = split_lines(model.cfg.data.corpus, "train", model.domains[-1])
+        with tempfile.TemporaryDirectory() as tmp:
+            small = convert_file(Path(args.model), pool[:10_000], Path(tmp), args.batch_size)
+            big = convert_file(Path(args.model), (pool * (args.big_lines // len(pool) + 1))[: args.big_lines],
+                               Path(tmp), args.batch_size)
+        results["convert"] = {"small": small, "big": big}
+        print(json.dumps(results["convert"], indent=1), flush=True)
     train = training_throughput(model, args.train_steps)
     train["ae_share_of_matmul_peak"] = train["ae_model_gflop_per_s"] / results["matmul_peak_gflop_per_s"]
     results["training"] = train
@@ -253,15 +294,28 @@ def rss_row(c: dict) -> str:
     return f"| {c['lines']} lines | {c['lines_per_s']:.1f} | {trace} MB | {c['peak_rss_mb']:.0f} MB |"
 
 
+def training_rows(tr: dict) -> str:
+    rows = []
+    for phase, label in (("ae", "autoencoder"), ("boot", "bootstrap (mined pairs)"), ("adv", "adversarial (G + D)")):
+        for key, _, _ in TRAIN_VARIANTS:
+            if f"{phase}_tokens_per_s_{key}" in tr:
+                ratio = tr[f"{phase}_tokens_per_s_{key}"] / tr[f"{phase}_tokens_per_s_before"]
+                rows.append(f"| {label} | {VARIANT_LABELS[key]} | {tr[f'{phase}_tokens_per_s_{key}']:.0f} "
+                            f"| {tr[f'{phase}_s_per_step_{key}']:.2f} | {ratio:.2f}x |")
+    return "\n".join(rows)
+
+
 def report(r: dict) -> str:
-    inf, conv, tr = r["inference"], r["convert"], r["training"]
-    m = r["machine"]
-    return f"""# Speed: {r['model']} on {m.get('gpu') or m['cpu']}
+    tr, m = r["training"], r["machine"]
+    text = f"""# Speed: {r['model']} on {m.get('gpu') or m['cpu']}
 
 Command: `{r['command']}` at commit {r['commit']}, {r['date']}.
 Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} using {m['torch_threads']} threads{', GPU ' + m['gpu'] if 'gpu' in m else ''}.
 Matmul peak measured in the same run: {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s.
-
+"""
+    if "inference" in r:
+        inf, conv = r["inference"], r["convert"]
+        text += f"""
 | inference, greedy, Yelp test (both directions) | sentences/s |
 |---|---|
 | textgan (batch {inf['batch_size']}, length-sorted, KV cache), {inf['test_sentences']} sentences | {inf['textgan_sent_per_s']:.1f} |
@@ -274,15 +328,19 @@ Outputs identical between the two: {inf['outputs_identical_to_naive']}.
 |---|---|---|---|
 {rss_row(conv['small'])}
 {rss_row(conv['big'])}
+"""
+    text += f"""
+Training, fresh weights, the model's preset, {tr['steps']} timed steps per row, the variants interleaved step
+by step on the same batches (tokens: source tokens of both domains' batches).
 
-| training (fresh weights, model's preset) | tokens/s | s/step |
-|---|---|---|
-| autoencoder step | {tr['ae_tokens_per_s']:.0f} | {tr['ae_s_per_step']:.2f} |
-| adversarial step (G + D) | {tr['adv_tokens_per_s']:.0f} | {tr['adv_s_per_step']:.2f} |
+| training step | variant | tokens/s | s/step | vs before |
+|---|---|---|---|---|
+{training_rows(tr)}
 
-Autoencoder steps reach ~{tr['ae_model_gflop_per_s']:.1f} GFLOP/s (6 x {tr['generator_parameters'] / 1e6:.1f}M parameters
+Autoencoder steps (default variant) reach ~{tr['ae_model_gflop_per_s']:.1f} GFLOP/s (6 x {tr['generator_parameters'] / 1e6:.1f}M parameters
 x tokens/s), {100 * tr['ae_share_of_matmul_peak']:.0f}% of the measured matmul peak.
 """
+    return text
 
 
 if __name__ == "__main__":

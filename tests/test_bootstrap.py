@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from textgan.bootstrap import ContentIndex, Pairs, RetrievalMiner, StyleMarkers, TemplateMiner, fill, join_units, mine_pairs
-from textgan.config import MinerConfig
+from textgan.config import ConfigError, MinerConfig
 from textgan.runner import train
 
 from conftest import train_then_kill
@@ -123,6 +123,20 @@ def test_rewards_and_pair_loss_in_the_adversarial_phase(tmp_path, tiny_cfg):
     assert "train/pairs_neg" in adv[-1] and all(math.isfinite(v) for v in adv[-1].values() if isinstance(v, float))
     info = json.loads((run_dir / "style.json").read_text())
     assert info["steps"] == 10 and 0 <= info["dev_accuracy"] <= 100
+
+
+def test_pairs_are_filtered_by_the_style_classifier(tmp_path, tiny_cfg):
+    cfg = tiny_cfg(*BOOT, "train.ae_steps=0", "train.bootstrap_steps=2", "train.d_steps=0", "train.adv_steps=0",
+                   "train.style_steps=60", "train.pairs_min_style=0.5")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    kept = json.loads((run_dir / "pairs" / "kept.json").read_text())
+    assert kept["pairs_min_style"] == 0.5 and (run_dir / "style.safetensors").exists()
+    for direction in ("neg2pos", "pos2neg"):
+        assert 0 < kept[direction]["kept"] < kept[direction]["mined"]
+    with pytest.raises(ConfigError, match="lower it"):              # a filter that leaves nothing
+        train(replace(cfg, train=replace(cfg.train, pairs_min_style=0.999)), runs_dir=tmp_path, name="strict")
+    with pytest.raises(ConfigError, match="set train.bootstrap"):
+        train(tiny_cfg("train.pairs_min_style=0.5"), runs_dir=tmp_path, name="bad")
 
 
 def test_bootstrap_settings_without_pairs_are_refused(tmp_path, tiny_cfg):

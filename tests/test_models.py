@@ -69,6 +69,24 @@ def test_greedy_sample_matches_generate():
         assert [i for i, keep in zip(ids, m) if keep] == generated[row][: sum(m)]
 
 
+def test_rows_with_their_own_domain_token_and_budget_decode_as_if_alone():
+    """One stacked batch with a (B,) `to` and a (B,) max_len gives each row what its own batch gives."""
+    g = tiny_generator()
+    src, mask = batch(b=5, t=6)
+    to, limit = torch.tensor([4, 4, 3, 3, 3]), torch.tensor([3, 3, 7, 7, 7])
+    stacked = g.sample(src, mask, to=to, mode="greedy", max_len=limit)
+    forward = g(src, mask, stacked.ids, to=to)
+    for rows, token, budget in [(slice(0, 2), 4, 3), (slice(2, 5), 3, 7)]:
+        alone = g.sample(src[rows], mask[rows], to=token, mode="greedy", max_len=budget)
+        for ids, m, ids_alone, m_alone in zip(stacked.ids[rows].tolist(), stacked.mask[rows].tolist(),
+                                              alone.ids.tolist(), alone.mask.tolist()):
+            assert [i for i, k in zip(ids, m) if k] == [i for i, k in zip(ids_alone, m_alone) if k]
+            assert sum(m) <= budget
+        width = alone.ids.size(1)
+        assert torch.allclose(forward[rows, :width][alone.mask], g(src[rows], mask[rows], alone.ids, to=token)[alone.mask],
+                              atol=1e-5)
+
+
 def test_last_position_picks_each_rows_last_real_entry():
     values = torch.arange(12).view(2, 6)
     mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
@@ -175,3 +193,13 @@ def test_the_length_request_reaches_encoder_and_decoder():
         g.generate(src, mask, 4, beam=2, words=torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="no length control"):
         tiny_generator().condition(src, mask, torch.tensor([2, 2]))
+
+
+def test_draw_samples_the_categorical_distribution():
+    from textgan.models.generator import draw
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.1, 0.0, 0.6, 0.3]]).repeat(40000, 1)
+    counts = torch.bincount(draw(probs), minlength=5).float() / 40000
+    assert counts[0] == 0 and counts[2] == 0                     # zero-probability tokens never come out
+    assert torch.allclose(counts, probs[0], atol=0.01)

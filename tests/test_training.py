@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from textgan.models import generator
 from textgan.checkpoint import CheckpointError, load_run, new_models, save_models
 from textgan.tokenizer import Tokenizer
 from textgan.runner import train
@@ -29,6 +30,32 @@ def test_every_estimator_trains_without_nan(tmp_path, tiny_cfg, estimator, share
     expected = ["generator"] if shared else ["generator_ab", "generator_ba"]
     assert sorted(p.name for p in run_dir.glob("generator*")) == expected
     assert (run_dir / "training_curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("extra", [
+    ["train.baseline=greedy", "train.style_reward=1", "train.style_steps=10", "train.cycle_reward=0.5",
+     "train.reward_mix=harmonic"],                                   # the cpu preset's kind of step
+    ["train.baseline=ema"],
+    ["train.lambda_adv=0", "train.bootstrap_self=0.5"],              # back-translation, bootstrap + denoising
+])
+def test_fused_directions_give_the_same_losses(tmp_path, tiny_cfg, monkeypatch, extra):
+    """Both directions in one batch (train.fuse_directions) compute the very losses of one pass per
+    direction, step after step, through every phase. Sampling is made deterministic (argmax in place
+    of generator.draw; the toy model has no dropout) so the two runs see the same tokens."""
+    monkeypatch.setattr(generator, "draw", lambda probs: probs.argmax(-1))
+    base = ["train.bootstrap=template", "miner.salience=3", "train.estimator=reinforce", "train.bootstrap_steps=4",
+            "train.lambda_pairs=0.5", "train.log_every=1", "train.adv_steps=3", "train.tau_start=1",
+            "train.tau_end=1", *extra]
+    losses = {}
+    for fuse in (True, False):
+        run_dir = train(tiny_cfg(*base, f"train.fuse_directions={fuse}"), runs_dir=tmp_path, name=f"fuse-{fuse}")
+        losses[fuse] = [(r["step"], r["phase"], r.get("train/g_loss"), r.get("train/d_loss"))
+                        for r in _metrics(run_dir) if "train/g_loss" in r or "train/d_loss" in r]
+    assert {phase for _, phase, _, _ in losses[True]} >= {"ae", "boot", "adv"}
+    assert [row[:2] for row in losses[True]] == [row[:2] for row in losses[False]]
+    for fused, separate in zip(losses[True], losses[False]):
+        for x, y in zip(fused[2:], separate[2:]):
+            assert (x is None) == (y is None) and (x is None or x == pytest.approx(y, rel=1e-5, abs=1e-6)), (fused, separate)
 
 
 @pytest.mark.parametrize("extra", [

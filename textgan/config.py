@@ -118,6 +118,10 @@ class TrainConfig:
     # chosen token and the differentiable outputs come from one teacher-forced pass (Generator.relax);
     # soft: the relaxed distribution is fed back and gradients run through the whole loop (slower).
     feedback: str = "hard"
+    # A shared generator runs both directions as one batch (each row with its own domain token): half
+    # the passes, twice as large, the same losses. Measured slower on 2 CPU cores (adversarial step 0.75x,
+    # results/speed/cpu-2t-training), hence off; meant for GPUs, where it is not measured yet.
+    fuse_directions: bool = False
     label_smoothing: float = 0.1
     tau_start: float = 1.0               # temperature of soft/gumbel/sampled outputs, annealed
     tau_end: float = 0.1
@@ -136,6 +140,9 @@ class TrainConfig:
     bootstrap_steps: int = 0
     bootstrap_self: float = 0.5          # weight of L_self in the bootstrap phase (0: pairs only, half the step's cost)
     lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
+    # Keep only mined pairs whose pseudo target the reward's style classifier puts in the target domain
+    # with at least this probability (0: keep all). Trains the classifier (style_steps) even without style_reward.
+    pairs_min_style: float = 0.0
     # Cross-lingual piece embeddings learnt before training (crosslingual.py, saved as crosslingual.pt):
     # none | unsupervised (monolingual text only) | cedict (weak supervision: a CC-CEDICT seed dictionary)
     crosslingual: str = "none"

@@ -81,13 +81,15 @@ class StyleClassifier(torch.nn.Module):
         return {"loss": sum(losses[-50:]) / max(1, len(losses[-50:]))}
 
     @torch.no_grad()
+    def probabilities(self, seqs: list[list[int]], device="cpu", batch_size: int = 256) -> torch.Tensor:
+        """p(domain | sentence) of id lists, (N, k), on the CPU."""
+        self.eval()
+        out = [self(*(t.to(device) for t in pad(seqs[start:start + batch_size]))).float().softmax(-1).cpu()
+               for start in range(0, len(seqs), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, self.net.head.out_features)
+
     def accuracy(self, seqs_by_domain: list[list[list[int]]], device="cpu", batch_size: int = 256) -> float:
         """Share (%) of sentences put in their own domain."""
-        self.eval()
-        right = total = 0
-        for d, seqs in enumerate(seqs_by_domain):
-            for start in range(0, len(seqs), batch_size):
-                ids, mask = pad(seqs[start:start + batch_size])
-                right += int((self(ids.to(device), mask.to(device)).argmax(-1) == d).sum())
-                total += ids.size(0)
-        return 100.0 * right / max(1, total)
+        right = sum(int((self.probabilities(seqs, device, batch_size).argmax(-1) == d).sum())
+                    for d, seqs in enumerate(seqs_by_domain))
+        return 100.0 * right / max(1, sum(len(seqs) for seqs in seqs_by_domain))

@@ -20,7 +20,7 @@ from .data import encode_split, prepare_data
 from .evaluate import task_directions
 from .models.judge import NgramJudge
 from .rewards import StyleClassifier
-from .tokenizer import Tokenizer
+from .tokenizer import EOS, Tokenizer
 from .trainer import Trainer
 
 
@@ -79,12 +79,19 @@ def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_id
     return CrossLingual.load(path)
 
 
-def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, accelerator) -> dict | None:
+def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, accelerator,
+                    style: StyleClassifier | None = None) -> dict | None:
     """The mined pseudo-parallel pairs as ids, {target domain: [(source ids, target ids)]}: each pair
     (x, y~) of x's domain s mined into t gives (x -> y~) to t and (y~ -> x) to s, the latter with a real
     sentence as its target (as in back-translation). Mined once by the main process into <run>/pairs/
-    (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap."""
+    (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
+    With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
+    pseudo target y~ at least that probability of being in t (the count kept is in pairs/kept.json)."""
+    if not 0 <= cfg.train.pairs_min_style < 1:
+        raise ConfigError(f"train.pairs_min_style must be in [0, 1), got {cfg.train.pairs_min_style}")
     if cfg.train.bootstrap == "none":
+        if cfg.train.pairs_min_style:
+            raise ConfigError("train.pairs_min_style filters mined pairs: set train.bootstrap")
         return None
     out_dir = run_dir / "pairs"
     if accelerator.is_main_process and not (out_dir / "mining.json").exists():
@@ -94,23 +101,39 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
                    progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False))
     accelerator.wait_for_everyone()
     by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
+    kept = {}
+    min_style = cfg.train.pairs_min_style if style is not None else 0.0
     for (src, tgt), pairs in mine_pairs(cfg.train.bootstrap, cfg.miner, {}, out_dir).items():
         sources, targets = tok.encode(pairs.sources, cfg.data.max_len), tok.encode(pairs.targets, cfg.data.max_len)
-        for x, y in zip(sources, targets):
-            if x and y:
+        in_style = [1.0] * len(targets)
+        if min_style > 0:
+            in_style = style.probabilities([y or [EOS] for y in targets], accelerator.device)[
+                :, cfg.data.domains.index(tgt)].tolist()
+        count = 0
+        for x, y, p in zip(sources, targets, in_style):
+            if x and y and p >= min_style:
                 by_target[tgt].append((x, y))
                 by_target[src].append((y, x))
+                count += 1
+        kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
+    if accelerator.is_main_process:
+        (out_dir / "kept.json").write_text(json.dumps({"pairs_min_style": min_style, **kept}, indent=2) + "\n")
+        tqdm.write("  pairs kept: " + ", ".join(f"{k} {v['kept']}/{v['mined']}" for k, v in kept.items()))
+    empty = [name for name, v in kept.items() if not v["kept"]]
+    if empty:
+        raise ConfigError(f"no mined pair of {', '.join(empty)} is left after the style filter "
+                          f"(train.pairs_min_style {min_style}): lower it (pairs/kept.json has the counts)")
     return by_target
 
 
 def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_split, accelerator):
     """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
-    training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy). None without
-    train.style_reward."""
+    training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy); it also filters
+    the mined pairs (train.pairs_min_style). None without either."""
     from safetensors.torch import load_file, save_file
 
     t = cfg.train
-    if not t.style_reward:
+    if not (t.style_reward or t.pairs_min_style):
         return None
     domains = cfg.data.domains
     model = StyleClassifier(cfg.discriminator, tok.vocab_size, len(domains), checkpoint.max_positions(cfg))
@@ -168,8 +191,8 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     train_ids = encode_split(train_split, tok, cfg.data.max_len)
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
     xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
-    pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator)
     style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator)
+    pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
     card = load_card(cfg.data.corpus)
     if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU

@@ -17,7 +17,9 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from accelerate import Accelerator
@@ -38,7 +40,7 @@ from .losses import (
     reconstruction_loss,
     sequence_logprob,
 )
-from .models.generator import straight_through_one_hot
+from .models.generator import Generator, straight_through_one_hot
 from .models.judge import NgramJudge
 from .rewards import StyleClassifier, combine, style_reward
 from .tokenizer import Tokenizer
@@ -58,6 +60,38 @@ class TrainState:
         self.step = int(state["step"])
 
 
+class Side(NamedTuple):
+    """One direction's rows in a Stack: sentences of domain index src, rewritten into tgt."""
+    src: int
+    tgt: int
+    rows: slice
+
+
+@dataclass
+class Stack:
+    """The rows that one generator pass handles (Trainer.stacks): one direction's batch, or both
+    directions' batches at once (a shared generator with train.fuse_directions), each row with its own
+    domain tokens. Losses stay means per side."""
+    sides: list[Side]
+    seqs: list[list[int]]
+    real: torch.Tensor              # (N, T) ids, EOS included, PAD after
+    mask: torch.Tensor              # (N, T)
+    to: torch.Tensor                # (N,) the domain token each row is rewritten into (its side's tgt)
+    back: torch.Tensor              # (N,) the domain token of each row's own domain (its side's src)
+    g: Generator                    # writes the transfers
+    g_back: Generator               # writes the rows' own domain: self-reconstruction and the cycle
+    want: torch.Tensor | None = None    # (N,) words asked of each transfer (length control)
+
+
+def fixed_baseline(values: torch.Tensor):
+    """A REINFORCE baseline (returns, mask) -> values (B, T'), zero-padded or cut to the returns' width."""
+    def baseline(returns, _mask):
+        width = returns.size(1)
+        return torch.nn.functional.pad(values, (0, max(0, width - values.size(1))))[:, :width]
+
+    return baseline
+
+
 def warmup(steps: int):
     return lambda step: min(1.0, (step + 1) / max(1, steps))
 
@@ -72,6 +106,7 @@ class Trainer:
         self.dev_pairs: dict = {}                  # direction name -> evaluate.Direction with references
         self.a, self.b = cfg.data.domains
         self.dom = tok.domain_ids                                   # domain -> decoder start token id
+        self.dom_ids = [self.dom[d] for d in cfg.data.domains]      # domain index -> decoder start token id
         t = cfg.train
         if cfg.data.length_tokens and len(tok.length_ids) != cfg.data.length_tokens:
             raise ConfigError(f"data.length_tokens is {cfg.data.length_tokens} but the tokenizer has "
@@ -146,7 +181,7 @@ class Trainer:
         ids, mask = pad(seqs)
         return ids.to(self.acc.device), mask.to(self.acc.device)
 
-    def noisy(self, seqs):
+    def noisy(self, seqs: list[list[int]]) -> list[list[int]]:
         """Denoising inputs: words dropped, blanked and locally shuffled; with length control, a share
         (data.length_mix) gets the batch's next sentence appended: the target is still the first alone."""
         d = self.cfg.data
@@ -154,7 +189,7 @@ class Trainer:
         if self.controls_length and d.length_mix > 0:
             noised = [(s + seqs[(i + 1) % len(seqs)])[: d.max_len] if self.noise_rng.random() < d.length_mix else s
                       for i, s in enumerate(noised)]
-        return self.to_device(noised)
+        return noised
 
     def tau(self) -> float:
         """Temperature, annealed geometrically from tau_start to tau_end over the adversarial phase."""
@@ -177,33 +212,72 @@ class Trainer:
             return None
         return lengths[torch.randint(len(lengths), (n,), device=lengths.device)]
 
-    def gen_len(self, real, words) -> int:
-        """Decoding budget of a transfer: about the source length, or twice the asked words (+4)."""
-        if words is None:
-            return min(self.cfg.train.max_gen_len, real.size(1) + 4)
-        return min(self.cfg.train.max_gen_len, 2 * int(words.max()) + 4)
+    def budget(self, stack: Stack, per_source: int = 1) -> torch.Tensor:
+        """Decoding budget of each row's transfer (N,): per_source x its side's longest sentence + 4, or
+        twice the most words asked of its side + 4 (length control); at most train.max_gen_len."""
+        out = torch.empty(len(stack.seqs), dtype=torch.long, device=stack.real.device)
+        for side in stack.sides:
+            if stack.want is None:
+                n = per_source * int(stack.mask[side.rows].sum(1).max()) + 4
+            else:
+                n = 2 * int(stack.want[side.rows].max()) + 4
+            out[side.rows] = min(self.cfg.train.max_gen_len, n)
+        return out
+
+    # ---------------------------------------------------------------- batches of both directions
+    def stacks(self, parts: list[tuple[int, int, list]]) -> list[Stack]:
+        """[(source domain index, target domain index, id lists)] -> the Stacks of one step. A shared
+        generator with train.fuse_directions runs all parts as one batch, each row with its own domain
+        tokens: half the passes, twice as large, the same losses (tests/test_training.py); otherwise one
+        Stack per part."""
+        fuse = self.cfg.train.fuse_directions and len(self.generators) == 1
+        out, device = [], self.acc.device
+        for group in ([parts] if fuse else [[p] for p in parts]):
+            sides, seqs, to, back = [], [], [], []
+            for src, tgt, part in group:
+                sides.append(Side(src, tgt, slice(len(seqs), len(seqs) + len(part))))
+                seqs, to, back = seqs + list(part), to + [self.dom_ids[tgt]] * len(part), back + [self.dom_ids[src]] * len(part)
+            first = group[0][0]
+            out.append(Stack(sides, seqs, *self.to_device(seqs), torch.tensor(to, device=device),
+                             torch.tensor(back, device=device), self.generators[0 if first == 0 else -1],
+                             self.generators[-1 if first == 0 else 0]))
+        return out
+
+    def transfer_stacks(self, seqs_a, seqs_b) -> list[Stack]:
+        """The real batches of a (to b) and b (to a) as Stacks, with the words asked of their transfers
+        under length control (drawn from the other domain's batch: requests follow its lengths)."""
+        stacks = self.stacks([(0, 1, seqs_a), (1, 0, seqs_b)])
+        if self.controls_length:
+            (ids_a, mask_a), (ids_b, mask_b) = self.to_device(seqs_a), self.to_device(seqs_b)
+            want = torch.cat([self.wanted(ids_b, mask_b, len(seqs_a)), self.wanted(ids_a, mask_a, len(seqs_b))])
+            start = 0
+            for stack in stacks:
+                stack.want, start = want[start:start + len(stack.seqs)], start + len(stack.seqs)
+        return stacks
 
     # ---------------------------------------------------------------- losses
-    def self_reconstruction(self, seqs, real, mask, g_back, domain: str):
-        """L_self = NLL(real | noise(real), to its own domain): the denoising autoencoder term.
+    def self_reconstruction(self, stack: Stack) -> torch.Tensor:
+        """Logits (N, T, V) of L_self = NLL(real | noise(real), to its own domain): the denoising
+        autoencoder term, written by g_back; `side_nll` gives each side's loss."""
+        noised = [s for side in stack.sides for s in self.noisy(stack.seqs[side.rows])]
+        return stack.g_back(*self.to_device(noised), stack.real, stack.back, self.words(stack.real, stack.mask))
 
-        Returns (loss, logits (B, T, V)); g_back is the generator that writes `domain`.
-        """
-        logits = g_back(*self.noisy(seqs), real, self.dom[domain], self.words(real, mask))
-        loss, _ = reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)
-        return loss, logits
+    def side_nll(self, logits: torch.Tensor, stack: Stack, side: Side) -> torch.Tensor:
+        """Token NLL of one side's real sentences under teacher-forced logits (N, T, V) of its stack."""
+        rows = side.rows
+        return reconstruction_loss(logits[rows], stack.real[rows], stack.mask[rows], self.cfg.train.label_smoothing)[0]
 
-    def fakes(self, real, mask, g, to: str, mode: str, words=None):
-        """G(real -> to) as a Sample (of `words` words each, with length control). Under `feedback: hard`
-        (and always without a graph) the decoding loop runs without autograd and `Generator.relax`
-        rebuilds the differentiable parts in one teacher-forced pass; `feedback: soft` backpropagates
-        through the loop itself (Style Transformer).
+    def fakes(self, stack: Stack, mode: str):
+        """G(real -> to) of every row as a Sample (of the words asked, with length control). Under
+        `feedback: hard` (and always without a graph) the decoding loop runs without autograd and
+        `Generator.relax` rebuilds the differentiable parts in one teacher-forced pass; `feedback: soft`
+        backpropagates through the loop itself (Style Transformer).
         """
-        t = self.cfg.train
-        max_len = self.gen_len(real, words)
+        t, g = self.cfg.train, stack.g
+        max_len = self.budget(stack)
         if t.feedback == "soft" or mode == "greedy":
-            return g.sample(real, mask, self.dom[to], mode=mode, tau=self.tau(), max_len=max_len,
-                            straight_through=t.straight_through, words=words)
+            return g.sample(stack.real, stack.mask, stack.to, mode=mode, tau=self.tau(), max_len=max_len,
+                            straight_through=t.straight_through, words=stack.want)
         decode_mode, decode_tau = {"soft": ("greedy", 1.0), "gumbel": ("multinomial", 1.0),
                                    "multinomial": ("multinomial", self.tau())}[mode]
         # Dropout off for both passes: the relaxed outputs / log-probs must be those of the very
@@ -211,18 +285,12 @@ class Trainer:
         g.eval()
         try:
             with torch.no_grad():
-                drawn = g.sample(real, mask, self.dom[to], mode=decode_mode, tau=decode_tau, max_len=max_len,
-                                 words=words)
-            return g.relax(real, mask, self.dom[to], drawn, mode, tau=self.tau(), straight_through=t.straight_through,
-                           words=words)
+                drawn = g.sample(stack.real, stack.mask, stack.to, mode=decode_mode, tau=decode_tau, max_len=max_len,
+                                 words=stack.want)
+            return g.relax(stack.real, stack.mask, stack.to, drawn, mode, tau=self.tau(),
+                           straight_through=t.straight_through, words=stack.want)
         finally:
             g.train()
-
-    def directions(self, real_a, mask_a, real_b, mask_b):
-        """(real, mask, forward generator, backward generator, source domain index, target domain index,
-        words asked of the transfers or None)."""
-        want_b, want_a = self.wanted(real_b, mask_b, real_a.size(0)), self.wanted(real_a, mask_a, real_b.size(0))
-        return [(real_a, mask_a, self.g_ab, self.g_ba, 0, 1, want_b), (real_b, mask_b, self.g_ba, self.g_ab, 1, 0, want_a)]
 
     # ---------------------------------------------------------------- steps
     def _average_gradients(self, params) -> None:
@@ -275,18 +343,22 @@ class Trainer:
         return ids
 
     @torch.no_grad()
-    def sample_fakes(self, real_a, mask_a, real_b, mask_b) -> dict:
+    def sample_fakes(self, seqs_a, seqs_b) -> dict:
         """Fakes for D steps outside a G step (D pretraining, extra D steps): sampled, no gradient."""
-        domains, out = (self.a, self.b), {}
-        for real, mask, g, g_back, src, tgt, want in self.directions(real_a, mask_a, real_b, mask_b):
-            fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[self.cfg.train.estimator], want)
+        out: dict = {}
+        for stack in self.transfer_stacks(seqs_a, seqs_b):
+            fake = self.fakes(stack, SAMPLE_MODE[self.cfg.train.estimator])
             with self.acc.autocast():
-                same_logits = g_back(real, mask, real, self.dom[domains[src]], self.words(real, mask))
-            out.setdefault(tgt, [None, None, None])[2] = (fake.inputs(), fake.mask)
-            out.setdefault(src, [None, None, None])[:2] = [(real, mask), (self.same_form(same_logits, real), mask)]
+                same_logits = stack.g_back(stack.real, stack.mask, stack.real, stack.back,
+                                           self.words(stack.real, stack.mask))
+            for side in stack.sides:
+                part, real, mask = fake.select(side.rows), stack.real[side.rows], stack.mask[side.rows]
+                out.setdefault(side.tgt, [None, None, None])[2] = (part.inputs(), part.mask)
+                out.setdefault(side.src, [None, None, None])[:2] = [
+                    (real, mask), (self.same_form(same_logits[side.rows], real), mask)]
         return out
 
-    def g_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, pair_batch=None) -> tuple[dict, dict]:
+    def g_step(self, seqs_a, seqs_b, pair_batch=None) -> tuple[dict, dict]:
         """L_G = lambda_self * L_self + lambda_cycle * L_cycle + lambda_adv * L_adv (+ lambda_pairs * L_pairs),
         summed over directions:
 
@@ -297,38 +369,43 @@ class Trainer:
             L_pairs = NLL on a batch of mined pairs (pairs_nll), when train.lambda_pairs > 0
 
         D is frozen here; under `soft`/`gumbel` gradients reach G_ab through D and through the cycle.
-        Returns the logs and the detached fakes for the D step that follows (as in CycleGAN).
+        Each term is a mean per direction; the generator passes run on Stacks (both directions at once
+        when fused). Returns the logs and the detached fakes for the D step that follows (as in CycleGAN).
         """
-        t = self.cfg.train
-        domains = (self.a, self.b)
+        t, domains = self.cfg.train, self.cfg.data.domains
         self.critic.requires_grad_(False)
         fakes_for_d: dict = {}
         with self.acc.autocast():
             l_self, l_cycle, l_adv, logs = 0.0, 0.0, 0.0, {}
-            for (real, mask, g, g_back, src, tgt, want), seqs in zip(
-                    self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
-                rec, self_logits = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
+            for stack in self.transfer_stacks(seqs_a, seqs_b):
+                self_logits = self.self_reconstruction(stack)
                 if t.lambda_adv == 0:   # no adversary: denoising + on-the-fly back-translation (Lample et al. 2018)
-                    cyc = self.back_translation(real, mask, g, g_back, domains[src], domains[tgt], want)
+                    fake, rec_logits = None, self.back_translation(stack)
+                else:
+                    fake = self.fakes(stack, SAMPLE_MODE[t.estimator])
+                    cycle_input = fake.inputs() if t.cycle_through_fake else fake.ids
+                    rec_logits = stack.g_back(cycle_input, fake.mask, stack.real, stack.back,
+                                              self.words(stack.real, stack.mask))
+                    greedy = t.estimator == "reinforce" and t.baseline == "greedy"
+                    baselines = self.greedy_baselines(stack) if greedy else [self.baseline] * len(stack.sides)
+                for side, baseline in zip(stack.sides, baselines if fake is not None else stack.sides):
+                    real, mask, src, tgt = stack.real[side.rows], stack.mask[side.rows], domains[side.src], domains[side.tgt]
+                    rec, cyc = self.side_nll(self_logits, stack, side), self.side_nll(rec_logits, stack, side)
                     l_self, l_cycle = l_self + rec, l_cycle + cyc
-                    logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
-                    continue
-                fake = self.fakes(real, mask, g, domains[tgt], SAMPLE_MODE[t.estimator], want)
-                cycle_input = fake.inputs() if t.cycle_through_fake else fake.ids
-                rec_logits = g_back(cycle_input, fake.mask, real, self.dom[domains[src]], self.words(real, mask))
-                cyc, _ = reconstruction_loss(rec_logits, real, mask, t.label_smoothing)
-                opts = AdvOptions(gamma=t.gamma, baseline=self.baseline)
-                if t.estimator == "reinforce":
-                    opts.seq_reward = self.sequence_reward(fake, rec_logits.detach(), real, mask, tgt, logs)
-                    if t.baseline == "greedy":
-                        opts.baseline = self.greedy_baseline(real, mask, g, g_back, src, tgt, want)
-                adv, adv_logs = ESTIMATORS[t.estimator](fake, lambda x, d=tgt: self.critic.log_probs(x, d), opts)
-                l_self, l_cycle, l_adv = l_self + rec, l_cycle + cyc, l_adv + adv
-                logs.update({f"self_{domains[src]}": rec.item(), f"cycle_{domains[src]}": cyc.item()})
-                logs.update({f"{k}_{domains[tgt]}": v for k, v in adv_logs.items()})
-                fakes_for_d.setdefault(tgt, [None, None, None])[2] = (fake.inputs().detach(), fake.mask)
-                fakes_for_d.setdefault(src, [None, None, None])[:2] = [
-                    (real, mask), (self.same_form(self_logits.detach(), real), mask)]
+                    logs.update({f"self_{src}": rec.item(), f"cycle_{src}": cyc.item()})
+                    if fake is None:
+                        continue
+                    part = fake.select(side.rows)
+                    opts = AdvOptions(gamma=t.gamma, baseline=baseline)
+                    if t.estimator == "reinforce":
+                        opts.seq_reward = self.sequence_reward(part, rec_logits[side.rows].detach(), real, mask,
+                                                               side.tgt, logs)
+                    adv, adv_logs = ESTIMATORS[t.estimator](part, lambda x, d=side.tgt: self.critic.log_probs(x, d), opts)
+                    l_adv = l_adv + adv
+                    logs.update({f"{k}_{tgt}": v for k, v in adv_logs.items()})
+                    fakes_for_d.setdefault(side.tgt, [None, None, None])[2] = (part.inputs().detach(), part.mask)
+                    fakes_for_d.setdefault(side.src, [None, None, None])[:2] = [
+                        (real, mask), (self.same_form(self_logits[side.rows].detach(), real), mask)]
             loss = t.lambda_self * l_self + t.lambda_cycle * l_cycle + t.lambda_adv * l_adv
             if pair_batch is not None and t.lambda_pairs > 0:
                 l_pairs, pair_logs = self.pairs_nll(pair_batch)
@@ -340,25 +417,27 @@ class Trainer:
         logs["g_loss"] = loss.item()
         return logs, fakes_for_d
 
-    def back_translation(self, real, mask, g, g_back, src: str, tgt: str, want=None) -> torch.Tensor:
-        """NLL(real | G_back(greedy G(real -> tgt)) -> src): the forward translation is decoded greedily
-        without a graph (dropout off), so only the back direction learns from this pair. In the first
-        train.bt_wordbyword_steps steps the forward translation is word by word instead (tables from the
-        cross-lingual embeddings): a first model that does not just copy its input (Lample et al. 2018)."""
-        t = self.cfg.train
+    def back_translation(self, stack: Stack) -> torch.Tensor:
+        """Logits (N, T, V) of NLL(real | G_back(greedy G(real -> tgt)) -> src): the forward translation is
+        decoded greedily without a graph (dropout off), so only the back direction learns from this pair.
+        In the first train.bt_wordbyword_steps steps the forward translation is word by word instead
+        (tables from the cross-lingual embeddings): a first model that does not just copy its input
+        (Lample et al. 2018)."""
+        t, domains = self.cfg.train, self.cfg.data.domains
         if self.wordbyword and self.state.step < self.starts["adv"] + t.bt_wordbyword_steps:
-            fake_ids, fake_mask = self.wordbyword[(src, tgt)][real], mask
+            fake_ids = torch.cat([self.wordbyword[(domains[s.src], domains[s.tgt])][stack.real[s.rows]]
+                                  for s in stack.sides])
+            fake_mask = stack.mask
         else:
-            g.eval()
+            stack.g.eval()
             try:
                 with torch.no_grad():
-                    budget = min(t.max_gen_len, 2 * real.size(1) + 4) if want is None else self.gen_len(real, want)
-                    fake = g.sample(real, mask, self.dom[tgt], mode="greedy", max_len=budget, words=want)
+                    fake = stack.g.sample(stack.real, stack.mask, stack.to, mode="greedy",
+                                          max_len=self.budget(stack, per_source=2), words=stack.want)
             finally:
-                g.train()
+                stack.g.train()
             fake_ids, fake_mask = fake.ids, fake.mask
-        logits = g_back(fake_ids, fake_mask, real, self.dom[src], self.words(real, mask))
-        return reconstruction_loss(logits, real, mask, self.cfg.train.label_smoothing)[0]
+        return stack.g_back(fake_ids, fake_mask, stack.real, stack.back, self.words(stack.real, stack.mask))
 
     def sequence_reward(self, fake, rec_logits, real, mask, tgt: int, logs: dict | None = None):
         """REINFORCE's sentence reward (B,) for the transfers `fake` of `real` into domain index tgt:
@@ -375,68 +454,73 @@ class Trainer:
             logs[f"r_style_{name}"], logs[f"r_content_{name}"] = r_style.mean().item(), content.exp().mean().item()
         return combine(r_style, content, t.style_reward, t.cycle_reward, t.reward_mix)
 
-    def greedy_baseline(self, real, mask, g, g_back, src: int, tgt: int, want=None):
-        """Self-critical baseline (Rennie et al. 2017): the returns the greedy decode of the same input gets
-        (with the same cycle reward as the samples when train.cycle_reward > 0)."""
+    def greedy_baselines(self, stack: Stack) -> list:
+        """Self-critical baselines (Rennie et al. 2017), one per side: the returns the greedy decode of the
+        same input gets (with the same sentence reward as the samples when train.cycle_reward or
+        train.style_reward is set)."""
         t = self.cfg.train
+        out = []
         with torch.no_grad():
-            greedy = self.fakes(real, mask, g, self.cfg.data.domains[tgt], "greedy", want)
-            real_logp, _ = self.critic.log_probs(greedy.ids, tgt)
-            greedy_returns = discounted_returns(real_logp.exp(), greedy.mask, t.gamma)
-            if t.cycle_reward or t.style_reward:
-                rec_logits = g_back(greedy.ids, greedy.mask, real, self.dom[self.cfg.data.domains[src]],
-                                    self.words(real, mask))
-                seq = self.sequence_reward(greedy, rec_logits, real, mask, tgt)
-                greedy_returns = greedy_returns + seq[:, None] * greedy.mask.to(greedy_returns.dtype)
-
-        def baseline(returns, _mask):
-            width = returns.size(1)
-            padded = torch.nn.functional.pad(greedy_returns, (0, max(0, width - greedy_returns.size(1))))
-            return padded[:, :width]
-
-        return baseline
+            greedy = self.fakes(stack, "greedy")
+            seq_rewards = t.cycle_reward or t.style_reward
+            if seq_rewards:
+                rec_logits = stack.g_back(greedy.ids, greedy.mask, stack.real, stack.back,
+                                          self.words(stack.real, stack.mask))
+            for side in stack.sides:
+                part = greedy.select(side.rows)
+                real_logp, _ = self.critic.log_probs(part.ids, side.tgt)
+                returns = discounted_returns(real_logp.exp(), part.mask, t.gamma)
+                if seq_rewards:
+                    seq = self.sequence_reward(part, rec_logits[side.rows], stack.real[side.rows],
+                                               stack.mask[side.rows], side.tgt)
+                    returns = returns + seq[:, None] * part.mask.to(returns.dtype)
+                out.append(fixed_baseline(returns))
+        return out
 
     def pairs_nll(self, pair_batch) -> tuple[torch.Tensor, dict]:
         """L_pairs = sum over domains y of NLL(t | s, to y) on a batch of mined pairs (s, t) whose target
         t is in y: real sentences of the other domain with their pseudo targets, and pseudo sources with
         the real sentences they were mined from (the pairs both ways, see bootstrap_pairs)."""
         loss, logs = 0.0, {}
-        for domain, g, batch in zip((self.a, self.b), (self.g_ba, self.g_ab), pair_batch):
-            src, src_mask = self.to_device([p[0] for p in batch])
-            tgt, tgt_mask = self.to_device([p[1] for p in batch])
-            logits = g(src, src_mask, tgt, self.dom[domain], self.words(tgt, tgt_mask))
-            part, _ = reconstruction_loss(logits, tgt, tgt_mask, self.cfg.train.label_smoothing)
-            loss = loss + part
-            logs[f"pairs_{domain}"] = part.item()
+        for stack in self.stacks([(1 - y, y, [p[0] for p in batch]) for y, batch in enumerate(pair_batch)]):
+            tgt, tgt_mask = self.to_device([p[1] for side in stack.sides for p in pair_batch[side.tgt]])
+            logits = stack.g(stack.real, stack.mask, tgt, stack.to, self.words(tgt, tgt_mask))
+            for side in stack.sides:
+                rows = side.rows
+                part, _ = reconstruction_loss(logits[rows], tgt[rows], tgt_mask[rows], self.cfg.train.label_smoothing)
+                loss = loss + part
+                logs[f"pairs_{self.cfg.data.domains[side.tgt]}"] = part.item()
         return loss, logs
 
-    def boot_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, pair_batch) -> dict:
+    def denoising(self, seqs_a, seqs_b) -> tuple[torch.Tensor, dict]:
+        """L_self summed over both domains, and its logs."""
+        loss, logs = 0.0, {}
+        for stack in self.transfer_stacks(seqs_a, seqs_b):
+            logits = self.self_reconstruction(stack)
+            for side in stack.sides:
+                part = self.side_nll(logits, stack, side)
+                loss = loss + part
+                logs[f"self_{self.cfg.data.domains[side.src]}"] = part.item()
+        return loss, logs
+
+    def boot_step(self, seqs_a, seqs_b, pair_batch) -> dict:
         """Bootstrap phase: L = L_pairs + bootstrap_self * L_self (the denoising term keeps G able to rebuild
         a sentence, which the cycle of the adversarial phase needs)."""
-        t, domains = self.cfg.train, (self.a, self.b)
+        t = self.cfg.train
         with self.acc.autocast():
             loss, logs = self.pairs_nll(pair_batch)
             if t.bootstrap_self > 0:
-                for (real, mask, _, g_back, src, _, _), seqs in zip(
-                        self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
-                    part, _ = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
-                    loss = loss + t.bootstrap_self * part
-                    logs[f"self_{domains[src]}"] = part.item()
+                part, self_logs = self.denoising(seqs_a, seqs_b)
+                loss, logs = loss + t.bootstrap_self * part, {**logs, **self_logs}
         self._update(loss, self.opt_g, self.sched_g, [p for g in self.generators for p in g.parameters()])
         logs["g_loss"] = loss.item()
         return logs
 
-    def ae_step(self, seqs_a, seqs_b, real_a, mask_a, real_b, mask_b) -> dict:
+    def ae_step(self, seqs_a, seqs_b) -> dict:
         """Phase 1: L_self summed over both domains."""
-        domains, loss, logs = (self.a, self.b), 0.0, {}
         with self.acc.autocast():
-            for (real, mask, _, g_back, src, _, _), seqs in zip(
-                    self.directions(real_a, mask_a, real_b, mask_b), (seqs_a, seqs_b)):
-                part, _ = self.self_reconstruction(seqs, real, mask, g_back, domains[src])
-                loss = loss + part
-                logs[f"self_{domains[src]}"] = part.item()
-        g_params = [p for g in self.generators for p in g.parameters()]
-        self._update(loss, self.opt_g, self.sched_g, g_params)
+            loss, logs = self.denoising(seqs_a, seqs_b)
+        self._update(loss, self.opt_g, self.sched_g, [p for g in self.generators for p in g.parameters()])
         logs["g_loss"] = loss.item()
         return logs
 
@@ -575,25 +659,21 @@ class Trainer:
             while self.state.step < self.total:
                 phase = self.phase(self.state.step)
                 seqs_a, seqs_b = next(batches)
-                real_a, mask_a = self.to_device(seqs_a)
-                real_b, mask_b = self.to_device(seqs_b)
                 with self.acc.accumulate(*self.generators, self.critic):
                     if phase == "ae":
-                        logs = self.ae_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b)
+                        logs = self.ae_step(seqs_a, seqs_b)
                     elif phase == "boot":
-                        logs = self.boot_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b, next(pair_batches))
+                        logs = self.boot_step(seqs_a, seqs_b, next(pair_batches))
                     elif phase == "d":
-                        logs = self.d_step(self.sample_fakes(real_a, mask_a, real_b, mask_b))
+                        logs = self.d_step(self.sample_fakes(seqs_a, seqs_b))
                     else:
-                        logs, fakes = self.g_step(seqs_a, seqs_b, real_a, mask_a, real_b, mask_b,
-                                                  next(pair_batches) if t.lambda_pairs > 0 else None)
+                        logs, fakes = self.g_step(seqs_a, seqs_b, next(pair_batches) if t.lambda_pairs > 0 else None)
                         if t.lambda_adv == 0:
                             fakes = None                       # no discriminator to train
                         else:
                             logs.update(self.d_step(fakes))
                         for _ in range(t.d_per_g - 1 if fakes else 0):
-                            extra_a, extra_b = (self.to_device(s) for s in next(batches))
-                            logs.update(self.d_step(self.sample_fakes(*extra_a, *extra_b)))
+                            logs.update(self.d_step(self.sample_fakes(*next(batches))))
                 if any(math.isnan(v) for v in logs.values()):
                     raise FloatingPointError(f"NaN loss at step {self.state.step} ({phase}): {logs}")
                 self.state.step += 1

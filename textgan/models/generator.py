@@ -41,6 +41,27 @@ class Sample:
         """What reaches a discriminator or the back generator: soft distributions if any, else ids."""
         return self.probs if self.probs is not None else self.ids
 
+    def select(self, rows: slice) -> "Sample":
+        """The sentences of some rows (a view)."""
+        return Sample(ids=self.ids[rows], mask=self.mask[rows], logprobs=self.logprobs[rows],
+                      probs=self.probs[rows] if self.probs is not None else None)
+
+
+def draw(probs: torch.Tensor) -> torch.Tensor:
+    """One token per row from categorical distributions probs (B, V) -> (B,), by inverse CDF: the first
+    token whose cumulative probability exceeds u ~ U(0, total). The same distribution as
+    torch.multinomial(probs, 1), ~15x cheaper on CPU at V = 4000 (measured: 0.4 vs 7.4 ms for B = 64)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.size(0), 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.size(1) - 1)
+
+
+def start_tokens(to: int | torch.Tensor, batch: int, device) -> torch.Tensor:
+    """The decoder's first input (B, 1): the domain token `to`, the same for every row or (B,) per row."""
+    if isinstance(to, torch.Tensor):
+        return to.to(device=device, dtype=torch.long).view(batch, 1)
+    return torch.full((batch, 1), to, dtype=torch.long, device=device)
+
 
 def build_generator(cfg: GeneratorConfig, vocab_size: int, max_len: int) -> BartForConditionalGeneration:
     """A BART-style encoder-decoder, random init, or loaded from a local pretrained directory."""
@@ -164,15 +185,15 @@ class Generator(nn.Module):
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> BaseModelOutput:
         return self.model.get_encoder()(inputs_embeds=self.embed(src), attention_mask=src_mask.long())
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, to: int,
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, to: int | torch.Tensor,
                 words: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher forcing. src (B, S) ids or (B, S, V) probs; tgt (B, T) ids ending in EOS; words (B,)
-        the length asked (length control) or None.
+        """Teacher forcing. src (B, S) ids or (B, S, V) probs; tgt (B, T) ids ending in EOS; to: the domain
+        token, one for all rows or (B,) one per row; words (B,) the length asked (length control) or None.
 
         Returns logits (B, T, V): position t predicts tgt[:, t] from [<2to>, tgt_<t].
         """
         src, src_mask = self.condition(src, src_mask, words)
-        start = torch.full_like(tgt[:, :1], to)
+        start = start_tokens(to, tgt.size(0), tgt.device)
         decoder_input = torch.cat([start, tgt[:, :-1]], dim=1)
         begun = None
         if self.words_left and words is not None:           # words begun before position t: tgt_<t's
@@ -182,10 +203,11 @@ class Generator(nn.Module):
                          decoder_inputs_embeds=self.decoder_inputs(decoder_input, words, begun), use_cache=False)
         return out.logits
 
-    def sample(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, mode: str = "greedy",
-               tau: float = 1.0, max_len: int = 32, straight_through: bool = False,
+    def sample(self, src: torch.Tensor, src_mask: torch.Tensor, to: int | torch.Tensor, mode: str = "greedy",
+               tau: float = 1.0, max_len: int | torch.Tensor = 32, straight_through: bool = False,
                words: torch.Tensor | None = None) -> Sample:
-        """Decode step by step with a key-value cache.
+        """Decode step by step with a key-value cache. `to` and `max_len`: one for all rows, or (B,) one per
+        row (a row stops after its max_len tokens, EOS or not).
 
         modes: greedy (argmax), multinomial (sample from softmax(logits / tau)), gumbel (Gumbel-softmax,
         Jang et al. 2017; hard one-hot forward with `straight_through`), soft (softmax(logits / tau) fed to
@@ -200,11 +222,11 @@ class Generator(nn.Module):
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         begun = torch.zeros(batch, 1, dtype=torch.long, device=src.device)          # words begun so far
         scale = self.words_left_scale() if self.words_left and words is not None else None
-        step_input = self.decoder_inputs(torch.full((batch, 1), to, dtype=torch.long, device=src.device),
-                                         words, begun, scale)
+        step_input = self.decoder_inputs(start_tokens(to, batch, src.device), words, begun, scale)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        limit = torch.as_tensor(max_len, device=src.device).expand(batch)
         ids, masks, logprobs, probs = [], [], [], []
-        for _ in range(max_len):
+        for step in range(int(limit.max())):
             out = self.model(encoder_outputs=encoded, attention_mask=src_mask.long(),
                              decoder_inputs_embeds=step_input, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
@@ -220,8 +242,7 @@ class Generator(nn.Module):
                     p = straight_through_one_hot(p, token)
             else:
                 p = None
-                token = (torch.multinomial(logits.softmax(-1), 1).squeeze(1) if mode == "multinomial"
-                         else logits.argmax(-1))
+                token = draw(logits.softmax(-1)) if mode == "multinomial" else logits.argmax(-1)
             token = token.masked_fill(done, PAD)
             ids.append(token)
             masks.append(~done)
@@ -231,7 +252,7 @@ class Generator(nn.Module):
             if self.words_left and words is not None:
                 begun = begun + self.word_start[token][:, None].long()
             step_input = self.decoder_inputs(p[:, None] if p is not None else token[:, None], words, begun, scale)
-            done = done | (token == EOS)
+            done = done | (token == EOS) | (limit <= step + 1)
             if bool(done.all()):
                 break
         return Sample(ids=torch.stack(ids, 1), mask=torch.stack(masks, 1),
