@@ -159,3 +159,30 @@ def test_kill_inside_the_bootstrap_phase_and_resume(tmp_path):
     assert (run_dir / "pairs" / "neg2pos.tsv").read_text() == mined          # not mined again
     steps = [r["step"] for r in _metrics(run_dir)]
     assert steps == sorted(steps) and steps[-1] == 2 + 120 + 2 + 4
+
+
+def test_piece_units_keep_chinese_markers_whole(tmp_path):
+    """miner.units=pieces: n-grams of the run's SentencePiece pieces, so a marker is a whole piece
+    ("难吃死了"), not characters cut out of words; split and join give the text back."""
+    import io
+    from types import SimpleNamespace
+
+    import sentencepiece as spm
+
+    from textgan.bootstrap import PieceUnits
+
+    foods = "面饭菜汤肉鱼"
+    pos = [f"这家{n}好吃极了" for n in foods] * 20 + [f"{n}的味道好吃极了!" for n in foods] * 20
+    neg = [f"这家{n}难吃死了" for n in foods] * 20 + [f"{n}的味道难吃死了!" for n in foods] * 20
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(pos + neg), model_writer=model, vocab_size=30, hard_vocab_limit=False,
+                                   model_type="unigram", character_coverage=1.0, minloglevel=2,
+                                   user_defined_symbols=["好吃极了", "难吃死了"])
+    seg = PieceUnits(SimpleNamespace(sp=spm.SentencePieceProcessor(model_proto=model.getvalue())))
+    for text in ("这家汤难吃死了", "我买的iphone 5s很好"):
+        assert seg.join(seg.split(text)) == text
+    miner = TemplateMiner(replace(MINER, max_ngram=2, max_df=1.0), log=lambda _: None, segment=seg).fit(
+        {"neg": neg, "pos": pos})
+    markers = {"".join(g).replace("\u2581", "") for g in miner.markers.markers["neg"]}
+    assert "难吃死了" in markers and not markers & {"难", "吃", "死"}
+    assert miner.transfer(["这家汤难吃死了"], "neg", "pos") == ["这家汤好吃极了"]

@@ -18,7 +18,10 @@ Miners here:
 - `retrieve`: the retrieved nearest target-domain sentence itself is the pseudo target (IMaT's and
   TSST's starting point).
 
-Text is handled as `units` (words; single CJK characters), so Chinese gets character n-gram markers.
+Text is cut into units by a Segmenter (`miner.units`): `words` (whitespace words, every CJK character a
+unit of its own: character n-gram markers for Chinese) or `pieces` (the run's SentencePiece pieces: for
+Chinese, which has no spaces, the unsupervised segmenter's pieces are the nearest thing to words, and
+markers no longer cut words in half, "垃|圾").
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Callable
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .tokenizer import _CJK, units
+from .tokenizer import _CJK, _CJK_GAP, units
 
 Ngram = tuple[str, ...]
 
@@ -51,6 +54,47 @@ def join_units(parts: list[str]) -> str:
             out += " "
         out += unit
     return out
+
+
+class WordUnits:
+    """miner.units = words: whitespace words, every CJK character a unit (tokenizer.units)."""
+
+    name = "words"
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return units(text)
+
+    @staticmethod
+    def join(parts: list[str]) -> str:
+        return join_units(parts)
+
+
+class PieceUnits:
+    """miner.units = pieces: the SentencePiece pieces of a tokenizer (a `Tokenizer` or anything with
+    `.sp`); joined back by SentencePiece's own rule (U+2581 starts a word), without the spaces a
+    word-initial piece leaves between two CJK characters once moved into a Chinese sentence."""
+
+    name = "pieces"
+
+    def __init__(self, tok):
+        self.sp = tok.sp
+
+    def split(self, text: str) -> list[str]:
+        return self.sp.encode(text, out_type=str)
+
+    @staticmethod
+    def join(parts: list[str]) -> str:
+        return _CJK_GAP.sub("", "".join(parts).replace("\u2581", " ").strip())
+
+
+def segmenter(name: str, tok=None):
+    """The Segmenter of miner.units; `pieces` needs the run's tokenizer."""
+    if name == "words":
+        return WordUnits()
+    if tok is None:
+        raise ValueError("miner.units=pieces needs the run's tokenizer")
+    return PieceUnits(tok)
 
 
 @dataclass
@@ -204,8 +248,9 @@ class TemplateMiner:
 
     name = "template"
 
-    def __init__(self, cfg, log: Callable[[str], None] = print):
+    def __init__(self, cfg, log: Callable[[str], None] = print, segment=None):
         self.cfg, self.log = cfg, log
+        self.seg = segment or WordUnits()
         self.markers: StyleMarkers | None = None
         self.units: dict[str, list[list[str]]] = {}
         self.index: dict[str, ContentIndex] = {}
@@ -217,7 +262,7 @@ class TemplateMiner:
 
     def fit(self, texts_by_domain: dict[str, list[str]]) -> "TemplateMiner":
         started = time.time()
-        self.units = {d: [units(t) for t in texts] for d, texts in texts_by_domain.items()}
+        self.units = {d: [self.seg.split(t) for t in texts] for d, texts in texts_by_domain.items()}
         c = self.cfg
         self.markers = StyleMarkers(self.units, c.max_ngram, c.salience, c.smoothing, c.min_count)
         self.log("style markers: " + ", ".join(f"{d} {len(m)}" for d, m in self.markers.markers.items())
@@ -300,16 +345,16 @@ class TemplateMiner:
             if bar:
                 bar.close()
             outs = self.fill_slots(self.split[src], best, src, tgt)
-            keep = [(join_units(s), join_units(o), sc) for s, o, sc in zip(self.units[src], outs, scores) if o]
+            keep = [(self.seg.join(s), self.seg.join(o), sc) for s, o, sc in zip(self.units[src], outs, scores) if o]
             pairs[(src, tgt)] = Pairs(src, tgt, [k[0] for k in keep], [k[1] for k in keep], [k[2] for k in keep])
             self.log(f"{src}->{tgt}: {len(keep)} pairs of {len(outs)} sentences ({time.time() - started:.0f} s)")
         return pairs
 
     def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
         """The miner alone as a system: each text rewritten, unchanged where it has no marker."""
-        sents = [units(t) for t in texts]
+        sents = [self.seg.split(t) for t in texts]
         outs, _ = self.rewrite(sents, src, tgt)
-        return [join_units(o if o is not None else s) for s, o in zip(sents, outs)]
+        return [self.seg.join(o if o is not None else s) for s, o in zip(sents, outs)]
 
 
 class RetrievalMiner(TemplateMiner):
@@ -326,7 +371,7 @@ MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner}
 
 
 def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,
-               progress_factory=None) -> dict[tuple[str, str], Pairs]:
+               progress_factory=None, segment=None) -> dict[tuple[str, str], Pairs]:
     """Mine with MINERS[name] and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings, counts,
     seconds), or read them back when they are already there (a resumed run)."""
     out_dir = Path(out_dir)
@@ -337,7 +382,7 @@ def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: P
     if name not in MINERS:
         raise ValueError(f"unknown miner {name!r}; choose from {', '.join(MINERS)}")
     started = time.time()
-    pairs = MINERS[name](cfg, log).mine(texts_by_domain, progress_factory)
+    pairs = MINERS[name](cfg, log, segment).mine(texts_by_domain, progress_factory)
     out_dir.mkdir(parents=True, exist_ok=True)
     listing = []
     for (src, tgt), p in pairs.items():

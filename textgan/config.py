@@ -86,6 +86,7 @@ class MinerConfig:
     min_count: int = 5                   # ... and it occurs at least this often in v
     neighbours: int = 5                  # retrieval: candidates searched for a target that has markers
     max_df: float = 0.1                  # retrieval: units in more than this share of sentences are not indexed
+    units: str = "words"                 # what n-grams are made of: words (CJK: characters) | pieces (SentencePiece)
     fill: str = "aligned"                # template: slots get the neighbour's markers in order (retrieved, Li et
                                          # al.) or each marker's most frequent counterpart over the corpus (aligned)
 
@@ -210,6 +211,7 @@ CHOICES = {
     "train.bootstrap": ("none", "template", "retrieve"),
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
+    "miner.units": ("words", "pieces"),
     "train.crosslingual": ("none", "unsupervised", "cedict"),
     "train.feedback": ("hard", "soft"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint
 from .config import Config, ConfigError, save_config
-from .bootstrap import mine_pairs
+from .bootstrap import mine_pairs, segmenter
 from .corpora import CorpusError, load_card
 from .crosslingual import CrossLingual
 from .data import encode_split, prepare_data
@@ -98,7 +98,8 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
         tqdm.write(f"mining pseudo-parallel pairs ({cfg.train.bootstrap})")
         texts = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
         mine_pairs(cfg.train.bootstrap, cfg.miner, texts, out_dir, log=tqdm.write,
-                   progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False))
+                   progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False),
+                   segment=segmenter(cfg.miner.units, tok))
     accelerator.wait_for_everyone()
     by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
     kept = {}
