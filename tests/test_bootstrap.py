@@ -110,6 +110,9 @@ def test_bootstrap_phase_learns_the_pairs(tmp_path, tiny_cfg):
     assert rows[-1]["train/pairs_pos"] < rows[0]["train/pairs_pos"] - 0.3
     assert (run_dir / "pairs" / "neg2pos.tsv").read_text().count("\n") > 100
     assert any(r["phase"] == "boot" and "dev/acc_neg2pos" in r for r in _metrics(run_dir))   # evaluated at its end
+    from textgan.transfer import StyleTransfer        # the model at the end of the phase, as a run of its own
+
+    assert StyleTransfer(run_dir / "after-bootstrap").transfer(["the soup was bad ."], to="pos")[0]
 
 
 def test_rewards_and_pair_loss_in_the_adversarial_phase(tmp_path, tiny_cfg):

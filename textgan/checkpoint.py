@@ -130,6 +130,21 @@ def save_models(run_dir: Path, cfg: Config, generators: list[Generator], critic:
     tmp_file.replace(run_dir / "discriminator.safetensors")
 
 
+RUN_FILES = ("config.yaml", "run.json", "tokenizer.model", "judge.pt", "lengths.json")
+
+
+def snapshot(run_dir: Path, name: str, cfg: Config, generators: list[Generator], critic: DomainCritic) -> Path:
+    """The models as they are now, as a run directory of their own (<run>/<name>/, with the run's config,
+    tokenizer and judge) that transfer, evaluate and bench_quality.py --run read like any run."""
+    out = Path(run_dir) / name
+    out.mkdir(exist_ok=True)
+    for file in RUN_FILES:
+        if (Path(run_dir) / file).exists():
+            shutil.copyfile(Path(run_dir) / file, out / file)
+    save_models(out, cfg, generators, critic)
+    return out
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared)."""
     from transformers import BartForConditionalGeneration

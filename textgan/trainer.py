@@ -698,6 +698,8 @@ class Trainer:
                         if self.keeps_best() and phase in ("boot", "adv"):
                             self.keep_if_best(results)
                     self.acc.wait_for_everyone()
+                if t.bootstrap_steps and self.state.step == self.starts["d"] and self.acc.is_main_process:
+                    checkpoint.snapshot(self.run_dir, "after-bootstrap", self.cfg, self.generators, self.critic)
                 if self.state.step % t.ckpt_every == 0 or self.state.step == self.total:
                     self.save_checkpoint()
         except KeyboardInterrupt:

@@ -13,6 +13,7 @@ denoising example, whatever the input's length.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,8 @@ from ..config import GeneratorConfig
 from ..tokenizer import BOS, EOS, PAD
 
 MODES = ("greedy", "multinomial", "gumbel", "soft")
+# The key-value cache's argument and output field: `cache` in transformers 5, `past_key_values` before.
+CACHE_ARG = "cache" if "cache" in inspect.signature(BartForConditionalGeneration.forward).parameters else "past_key_values"
 
 
 @dataclass
@@ -228,8 +231,8 @@ class Generator(nn.Module):
         ids, masks, logprobs, probs = [], [], [], []
         for step in range(int(limit.max())):
             out = self.model(encoder_outputs=encoded, attention_mask=src_mask.long(),
-                             decoder_inputs_embeds=step_input, past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
+                             decoder_inputs_embeds=step_input, use_cache=True, **{CACHE_ARG: cache})
+            cache = getattr(out, CACHE_ARG)
             raw = out.logits[:, -1].float()                     # (B, V)
             logits = raw / tau
             if mode == "gumbel":
@@ -305,9 +308,9 @@ class Generator(nn.Module):
         begun = torch.zeros_like(token)
         scale = self.words_left_scale() if self.words_left and words is not None else None
         for _ in range(max_len):
-            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, past_key_values=cache, use_cache=True,
+            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
                               decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
-            cache, chosen = step.past_key_values, step.logits[:, -1].argmax(-1)      # (b,)
+            cache, chosen = getattr(step, CACHE_ARG), step.logits[:, -1].argmax(-1)      # (b,)
             for row, t in zip(rows, chosen.tolist()):
                 out[row].append(t)
             going = chosen != EOS
