@@ -123,6 +123,15 @@ class EMABaseline:
         self.value = state["value"]
 
 
+def fixed_baseline(values: torch.Tensor):
+    """A REINFORCE baseline (returns, mask) -> values (B, T'), zero-padded or cut to the returns' width."""
+    def baseline(returns, _mask):
+        width = returns.size(1)
+        return F.pad(values, (0, max(0, width - values.size(1))))[:, :width]
+
+    return baseline
+
+
 @dataclass
 class AdvOptions:
     gamma: float = 0.9

@@ -35,6 +35,7 @@ from .losses import (
     SAMPLE_MODE,
     AdvOptions,
     EMABaseline,
+    fixed_baseline,
     discounted_returns,
     discriminator_loss,
     reconstruction_loss,
@@ -81,15 +82,6 @@ class Stack:
     g: Generator                    # writes the transfers
     g_back: Generator               # writes the rows' own domain: self-reconstruction and the cycle
     want: torch.Tensor | None = None    # (N,) words asked of each transfer (length control)
-
-
-def fixed_baseline(values: torch.Tensor):
-    """A REINFORCE baseline (returns, mask) -> values (B, T'), zero-padded or cut to the returns' width."""
-    def baseline(returns, _mask):
-        width = returns.size(1)
-        return torch.nn.functional.pad(values, (0, max(0, width - values.size(1))))[:, :width]
-
-    return baseline
 
 
 def warmup(steps: int):
