@@ -22,6 +22,19 @@ def test_transfer_without_to_detects_and_says_so(trained_run, capsys):
     assert "[detected " in captured.err and len(captured.out.splitlines()) == 1
 
 
+def test_transfer_stderr_holds_only_textgan_lines(trained_run):
+    """No deprecation warnings, no "Loading weights" bar: a user sees what textgan says, nothing else.
+    (A fresh process, so warnings that Python shows once per process are not hidden by earlier tests.)"""
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    done = subprocess.run([sys.executable, "-m", "textgan", "transfer", "--model", str(trained_run), "the soup was cold ."],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 1
+    assert [line for line in done.stderr.splitlines() if not line.startswith("[detected ")] == []
+    code = f"import textgan; textgan.load({str(trained_run)!r}).transfer(['the soup was cold .'], to='pos')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+
+
 def test_transfer_reads_stdin(trained_run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("worst service ever\nthe staff was rude .\n"))
     assert main(["transfer", "--model", str(trained_run), "--to", "pos", "--tokenized"]) == 0

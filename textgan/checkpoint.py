@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -145,6 +146,21 @@ def snapshot(run_dir: Path, name: str, cfg: Config, generators: list[Generator],
     return out
 
 
+@contextmanager
+def quiet_loading():
+    """No "Loading weights" progress bar from transformers while loading a model of ours (seconds, not work
+    a user waits for); the setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared)."""
     from transformers import BartForConditionalGeneration
@@ -157,7 +173,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
         generators = []
         for name in generator_dirs(cfg):
-            model = BartForConditionalGeneration.from_pretrained(run_dir / name)
+            with quiet_loading():
+                model = BartForConditionalGeneration.from_pretrained(run_dir / name)
             generators.append(wrap_generator(model, cfg, tok).to(device).eval())
         critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
         critic.load_state_dict(load_file(str(run_dir / "discriminator.safetensors")))

@@ -4,6 +4,7 @@
     textgan train --resume RUN_DIR
     textgan transfer [TEXT ...] [--to DOMAIN] [--model DIR] [--beam N] [--sample]
     textgan convert INPUT -o OUTPUT [--to DOMAIN] [--model DIR] [--format txt|jsonl|tsv] [--batch-size N] ...
+    textgan serve [--model DIR ...] [--task T ...] [--host 127.0.0.1] [--port 8000]
     textgan judge train --task sentiment [key=value ...]
     textgan evaluate --task sentiment [--model RUN_DIR ...] [--outputs [NAME:]neg2pos=FILE pos2neg=FILE ...]
     textgan data download NAME | textgan data where NAME
@@ -78,6 +79,23 @@ def _convert(args) -> int:
     if Path(args.output).exists():      # the main process (others return before the merge is visible)
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
+    return 0
+
+
+def _serve(args) -> int:
+    from .serve import Limits, load_models, serve
+
+    limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_kb=args.max_body_kb,
+                    max_n=args.max_n, batch_texts=args.batch_texts, batch_ms=args.batch_ms)
+    models = load_models(args.model, args.task, args.runs_dir, args.device)
+    for m in models.values():
+        print(f"serving {m.task}: {m.model.run_dir}", file=sys.stderr)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}, reachable from other machines; the API has no authentication",
+              file=sys.stderr)
+    print(f"demo page: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs",
+          file=sys.stderr)
+    serve(models, args.host, args.port, limits)
     return 0
 
 
@@ -231,6 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_length_options(p)
     p.set_defaults(func=_convert)
 
+    p = sub.add_parser("serve", help="an HTTP API and a demo page for trained runs (FastAPI + uvicorn)")
+    p.add_argument("--model", action="append", metavar="DIR", help="a run to serve (repeatable; one per task)")
+    p.add_argument("--task", action="append", help="serve the newest run of this task (repeatable; default: "
+                   "the newest run of every task under the runs directory)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--runs-dir", help="where to look for runs (default: ./runs or $TEXTGAN_RUNS)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--max-texts", type=int, default=64, help="texts per request")
+    p.add_argument("--max-chars", type=int, default=2000, help="characters per text")
+    p.add_argument("--max-body-kb", type=int, default=256, help="request body size")
+    p.add_argument("--max-n", type=int, default=8, help="samples per text")
+    p.add_argument("--batch-texts", type=int, default=64, help="micro-batching: texts per batch at most")
+    p.add_argument("--batch-ms", type=float, default=10.0, help="micro-batching: how long a batch waits for "
+                   "more requests after its first")
+    p.set_defaults(func=_serve)
+
     p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task")
     p.add_argument("action", choices=["train"])
     p.add_argument("--task", default="sentiment")
@@ -278,10 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()          # no "Loading weights" bar on every command
-
         return args.func(args)
     except (ConfigError, CorpusError, CheckpointError, ConvertError, ValueError, FileNotFoundError) as err:
         print(f"textgan {args.command}: error: {err}", file=sys.stderr)

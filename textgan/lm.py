@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from .checkpoint import quiet_loading
 from .data import pad
 from .tokenizer import BOS, EOS, PAD, Tokenizer, units
 
@@ -130,7 +131,8 @@ class FluencyLM:
         """Load what `train` saved: the HF model, the SentencePiece model and the json description."""
         path = Path(path)
         info = json.loads((path / INFO_FILE).read_text())
-        model = GPT2LMHeadModel.from_pretrained(path).to(device)
+        with quiet_loading():
+            model = GPT2LMHeadModel.from_pretrained(path).to(device)
         return cls(model, Tokenizer(path / SPM_FILE, domains=[], scheme="none"), info)
 
     @torch.no_grad()

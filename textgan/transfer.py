@@ -100,18 +100,26 @@ class StyleTransfer:
         return self.generators[-1] if to == self.domains[0] else self.generators[0]
 
     def detect(self, texts: list[str], normalized: bool = False) -> list[str]:
-        """The domain each sentence is in, by the run's n-gram judge (judge.pt, fitted on the training text
-        when the run started) or, in runs without one, its discriminator (which a run without an
-        adversary, e.g. translation, never trains)."""
+        """The domain each sentence is in: the argmax of `domain_probs`."""
+        probs = self.domain_probs(texts, normalized)
+        return [self.domains[i] for i in probs.argmax(-1).tolist()]
+
+    @torch.no_grad()
+    def domain_probs(self, texts: list[str], normalized: bool = False) -> torch.Tensor:
+        """(N, k) probability of each domain (order of self.domains) per sentence, by the run's n-gram
+        judge (judge.pt, fitted on the training text when the run started) or, in runs without one, a
+        softmax over its discriminator's scores (which a run without an adversary, e.g. translation,
+        never trains)."""
         norm = texts if normalized else [self.tok.normalize(t) for t in texts]
+        if not norm:
+            return torch.zeros(0, len(self.domains))
         if self.judge is not None:
-            with torch.no_grad():
-                return [self.judge.domains[i] for i in self.judge(norm).argmax(-1).tolist()]
+            order = [self.judge.domains.index(d) for d in self.domains]
+            return self.judge(norm).softmax(-1)[:, order]
         encoded = [ids or [0] for ids in self.tok.encode(norm, self.cfg.data.max_len)]
         ids, mask = pad(encoded)
         device = next(self.critic.parameters()).device
-        scores = self.critic.domain_scores(ids.to(device), mask.to(device))
-        return [self.domains[i] for i in scores.argmax(-1).tolist()]
+        return self.critic.domain_scores(ids.to(device), mask.to(device)).float().softmax(-1).cpu()
 
     def other_domain(self, domain: str) -> str:
         a, b = self.domains[0], self.domains[-1]

@@ -1,0 +1,280 @@
+"""`textgan serve`: the API on tiny models trained here, micro-batching, every bad input, the demo page in a
+real headless Chromium."""
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+SUM_TINY = ["tokenizer.vocab_size=100", "generator.d_model=32", "generator.ffn_dim=64", "discriminator.d_model=32",
+            "discriminator.ffn_dim=64", "train.ae_steps=4", "train.d_steps=2", "train.adv_steps=2",
+            "data.max_train_lines=300"]
+
+
+@pytest.fixture(scope="module")
+def sum_run(tmp_path_factory):
+    """A toy summarization run: length control and a words_left decoder (no beam search)."""
+    from textgan.config import load_config
+    from textgan.runner import train
+
+    cfg = load_config("toy_summarization", "cpu", SUM_TINY)
+    return train(cfg, runs_dir=tmp_path_factory.mktemp("runs"), name="sum", command=["pytest"])
+
+
+@pytest.fixture(scope="module")
+def models(trained_run, sum_run):
+    from textgan.serve import Served
+
+    return {"toy": Served(trained_run, "cpu"), "toy_summarization": Served(sum_run, "cpu")}
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    from textgan.serve import Limits, create_app
+
+    limits = Limits(max_texts=8, max_chars=200, max_body_kb=4, max_n=4)
+    with TestClient(create_app(models, limits)) as c:
+        yield c
+
+
+def post(client, path, body):
+    return client.post(path, json=body)
+
+
+def test_health_and_models(client):
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert set(health.json()["tasks"]) == {"toy", "toy_summarization"}
+    info = {m["task"]: m for m in client.get("/v1/models").json()["models"]}
+    assert info["toy"]["domains"] == ["neg", "pos"] and info["toy"]["auto_detect"]
+    assert not info["toy"]["length_control"] and info["toy"]["beam_search"]
+    assert info["toy_summarization"]["length_control"] and not info["toy_summarization"]["beam_search"]
+    assert info["toy_summarization"]["default_words"]["title"] > 0
+    assert len(info["toy"]["examples"]["neg"]) == 3 and len(info["toy"]["examples"]["pos"]) == 3
+    assert info["toy_summarization"]["examples"]["article"]        # articles only: headlines are not inputs
+
+
+def test_transfer_matches_the_library_and_reports_styles(client, models):
+    texts = ["the food was terrible and the staff was rude .", "the pasta was great !"]
+    r = post(client, "/v1/transfer", {"task": "toy", "texts": texts})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["task"] == "toy" and body["run"] == "tiny"
+    model = models["toy"].model
+    detected = model.detect(texts)
+    expected = model.transfer(texts, to=[model.other_domain(d) for d in detected])     # `textgan transfer`'s path
+    for res, text, src, out in zip(body["results"], texts, detected, expected):
+        assert res["text"] == text and res["source"] == src and res["to"] == model.other_domain(src)
+        assert res["outputs"] == [out]
+        assert 0 <= res["style_before"] <= 1 and 0 <= res["style_after"][0] <= 1
+        probs = model.domain_probs([text])[0]
+        assert res["style_before"] == pytest.approx(probs[model.domains.index(res["to"])].item(), abs=1e-4)
+
+
+def test_transfer_to_a_domain_n_samples_and_length(client):
+    r = post(client, "/v1/transfer", {"task": "toy", "texts": ["the soup was cold ."], "to": "pos", "n": 3})
+    res = r.json()["results"][0]
+    assert r.status_code == 200 and res["to"] == "pos" and len(res["outputs"]) == 3 and len(res["style_after"]) == 3
+    r = post(client, "/v1/transfer", {"task": "toy_summarization", "texts": ["france 's president said on monday "
+                                      "that schools will close next week ."], "to": "title", "max_words": 3})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["results"][0]["outputs"][0].split()) <= 3
+
+
+def test_detect(client, models):
+    r = post(client, "/v1/detect", {"task": "toy", "texts": ["the pasta was great !"]})
+    assert r.status_code == 200
+    res = r.json()["results"][0]
+    assert res["domain"] == models["toy"].model.detect(["the pasta was great !"])[0]
+    assert set(res["probs"]) == {"neg", "pos"} and sum(res["probs"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_empty_string_gives_empty_output(client):
+    r = post(client, "/v1/transfer", {"task": "toy", "texts": ["", "the soup was cold ."]})
+    assert r.status_code == 200
+    empty, full = r.json()["results"]
+    assert empty["outputs"] == [""] and empty["source"] is None and full["outputs"][0]
+
+
+BAD = [  # (what, request body or raw bytes, status, words of the message)
+    ("empty list", {"task": "toy", "texts": []}, 422, "texts is empty"),
+    ("text over the limit", {"task": "toy", "texts": ["word " * 50]}, 422, "characters (the limit is 200)"),
+    ("too many texts", {"task": "toy", "texts": ["a ."] * 9}, 422, "too many texts: 9 (the limit is 8)"),
+    ("body over the limit", {"task": "toy", "texts": ["x" * 5000]}, 413, "request body over 4 KiB"),
+    ("invalid JSON", b'{"task": "toy", "texts": [', 400, "invalid JSON"),
+    ("invalid UTF-8", b'{"task": "toy", "texts": ["\xff"]}', 400, ""),
+    ("texts not a list", {"task": "toy", "texts": "the soup ."}, 422, "texts: Input should be a valid list"),
+    ("a text not a string", {"task": "toy", "texts": [3]}, 422, "texts.0: Input should be a valid string"),
+    ("n as a string", {"task": "toy", "texts": ["a ."], "n": "2"}, 422, "n: Input should be a valid integer"),
+    ("n too large", {"task": "toy", "texts": ["a ."], "n": 5}, 422, "n must be between 1 and 4"),
+    ("missing task", {"texts": ["a ."]}, 422, "missing field: task"),
+    ("unknown field", {"task": "toy", "texts": ["a ."], "tex": 1}, 422, "unknown field: tex"),
+    ("unknown task", {"task": "nope", "texts": ["a ."]}, 404, "no model for task 'nope'; serving: toy"),
+    ("unknown domain", {"task": "toy", "texts": ["a ."], "to": "happy"}, 422, "unknown domain 'happy'"),
+    ("length on a model without", {"task": "toy", "texts": ["a ."], "max_words": 3}, 422, "has no length control"),
+    ("beam with words_left", {"task": "toy_summarization", "texts": ["a ."], "beam": 2}, 422,
+     "beam search is not available for this model"),
+    ("beam and sampling", {"task": "toy", "texts": ["a ."], "beam": 2, "sample": True}, 422, "exclude each other"),
+]
+
+
+@pytest.mark.parametrize("what,body,status,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_a_4xx_json_error_and_the_server_goes_on(client, what, body, status, message):
+    if isinstance(body, bytes):
+        r = client.post("/v1/transfer", content=body, headers={"content-type": "application/json"})
+    else:
+        r = post(client, "/v1/transfer", body)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert message in error and "\n" not in error and error
+    good = post(client, "/v1/transfer", {"task": "toy", "texts": ["the soup was cold ."]})
+    assert good.status_code == 200 and good.json()["results"][0]["outputs"][0]
+
+
+def test_no_request_names_a_file_and_unknown_paths_are_json_404(client):
+    assert "model" not in client.get("/openapi.json").json()["components"]["schemas"]["TransferRequest"]["properties"]
+    r = client.get("/v1/nothing")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def test_docs_and_page_are_served_from_the_package(client):
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/swagger/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+    assert client.get("/swagger/swagger-ui-bundle.js").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="go"' in page.text and "http" not in page.text.split("<body>")[0]
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_load_models_finds_the_newest_run_of_each_task(trained_run, sum_run, tmp_path):
+    from textgan.checkpoint import CheckpointError
+    from textgan.serve import load_models
+
+    models = load_models(runs_dir=Path(trained_run).parent.parent)
+    assert list(models) == ["toy"]
+    with pytest.raises(CheckpointError, match="no trained runs under"):
+        load_models(runs_dir=tmp_path)
+    with pytest.raises(ValueError, match="serve one run per task"):
+        load_models([str(trained_run), str(trained_run)])
+
+
+# ---------------------------------------------------------------- a real server: batching, the browser
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live(models):
+    """uvicorn serving the tiny models on a loopback port, in a thread; batches wait 200 ms."""
+    import uvicorn
+
+    from textgan.serve import Limits, create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(models, Limits(batch_ms=200)), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_rows(live, models):
+    texts = [f"the {food} was {adj} ." for food in ("soup", "pasta", "pizza", "salad") for adj in ("cold", "great")]
+    before = httpx.get(f"{live}/health").json()
+
+    def one(text):
+        r = httpx.post(f"{live}/v1/transfer", json={"task": "toy", "texts": [text], "to": "pos"}, timeout=60)
+        return r.status_code, r.json()["results"][0]
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(one, texts))
+    after = httpx.get(f"{live}/health").json()
+    assert all(status == 200 for status, _ in answers)
+    assert [res["text"] for _, res in answers] == texts
+    expected = models["toy"].model.transfer(texts, to="pos")
+    assert [res["outputs"][0] for _, res in answers] == expected
+    assert after["texts"] - before["texts"] == len(texts)
+    assert after["batches"] - before["batches"] < len(texts)       # gathered, not one batch per request
+
+
+def find_chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.fixture
+def browser(tmp_path):
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("TEXTGAN_REQUIRE_BROWSER"):
+            pytest.fail("the browser test needs Debian's chromium and chromium-driver (.ci/run installs them)")
+        pytest.skip("no chromium + chromedriver (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=900,900", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(found[1]), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_demo_page_in_headless_chromium(live, browser, models, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(live + "/")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "ready"))
+    assert Select(browser.find_element(By.ID, "task")).first_selected_option.text == "toy"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#examples button.example")) == 6
+
+    text = "the soup was cold ."
+    browser.find_element(By.ID, "text").send_keys(text)
+    browser.find_element(By.ID, "go").click()
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#outputs .output .text")))
+    shown = browser.find_element(By.CSS_SELECTOR, "#outputs .output .text").text
+    model = models["toy"].model
+    assert shown == model.transfer([text], to=model.other_domain(model.detect([text])[0]))[0]
+    assert "written as" in browser.find_element(By.ID, "detected").text
+    assert "style after" in browser.find_element(By.ID, "outputs").text
+
+    Select(browser.find_element(By.ID, "direction")).select_by_value("neg")      # n = 2 samples side by side
+    n = browser.find_element(By.ID, "n")
+    n.clear()
+    n.send_keys("2")
+    browser.find_element(By.CSS_SELECTOR, "#examples button.example").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outputs .output")) == 2)
+
+    Select(browser.find_element(By.ID, "task")).select_by_value("toy_summarization")   # length slider
+    assert browser.find_element(By.ID, "length-box").is_displayed()
+    browser.save_screenshot(str(tmp_path / "page.png"))
+    assert (tmp_path / "page.png").stat().st_size > 1000
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -1,0 +1,443 @@
+"""`textgan serve`: trained runs behind an HTTP API (FastAPI + uvicorn), with a demo page at `/`.
+
+    textgan serve                                   # the newest run of each task under ./runs
+    curl -s localhost:8000/v1/transfer -H 'content-type: application/json' \\
+         -d '{"task": "sentiment", "texts": ["the food was cold ."]}'
+
+Endpoints: GET /health, GET /v1/models, POST /v1/transfer, POST /v1/detect; OpenAPI docs at /docs
+(Swagger UI served from the swagger-ui-bundle package: nothing is fetched from the internet).
+
+Micro-batching: transfer requests wait in a queue; the batcher takes what arrived within `batch_ms`
+milliseconds of the first one (at most `batch_texts` texts), groups them by model and decoding options,
+and decodes each group as one call of `StyleTransfer.transfer` (the same normalization, length-sorted
+batches and detokenization as `textgan transfer`). All model work runs on one worker thread, so the
+event loop keeps accepting requests while a batch decodes, and they form the next batch.
+
+Errors are JSON `{"error": "one line"}` with a 4xx status: 400 invalid JSON, 404 unknown task, 413 a
+body over the size limit, 422 anything else a request gets wrong (types, limits, domains, options the
+model cannot honour). No request names a file: models are chosen when the server starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from .checkpoint import CheckpointError, latest_run, runs_root
+from .transfer import StyleTransfer
+
+WEB = Path(__file__).parent / "web"
+log = logging.getLogger("textgan.serve")
+
+
+@dataclass
+class Limits:
+    """What one request may ask, and how requests are gathered into batches."""
+
+    max_texts: int = 64            # texts per request
+    max_chars: int = 2000          # characters per text
+    max_body_kb: int = 256         # request body
+    max_n: int = 8                 # samples per text
+    max_beam: int = 8
+    batch_texts: int = 64          # a micro-batch closes at this many texts ...
+    batch_ms: float = 10.0         # ... or this long after its first request arrived
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if value <= 0 and name != "batch_ms" or value < 0:
+                raise ValueError(f"serve limit {name} must be positive; got {value}")
+
+
+class RequestError(Exception):
+    """A request the server refuses: `status` and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+# ---------------------------------------------------------------- request and response bodies
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: StrictStr = Field(description="a served task (GET /v1/models)")
+    texts: list[StrictStr] = Field(description="sentences to rewrite; an empty string gives \"\"")
+    to: StrictStr | None = Field(None, description="target domain; default: per text, the one it is not in")
+    max_words: StrictInt | None = Field(None, description="length control: words per output")
+    ratio: StrictFloat | StrictInt | None = Field(None, description="length control: output words as a share of the input's")
+    sample: StrictBool = Field(False, description="sample instead of greedy decoding")
+    n: StrictInt = Field(1, description="outputs per text (n > 1 samples)")
+    beam: StrictInt = Field(1, description="beam size (greedy: 1)")
+    temperature: StrictFloat | StrictInt = Field(1.0, description="sampling temperature")
+
+
+class TransferResult(BaseModel):
+    text: str
+    source: str | None = Field(description="the domain the judge puts the input in (null for an empty text)")
+    to: str
+    outputs: list[str]
+    style_before: float | None = Field(description="the judge's probability that the input is in domain `to`")
+    style_after: list[float | None] = Field(description="the same probability for each output")
+
+
+class TransferResponse(BaseModel):
+    task: str
+    run: str
+    results: list[TransferResult]
+
+
+class DetectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: StrictStr
+    texts: list[StrictStr]
+
+
+class DetectResult(BaseModel):
+    text: str
+    domain: str
+    probs: dict[str, float]
+
+
+class DetectResponse(BaseModel):
+    task: str
+    run: str
+    results: list[DetectResult]
+
+
+# ---------------------------------------------------------------- the models and their decoding
+
+class Served:
+    """A loaded run and what the page shows about it."""
+
+    def __init__(self, run_dir: str | Path, device: str | None = None, examples: int = 3):
+        self.model = StyleTransfer(run_dir, device)
+        self.task = self.model.cfg.task
+        self.run = self.model.run_dir.name
+        self.examples = self._examples(examples)
+
+    def _examples(self, k: int) -> dict[str, list[str]]:
+        """The first k test inputs of each source domain, as people write them ({} without the corpus)."""
+        from .corpora import CorpusError
+        from .evaluate import task_directions
+
+        try:
+            directions = task_directions(self.model.cfg)
+        except (CorpusError, ValueError, OSError) as err:
+            log.warning("no examples for %s: %s", self.task, err)
+            return {}
+        return {d.src: [self.model.tok.detokenize(t) for t in d.inputs[:k]] for d in directions}
+
+    def info(self) -> dict[str, Any]:
+        model = self.model
+        return {"task": self.task, "run": self.run, "domains": model.domains,
+                "auto_detect": len(model.domains) == 2, "length_control": model.controls_length,
+                "default_words": model.default_words, "beam_search": not model.cfg.generator.words_left,
+                "examples": self.examples}
+
+    def check(self, req: TransferRequest, limits: Limits) -> None:
+        """RequestError (422) for anything this model or the limits refuse; costs no model work."""
+        model = self.model
+        if len(req.texts) > limits.max_texts:
+            raise RequestError(422, f"too many texts: {len(req.texts)} (the limit is {limits.max_texts})")
+        for i, text in enumerate(req.texts):
+            if len(text) > limits.max_chars:
+                raise RequestError(422, f"texts[{i}] has {len(text)} characters (the limit is {limits.max_chars})")
+        if req.to is not None and req.to not in model.domains:
+            raise RequestError(422, f"unknown domain '{req.to}'; task {self.task} has: {', '.join(model.domains)}")
+        if req.to is None and len(model.domains) != 2:
+            raise RequestError(422, f"give `to`: task {self.task} has {len(model.domains)} domains")
+        if not 1 <= req.n <= limits.max_n:
+            raise RequestError(422, f"n must be between 1 and {limits.max_n}; got {req.n}")
+        if not 1 <= req.beam <= limits.max_beam:
+            raise RequestError(422, f"beam must be between 1 and {limits.max_beam}; got {req.beam}")
+        if req.beam > 1 and (req.sample or req.n > 1):
+            raise RequestError(422, "beam search and sampling (sample, n > 1) exclude each other")
+        if not 0 < req.temperature <= 10:
+            raise RequestError(422, f"temperature must be in (0, 10]; got {req.temperature}")
+        try:
+            model.check_length_request(req.max_words, req.ratio)
+            model.check_decoding(req.beam)
+        except ValueError as err:
+            raise RequestError(422, str(err).replace("--max-words", "max_words").replace("--ratio", "ratio")) from None
+
+    def transfer(self, texts: list[str], to: list[str | None], req: TransferRequest) -> list[TransferResult]:
+        """Rewrite texts (of one or many requests with the same options); to[i] None means auto-detect.
+        Runs on the worker thread."""
+        model = self.model
+        norm = [model.tok.normalize(t) for t in texts]
+        before = model.domain_probs(norm, normalized=True)                    # (N, k)
+        detected = [model.domains[i] for i in before.argmax(-1).tolist()]
+        targets = [t or model.other_domain(d) for t, d in zip(to, detected)]
+        n = req.n
+        outputs = model.transfer(norm * n, to=targets * n, beam=req.beam, sample=req.sample or n > 1,
+                                 temperature=req.temperature, tokenized=True, normalized=True,
+                                 max_words=req.max_words, ratio=req.ratio)
+        after = model.domain_probs(outputs, normalized=True)                  # (n N, k)
+        results = []
+        for i, (text, target) in enumerate(zip(texts, targets)):
+            k = model.domains.index(target)
+            rows = [j * len(texts) + i for j in range(n)]
+            empty = not norm[i]
+            results.append(TransferResult(
+                text=text, source=None if empty else detected[i], to=target,
+                outputs=[model.tok.detokenize(outputs[r]) for r in rows],
+                style_before=None if empty else round(before[i, k].item(), 4),
+                style_after=[None if empty else round(after[r, k].item(), 4) for r in rows]))
+        return results
+
+    def detect(self, texts: list[str]) -> list[DetectResult]:
+        probs = self.model.domain_probs(texts)
+        return [DetectResult(text=t, domain=self.model.domains[int(p.argmax())],
+                             probs={d: round(x, 4) for d, x in zip(self.model.domains, p.tolist())})
+                for t, p in zip(texts, probs)]
+
+
+def options_key(req: TransferRequest) -> tuple:
+    """Requests with equal keys decode together in one batch."""
+    return req.task, req.max_words, req.ratio, req.sample or req.n > 1, req.n, req.beam, req.temperature
+
+
+class MicroBatcher:
+    """Gathers concurrent transfer requests into batches: up to `batch_texts` texts, waiting at most
+    `batch_ms` after the first; each group of equal options is one `Served.transfer` call on the worker
+    thread, and every caller gets its own rows back."""
+
+    def __init__(self, models: dict[str, Served], limits: Limits, executor: ThreadPoolExecutor):
+        self.models, self.limits, self.executor = models, limits, executor
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.batches = self.texts = 0          # counters, for /health and the benchmark
+
+    async def submit(self, req: TransferRequest) -> list[TransferResult]:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((req, future))
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            size, deadline = len(batch[0][0].texts), loop.time() + self.limits.batch_ms / 1000
+            while size < self.limits.batch_texts:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    break
+                batch.append(item)
+                size += len(item[0].texts)
+            groups: dict[tuple, list] = {}
+            for item in batch:
+                groups.setdefault(options_key(item[0]), []).append(item)
+            for items in groups.values():
+                await self._decode(items)
+
+    async def _decode(self, items: list) -> None:
+        req = items[0][0]
+        texts = [t for r, _ in items for t in r.texts]
+        to = [r.to for r, _ in items for _ in r.texts]
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.models[req.task].transfer, texts, to, req)
+        except Exception as err:  # noqa: BLE001 - hand the failure to every waiting caller
+            for _, future in items:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        self.batches += 1
+        self.texts += len(texts)
+        start = 0
+        for r, future in items:
+            if not future.done():                      # a caller that went away
+                future.set_result(results[start:start + len(r.texts)])
+            start += len(r.texts)
+
+
+# ---------------------------------------------------------------- the app
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 before any parsing."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        chunks, size, more = [], int(declared) if declared.isdigit() else 0, True
+        while more and size <= self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+            size = max(size, sum(map(len, chunks)))
+        if size > self.max_bytes:
+            from fastapi.responses import JSONResponse
+
+            kb = self.max_bytes // 1024
+            return await JSONResponse({"error": f"request body over {kb} KiB"}, status_code=413)(scope, receive, send)
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def one_line(err) -> tuple[int, str]:
+    """A FastAPI validation error -> (status, one-line message)."""
+    first = err.errors()[0]
+    if first.get("type") == "json_invalid":
+        return 400, f"invalid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
+    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+    if first.get("type") == "missing":
+        return 422, f"missing field: {where}"
+    if first.get("type") == "extra_forbidden":
+        return 422, f"unknown field: {where}"
+    return 422, f"{where or 'body'}: {first.get('msg')}"
+
+
+def create_app(models: dict[str, Served], limits: Limits | None = None):
+    """The FastAPI app serving `models` ({task: Served})."""
+    from contextlib import asynccontextmanager
+
+    import swagger_ui_bundle
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
+
+    limits = limits or Limits()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textgan-model")
+    batcher = MicroBatcher(models, limits, executor)
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        worker = asyncio.create_task(batcher.run())
+        yield
+        worker.cancel()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="textgan", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Unsupervised text style transfer, translation and summarization. "
+                              "The demo page is at /.")
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_kb * 1024)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, err: RequestError):
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError):
+        status, message = one_line(err)
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
+
+    def served(task: str) -> Served:
+        if task not in models:
+            raise RequestError(404, f"no model for task '{task}'; serving: {', '.join(models)}")
+        return models[task]
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(WEB / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="textgan API",
+                                   swagger_js_url="/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/swagger/swagger-ui.css",
+                                   swagger_favicon_url="/swagger/favicon-32x32.png")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "tasks": list(models), "uptime_s": round(time.time() - started, 1),
+                "batches": batcher.batches, "texts": batcher.texts}
+
+    @app.get("/v1/models")
+    async def list_models() -> dict:
+        return {"models": [m.info() for m in models.values()], "limits": asdict(limits)}
+
+    @app.post("/v1/transfer", response_model=TransferResponse)
+    async def transfer(req: TransferRequest) -> TransferResponse:
+        model = served(req.task)
+        model.check(req, limits)
+        if not req.texts:
+            raise RequestError(422, "texts is empty: give at least one text")
+        results = await batcher.submit(req)
+        return TransferResponse(task=req.task, run=model.run, results=results)
+
+    @app.post("/v1/detect", response_model=DetectResponse)
+    async def detect(req: DetectRequest) -> DetectResponse:
+        model = served(req.task)
+        if not req.texts:
+            raise RequestError(422, "texts is empty: give at least one text")
+        if len(req.texts) > limits.max_texts:
+            raise RequestError(422, f"too many texts: {len(req.texts)} (the limit is {limits.max_texts})")
+        too_long = [i for i, t in enumerate(req.texts) if len(t) > limits.max_chars]
+        if too_long:
+            raise RequestError(422, f"texts[{too_long[0]}] is over {limits.max_chars} characters")
+        results = await asyncio.get_running_loop().run_in_executor(executor, model.detect, req.texts)
+        return DetectResponse(task=req.task, run=model.run, results=results)
+
+    return app
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = None, runs_dir=None,
+                device: str | None = None) -> dict[str, Served]:
+    """{task: Served}: the runs named, plus the newest run of each task named; with neither, the newest
+    run of every task under the runs directory."""
+    dirs = [Path(d) for d in model_dirs or []]
+    if tasks:
+        dirs += [latest_run(t, runs_dir) for t in tasks]
+    if not dirs:
+        root = runs_root(runs_dir)
+        for task_dir in sorted(p for p in root.glob("*") if p.is_dir()):
+            try:
+                dirs.append(latest_run(task_dir.name, runs_dir))
+            except CheckpointError:
+                continue              # e.g. runs/eval, which holds evaluators
+        if not dirs:
+            raise CheckpointError(f"no trained runs under {root}; train one with `textgan train --task sentiment` "
+                                  "or pass --model DIR")
+    models: dict[str, Served] = {}
+    for d in dirs:
+        served = Served(d, device)
+        if served.task in models:
+            raise ValueError(f"two runs of task '{served.task}' ({models[served.task].model.run_dir} and {d}); "
+                             "serve one run per task")
+        models[served.task] = served
+    return models
+
+
+def serve(models: dict[str, Served], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(models, limits), host=host, port=port, log_level="info")
