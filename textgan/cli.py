@@ -83,7 +83,13 @@ def _convert(args) -> int:
 
 
 def _serve(args) -> int:
+    import os
+
     from .serve import Limits, load_models, serve
+
+    # Leave a core to the HTTP event loop: torch threads that compete with it for the cores were measured
+    # to halve throughput on 2 cores (results/serve/).
+    threads = args.threads or max(1, ((os.cpu_count() or 2) - 1) // args.workers)
 
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_kb=args.max_body_kb,
                     max_n=args.max_n, batch_texts=args.batch_texts, batch_ms=args.batch_ms)
@@ -95,7 +101,7 @@ def _serve(args) -> int:
               file=sys.stderr)
     print(f"demo page: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs",
           file=sys.stderr)
-    serve(models, args.host, args.port, limits)
+    serve(models, args.host, args.port, limits, args.workers, threads)
     return 0
 
 
@@ -257,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--runs-dir", help="where to look for runs (default: ./runs or $TEXTGAN_RUNS)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=2, help="model processes; each decodes its own batches "
+                   "(2: the two directions of a batch decode at once)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per worker (default: the cores but one, which "
+                   "the HTTP event loop gets, shared among the workers)")
     p.add_argument("--max-texts", type=int, default=64, help="texts per request")
     p.add_argument("--max-chars", type=int, default=2000, help="characters per text")
     p.add_argument("--max-body-kb", type=int, default=256, help="request body size")

@@ -7,11 +7,16 @@
 Endpoints: GET /health, GET /v1/models, POST /v1/transfer, POST /v1/detect; OpenAPI docs at /docs
 (Swagger UI served from the swagger-ui-bundle package: nothing is fetched from the internet).
 
-Micro-batching: transfer requests wait in a queue; the batcher takes what arrived within `batch_ms`
-milliseconds of the first one (at most `batch_texts` texts), groups them by model and decoding options,
-and decodes each group as one call of `StyleTransfer.transfer` (the same normalization, length-sorted
-batches and detokenization as `textgan transfer`). All model work runs on one worker thread, so the
-event loop keeps accepting requests while a batch decodes, and they form the next batch.
+Where the work runs: the event loop parses requests and answers them; a judging thread normalizes each
+request's texts and picks their target domains with the run's n-gram judge (the cheap half of
+`textgan transfer`); decoding runs in `workers` spawned processes, each with every served model loaded
+(Python's lock is per process, so decoding never holds up the event loop).
+
+Micro-batching: requests wait in a queue. When a worker is free, the batcher takes the waiting requests
+(at most `batch_texts` texts) and waits up to `batch_ms` for more. Their texts are split into jobs by
+decoding options and target domain, and each job is one `StyleTransfer.transfer` call in a worker (the same
+length-sorted batches and detokenization as `textgan transfer`); each caller gets its own rows back. A
+lone client's request goes at once, without the wait.
 
 Errors are JSON `{"error": "one line"}` with a 4xx status: 400 invalid JSON, 404 unknown task, 413 a
 body over the size limit, 422 anything else a request gets wrong (types, limits, domains, options the
@@ -115,6 +120,16 @@ class DetectResponse(BaseModel):
 
 # ---------------------------------------------------------------- the models and their decoding
 
+@dataclass
+class Prepared:
+    """Texts ready for batching (see Served.prepare); None for empty texts."""
+
+    norm: list[str]
+    source: list[str | None]
+    targets: list[str]
+    before: list[float | None]
+
+
 class Served:
     """A loaded run and what the page shows about it."""
 
@@ -126,6 +141,8 @@ class Served:
 
     def _examples(self, k: int) -> dict[str, list[str]]:
         """The first k test inputs of each source domain, as people write them ({} without the corpus)."""
+        if not k:
+            return {}
         from .corpora import CorpusError
         from .evaluate import task_directions
 
@@ -169,30 +186,28 @@ class Served:
         except ValueError as err:
             raise RequestError(422, str(err).replace("--max-words", "max_words").replace("--ratio", "ratio")) from None
 
-    def transfer(self, texts: list[str], to: list[str | None], req: TransferRequest) -> list[TransferResult]:
-        """Rewrite texts (of one or many requests with the same options); to[i] None means auto-detect.
-        Runs on the worker thread."""
+    def prepare(self, texts: list[str], to: str | None) -> Prepared:
+        """Normalize, judge the inputs and choose each text's target domain (the one it is not in, unless
+        `to`): the cheap half of `textgan transfer`, done before batching so batches go by direction."""
         model = self.model
         norm = [model.tok.normalize(t) for t in texts]
-        before = model.domain_probs(norm, normalized=True)                    # (N, k)
-        detected = [model.domains[i] for i in before.argmax(-1).tolist()]
-        targets = [t or model.other_domain(d) for t, d in zip(to, detected)]
-        n = req.n
-        outputs = model.transfer(norm * n, to=targets * n, beam=req.beam, sample=req.sample or n > 1,
+        probs = model.domain_probs(norm, normalized=True)                     # (N, k)
+        detected = [model.domains[i] for i in probs.argmax(-1).tolist()]
+        targets = [to or model.other_domain(d) for d in detected]
+        before = [round(probs[i, model.domains.index(t)].item(), 4) for i, t in enumerate(targets)]
+        return Prepared(norm, [d if x else None for d, x in zip(detected, norm)], targets,
+                        [b if x else None for b, x in zip(before, norm)])
+
+    def rewrite(self, norm: list[str], to: str, req: TransferRequest) -> list[list[tuple[str, float]]]:
+        """Normalized texts -> per text, req.n (output, the judge's p(to | output)), through
+        `StyleTransfer.transfer` as `textgan transfer` calls it. Runs in a worker process."""
+        model, n = self.model, req.n
+        outputs = model.transfer(norm * n, to=to, beam=req.beam, sample=req.sample or n > 1,
                                  temperature=req.temperature, tokenized=True, normalized=True,
                                  max_words=req.max_words, ratio=req.ratio)
-        after = model.domain_probs(outputs, normalized=True)                  # (n N, k)
-        results = []
-        for i, (text, target) in enumerate(zip(texts, targets)):
-            k = model.domains.index(target)
-            rows = [j * len(texts) + i for j in range(n)]
-            empty = not norm[i]
-            results.append(TransferResult(
-                text=text, source=None if empty else detected[i], to=target,
-                outputs=[model.tok.detokenize(outputs[r]) for r in rows],
-                style_before=None if empty else round(before[i, k].item(), 4),
-                style_after=[None if empty else round(after[r, k].item(), 4) for r in rows]))
-        return results
+        after = model.domain_probs(outputs, normalized=True)[:, model.domains.index(to)].tolist()
+        return [[(model.tok.detokenize(outputs[j * len(norm) + i]), round(after[j * len(norm) + i], 4))
+                 for j in range(n)] for i in range(len(norm))]
 
     def detect(self, texts: list[str]) -> list[DetectResult]:
         probs = self.model.domain_probs(texts)
@@ -202,62 +217,132 @@ class Served:
 
 
 def options_key(req: TransferRequest) -> tuple:
-    """Requests with equal keys decode together in one batch."""
+    """Texts whose requests have equal keys (and the same target domain) decode together."""
     return req.task, req.max_words, req.ratio, req.sample or req.n > 1, req.n, req.beam, req.temperature
 
 
+# Decoding runs in worker processes, each with every served model loaded: the event loop keeps its own
+# core (Python's lock is per process), and two workers decode different batches (e.g. the two directions
+# of one batch) at the same time.
+_WORKER_MODELS: dict[str, Served] = {}
+
+
+def _worker_init(runs: dict[str, str], device: str | None, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    for task, run in runs.items():
+        _WORKER_MODELS[task] = Served(run, device, examples=0)
+
+
+def _worker_ready() -> int:
+    return len(_WORKER_MODELS)
+
+
+def _worker_rewrite(task: str, norm: list[str], to: str, req: TransferRequest) -> list[list[tuple[str, float]]]:
+    return _WORKER_MODELS[task].rewrite(norm, to, req)
+
+
+def start_workers(models: dict[str, Served], workers: int, threads: int):
+    """A pool of `workers` spawned processes, each loading the runs of `models`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    runs = {task: str(m.model.run_dir) for task, m in models.items()}
+    device = next(iter(models.values())).model.device if models else None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                               initargs=(runs, device, threads))
+
+
+@dataclass
+class Pending:
+    """A transfer request waiting for its rows: rows[i] is filled by the job that decodes text i."""
+
+    req: TransferRequest
+    prep: Prepared
+    future: asyncio.Future
+    rows: list
+    left: int
+
+    def fill(self, i: int, row) -> None:
+        self.rows[i] = row
+        self.left -= 1
+        if self.left == 0 and not self.future.done():      # done: a caller that went away
+            self.future.set_result(self.rows)
+
+
 class MicroBatcher:
-    """Gathers concurrent transfer requests into batches: up to `batch_texts` texts, waiting at most
-    `batch_ms` after the first; each group of equal options is one `Served.transfer` call on the worker
-    thread, and every caller gets its own rows back."""
+    """Gathers concurrent transfer requests into batches. When a worker is free, the batcher takes the
+    requests waiting (up to `batch_texts` texts) and waits up to `batch_ms` for more. Their texts are
+    split into jobs by options and target domain; each job is one `Served.rewrite` call in a free
+    worker, and every caller gets its own rows back. A request that finds the queue empty after a batch
+    of one request (a lone client) goes at once."""
 
-    def __init__(self, models: dict[str, Served], limits: Limits, executor: ThreadPoolExecutor):
-        self.models, self.limits, self.executor = models, limits, executor
+    def __init__(self, limits: Limits, executor, workers: int):
+        self.limits, self.executor = limits, executor
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.free = asyncio.Semaphore(workers)
         self.batches = self.texts = 0          # counters, for /health and the benchmark
+        self.last_requests = 0                 # requests in the last batch: > 1 means concurrent clients
+        self.running: set[asyncio.Task] = set()
 
-    async def submit(self, req: TransferRequest) -> list[TransferResult]:
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((req, future))
-        return await future
+    async def submit(self, req: TransferRequest, prep: Prepared) -> list[list[tuple[str, float | None]]]:
+        """Per text, req.n (output, p(to | output)); empty texts give ("", None) without a batch."""
+        item = Pending(req, prep, asyncio.get_running_loop().create_future(), [None] * len(prep.norm),
+                       sum(map(bool, prep.norm)))
+        for i, text in enumerate(prep.norm):
+            if not text:
+                item.rows[i] = [("", None)] * req.n
+        if item.left == 0:
+            return item.rows
+        await self.queue.put(item)
+        return await item.future
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self.free.acquire()          # gather only once a worker can take the batch: it grows meanwhile
             batch = [await self.queue.get()]
-            size, deadline = len(batch[0][0].texts), loop.time() + self.limits.batch_ms / 1000
+            size, deadline = batch[0].left, loop.time() + self.limits.batch_ms / 1000
             while size < self.limits.batch_texts:
+                if self.queue.empty() and len(batch) == 1 and self.last_requests <= 1:
+                    break        # a lone client: no reason to wait (this keeps its latency at the model's)
                 try:
                     item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
                 except asyncio.TimeoutError:
                     break
                 batch.append(item)
-                size += len(item[0].texts)
-            groups: dict[tuple, list] = {}
+                size += item.left
+            self.last_requests = len(batch)
+            jobs: dict[tuple, list[tuple[Pending, int]]] = {}
             for item in batch:
-                groups.setdefault(options_key(item[0]), []).append(item)
-            for items in groups.values():
-                await self._decode(items)
+                for i, (text, to) in enumerate(zip(item.prep.norm, item.prep.targets)):
+                    if text:
+                        jobs.setdefault((*options_key(item.req), to), []).append((item, i))
+            for k, job in enumerate(jobs.values()):
+                if k:
+                    await self.free.acquire()
+                task = asyncio.create_task(self._decode(job))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
 
-    async def _decode(self, items: list) -> None:
-        req = items[0][0]
-        texts = [t for r, _ in items for t in r.texts]
-        to = [r.to for r, _ in items for _ in r.texts]
+    async def _decode(self, job: list[tuple[Pending, int]]) -> None:
+        item, i = job[0]
+        req, to = item.req, item.prep.targets[i]
         try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.models[req.task].transfer, texts, to, req)
+            rows = await asyncio.get_running_loop().run_in_executor(
+                self.executor, _worker_rewrite, req.task, [it.prep.norm[j] for it, j in job], to, req)
         except Exception as err:  # noqa: BLE001 - hand the failure to every waiting caller
-            for _, future in items:
-                if not future.done():
-                    future.set_exception(err)
+            for it, _ in job:
+                if not it.future.done():
+                    it.future.set_exception(err)
             return
+        finally:
+            self.free.release()
         self.batches += 1
-        self.texts += len(texts)
-        start = 0
-        for r, future in items:
-            if not future.done():                      # a caller that went away
-                future.set_result(results[start:start + len(r.texts)])
-            start += len(r.texts)
+        self.texts += len(job)
+        for (it, j), row in zip(job, rows):
+            it.fill(j, row)
 
 
 # ---------------------------------------------------------------- the app
@@ -310,8 +395,9 @@ def one_line(err) -> tuple[int, str]:
     return 422, f"{where or 'body'}: {first.get('msg')}"
 
 
-def create_app(models: dict[str, Served], limits: Limits | None = None):
-    """The FastAPI app serving `models` ({task: Served})."""
+def create_app(models: dict[str, Served], limits: Limits | None = None, workers: int = 1, threads: int = 1):
+    """The FastAPI app serving `models` ({task: Served}): `workers` model processes with `threads` torch
+    threads each, started (and their models loaded) before the app answers its first request."""
     from contextlib import asynccontextmanager
 
     import swagger_ui_bundle
@@ -323,16 +409,20 @@ def create_app(models: dict[str, Served], limits: Limits | None = None):
     from starlette.exceptions import HTTPException
 
     limits = limits or Limits()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textgan-model")
-    batcher = MicroBatcher(models, limits, executor)
+    executor = start_workers(models, workers, threads)
+    batcher = MicroBatcher(limits, executor, workers)
+    judging = ThreadPoolExecutor(1, thread_name_prefix="textgan-judge")     # normalization and the n-gram judge
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(app):
-        worker = asyncio.create_task(batcher.run())
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(executor, _worker_ready) for _ in range(workers)))
+        gatherer = asyncio.create_task(batcher.run())
         yield
-        worker.cancel()
-        executor.shutdown(wait=False, cancel_futures=True)
+        gatherer.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+        judging.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="textgan", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Unsupervised text style transfer, translation and summarization. "
@@ -373,7 +463,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None):
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "tasks": list(models), "uptime_s": round(time.time() - started, 1),
-                "batches": batcher.batches, "texts": batcher.texts}
+                "workers": workers, "batches": batcher.batches, "texts": batcher.texts}
 
     @app.get("/v1/models")
     async def list_models() -> dict:
@@ -385,7 +475,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None):
         model.check(req, limits)
         if not req.texts:
             raise RequestError(422, "texts is empty: give at least one text")
-        results = await batcher.submit(req)
+        prep = await asyncio.get_running_loop().run_in_executor(judging, model.prepare, req.texts, req.to)
+        rows = await batcher.submit(req, prep)
+        results = [TransferResult(text=text, source=source, to=to, outputs=[out for out, _ in row],
+                                  style_before=before, style_after=[p for _, p in row])
+                   for text, source, to, before, row in zip(req.texts, prep.source, prep.targets, prep.before, rows)]
         return TransferResponse(task=req.task, run=model.run, results=results)
 
     @app.post("/v1/detect", response_model=DetectResponse)
@@ -398,7 +492,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None):
         too_long = [i for i, t in enumerate(req.texts) if len(t) > limits.max_chars]
         if too_long:
             raise RequestError(422, f"texts[{too_long[0]}] is over {limits.max_chars} characters")
-        results = await asyncio.get_running_loop().run_in_executor(executor, model.detect, req.texts)
+        results = await asyncio.get_running_loop().run_in_executor(judging, model.detect, req.texts)
         return DetectResponse(task=req.task, run=model.run, results=results)
 
     return app
@@ -437,7 +531,8 @@ def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = N
     return models
 
 
-def serve(models: dict[str, Served], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None) -> None:
+def serve(models: dict[str, Served], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
+          workers: int = 1, threads: int = 1) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(models, limits), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(models, limits, workers, threads), host=host, port=port, log_level="info")

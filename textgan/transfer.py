@@ -56,7 +56,7 @@ class StyleTransfer:
     """A trained run, loaded for inference: `transfer`, `detect`."""
 
     def __init__(self, run_dir: str | Path, device: str | None = None):
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.run_dir = Path(run_dir)
         self.cfg, self.tok, self.generators, self.critic = load_run(run_dir, device)
         self.domains = self.cfg.data.domains
