@@ -43,11 +43,11 @@ def free_port() -> int:
 
 
 def start_server(model: str, port: int, batch_ms: float, batch_texts: int, threads: int | None,
-                 workers: int) -> subprocess.Popen:
+                 workers: int, extra: list[str] = ()) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "textgan", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port),
            "--batch-ms", str(batch_ms), "--batch-texts", str(batch_texts), "--device", "cpu"]
     cmd += ["--threads", str(threads)] if threads else []
-    cmd += ["--workers", str(workers)]
+    cmd += ["--workers", str(workers), *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -114,6 +114,32 @@ async def load_level(url: str, task: str, texts: list[str], clients: int, reques
             "p50_ms": round(1000 * percentile(latencies, 50), 1), "p99_ms": round(1000 * percentile(latencies, 99), 1)}
 
 
+def write_results(out: Path, info: dict) -> None:
+    """results.json and README.md of one run."""
+    (out / "results.json").write_text(json.dumps(info, indent=2) + "\n")
+    m, levels = info["machine"], info["levels"]
+    rows = "\n".join(f"| {x['clients']} | {x['requests']} | {x['errors']} | {x['texts_per_s']} | {x['ratio_to_first']}x | "
+                     f"{x['p50_ms']} | {x['p99_ms']} | {x['mean_batch']} | {x['server_cpu']} | {x['client_cpu']} |"
+                     for x in levels)
+    (out / "README.md").write_text(f"""# `textgan serve` under load: {Path(info['model']).name} on {m['cpu']}
+
+Command: `{info['command']}` at commit {info['commit']}, {info['date']}.
+Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}. The server (the HTTP process plus
+{info.get('workers', 1)} model worker process(es), torch threads per worker: {info.get('threads', "serve's default")}) and the
+clients (asyncio + httpx, one process) share the machine; "cores busy" is CPU seconds per second, the
+server's counting its workers.
+Micro-batching: a worker takes at most {info['batch_texts']} texts, waiting at most {info['batch_ms']} ms for more.
+Each request carries one {info['texts'].split()[0]} test input; greedy decoding, the target domain auto-detected.
+"mean job": texts per decoding call (one target domain each).
+
+| concurrent clients | requests | errors | texts/s | vs 1 client | p50 ms | p99 ms | mean job | server cores busy | client cores busy |
+|---|---|---|---|---|---|---|---|---|---|
+{rows}
+
+The 1-client row is the baseline: the same texts sent one request at a time, through the same server.
+""")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="run directory to serve")
@@ -162,27 +188,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     command = "python scripts/bench_serve.py " + " ".join(sys.argv[1:])
     info = {"command": command, "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "model": args.model, "batch_ms": args.batch_ms, "batch_texts": args.batch_texts,
+            "model": args.model, "batch_ms": args.batch_ms, "batch_texts": args.batch_texts, "workers": args.workers,
+            "threads": args.threads or "serve's default",
             "texts": f"{cfg.data.corpus} test inputs, one per request", "levels": levels}
-    (out / "results.json").write_text(json.dumps(info, indent=2) + "\n")
-    m = info["machine"]
-    rows = "\n".join(f"| {x['clients']} | {x['requests']} | {x['errors']} | {x['texts_per_s']} | {x['ratio_to_first']}x | "
-                     f"{x['p50_ms']} | {x['p99_ms']} | {x['mean_batch']} | {x['server_cpu']} | {x['client_cpu']} |"
-                     for x in levels)
-    (out / "README.md").write_text(f"""# `textgan serve` under load: {Path(args.model).name} on {m['cpu']}
-
-Command: `{command}` at commit {info['commit']}, {info['date']}.
-Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; the server (one process, model work on one
-thread, torch using its default threads) and the clients (asyncio + httpx, one process) share the machine.
-Micro-batching: a batch closes at {args.batch_texts} texts or {args.batch_ms} ms after its first request.
-Each request carries one {cfg.data.corpus} test input; greedy decoding, the target domain auto-detected.
-
-| concurrent clients | requests | errors | texts/s | vs 1 client | p50 ms | p99 ms | mean batch | server cores busy | client cores busy |
-|---|---|---|---|---|---|---|---|---|---|
-{rows}
-
-The 1-client row is the baseline: the same texts sent one request at a time, through the same server.
-""")
+    write_results(out, info)
     print(f"written to {out}")
 
 
