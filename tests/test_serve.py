@@ -278,3 +278,34 @@ def test_demo_page_in_headless_chromium(live, browser, models, tmp_path):
     browser.save_screenshot(str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").stat().st_size > 1000
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_textgan_serve_command_starts_with_the_newest_runs_and_stops(trained_run, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "textgan", "serve", "--runs-dir", str(Path(trained_run).parent.parent),
+                             "--port", str(port), "--workers", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, health = time.time() + 120, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health and health["tasks"] == ["toy"] and health["workers"] == 1
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/transfer", json={"task": "toy", "texts": ["the soup was cold ."]},
+                       timeout=60)
+        assert r.status_code == 200 and r.json()["run"] == "tiny"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"serving toy: {trained_run}" in err and "demo page: http://127.0.0.1:" in err
+    bad = subprocess.run([sys.executable, "-m", "textgan", "serve", "--runs-dir", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "no trained runs under" in bad.stderr
