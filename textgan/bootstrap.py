@@ -17,6 +17,11 @@ Miners here:
   markers fill the slots.
 - `retrieve`: the retrieved nearest target-domain sentence itself is the pseudo target (IMaT's and
   TSST's starting point).
+- `extract` (summarization): each sentence of the first domain (articles) is summarised into the second
+  (headlines) by word-extraction search (extract.py, Schumann et al. 2020): the k of its words, in order,
+  that a headline n-gram model finds fluent and that keep the article's rare words; k is drawn from the
+  headlines' lengths, so the pairs also teach the length request. One direction is mined; the bootstrap
+  trains the reverse (pseudo summary -> article) as back-translation.
 
 Text is cut into units by a Segmenter (`miner.units`): `words` (whitespace words, every CJK character a
 unit of its own: character n-gram markers for Chinese) or `pieces` (the run's SentencePiece pieces: for
@@ -38,6 +43,7 @@ from typing import Callable
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from .extract import Extractor, NgramLM, idf_weights
 from .tokenizer import _CJK, _CJK_GAP, units
 
 Ngram = tuple[str, ...]
@@ -367,7 +373,65 @@ class RetrievalMiner(TemplateMiner):
         return [list(self.units[tgt][j]) if j >= 0 else None for j in best]
 
 
-MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner}
+class ExtractMiner:
+    """Pseudo summaries by word-extraction search (see the module docstring and extract.py). The pair's score
+    is the search objective J."""
+
+    name = "extract"
+
+    def __init__(self, cfg, log: Callable[[str], None] = print, segment=None):
+        if segment is not None and segment.name != "words":
+            raise ValueError("the extract miner works on words: set miner.units=words")
+        self.cfg, self.log = cfg, log
+        self.extractor: Extractor | None = None
+        self.lengths: list[int] = []
+
+    def fit(self, texts_by_domain: dict[str, list[str]]) -> "ExtractMiner":
+        started = time.time()
+        articles, headlines = ([t.split() for t in texts] for texts in texts_by_domain.values())
+        c = self.cfg
+        self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,
+                                   c.search_steps, c.restarts)
+        self.lengths = [len(h) for h in headlines if h]
+        self.log(f"headline {c.lm_order}-gram model and article IDF ({time.time() - started:.0f} s)")
+        return self
+
+    def summarize(self, words: list[str], k: int) -> tuple[list[str], float]:
+        chosen, score, _ = self.extractor.search(words, k)
+        return [words[i] for i in chosen], score
+
+    def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
+        if self.extractor is None:
+            self.fit(texts_by_domain)
+        src, tgt = list(texts_by_domain)
+        articles = texts_by_domain[src][: self.cfg.max_sources or None]
+        rng = np.random.default_rng(0)
+        started = time.time()
+        bar = progress_factory(len(articles), f"extract {src}->{tgt}") if progress_factory else None
+        sources, targets, scores = [], [], []
+        for text, k in zip(articles, rng.choice(self.lengths, len(articles))):
+            words = text.split()
+            if len(words) >= 2:
+                summary, score = self.summarize(words, int(min(k, len(words) - 1)))
+                sources.append(text)
+                targets.append(" ".join(summary))
+                scores.append(score)
+            if bar:
+                bar.update(1)
+        if bar:
+            bar.close()
+        seconds = time.time() - started
+        self.log(f"{src}->{tgt}: {len(sources)} pseudo summaries of {len(articles)} articles in {seconds:.0f} s "
+                 f"({len(articles) / max(seconds, 1e-9):.0f} articles/s)")
+        return {(src, tgt): Pairs(src, tgt, sources, targets, scores)}
+
+    def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
+        """The search alone as a summarizer: miner.words words of each text (all of a shorter one)."""
+        return [" ".join(self.summarize(t.split(), min(self.cfg.words, len(t.split())))[0]) if t.split() else ""
+                for t in texts]
+
+
+MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner, "extract": ExtractMiner}
 
 
 def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,

@@ -89,6 +89,13 @@ class MinerConfig:
     units: str = "words"                 # what n-grams are made of: words (CJK: characters) | pieces (SentencePiece)
     fill: str = "aligned"                # template: slots get the neighbour's markers in order (retrieved, Li et
                                          # al.) or each marker's most frequent counterpart over the corpus (aligned)
+    # extract (summarization, extract.py): J = mean log S_LM(headline trigrams) + sim_weight * log cos_idf(s, article)
+    sim_weight: float = 12.0             # ... gamma; 12 was the best of 0.5-40 on 300 gigaword_valid_pool dev articles
+    lm_order: int = 3                    # ... the headline n-gram model's order
+    search_steps: int = 30               # ... hill-climbing steps at most (it stops earlier at a local optimum)
+    restarts: int = 0                    # ... extra starts from random subsets (the first starts from the lead)
+    max_sources: int = 0                 # ... articles mined (the first ones; 0: all)
+    words: int = 8                       # ... summary length of the search alone as a system (`transfer`)
 
 
 @dataclass
@@ -137,7 +144,7 @@ class TrainConfig:
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
     # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
-    bootstrap: str = "none"              # none | template | retrieve
+    bootstrap: str = "none"              # none | template | retrieve | extract (summarization)
     bootstrap_steps: int = 0
     bootstrap_self: float = 0.5          # weight of L_self in the bootstrap phase (0: pairs only, half the step's cost)
     lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
@@ -208,7 +215,7 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
-    "train.bootstrap": ("none", "template", "retrieve"),
+    "train.bootstrap": ("none", "template", "retrieve", "extract"),
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
     "miner.units": ("words", "pieces"),

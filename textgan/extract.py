@@ -1,0 +1,140 @@
+"""Unsupervised sentence summarization by word extraction: the `extract` miner's search (bootstrap.py).
+
+For an article x = x_1 .. x_n and a length k, search for the k of its words, kept in order, that a
+headline language model finds fluent and that stay close to the article in meaning (Schumann et al.
+2020, "Discrete Optimization for Unsupervised Sentence Summarization with Word-Level Extraction"):
+
+    J(s) = 1/(k+1) * sum_{i=1..k+1} log S(s_i | s_{i-2} s_{i-1})  +  gamma * log cos(v(s), v(x))
+
+    S      a word trigram model of the headline text with stupid backoff (Brants et al. 2007):
+           S(w | u v) = c(u v w) / c(u v) if c(u v w) > 0, else alpha * S(w | v), ..., and at the bottom
+           (c(w) + 1) / (N + V + 1); s_{k+1} = </s>, so the summary must also end well.
+    v(.)   bag of words weighted by IDF (over the articles), so the summary keeps the article's rare words.
+    gamma  miner.sim_weight.
+
+Hill climbing: start from the first k words (news leads put the point first), try every move that swaps
+one chosen word for one unchosen word (k * (n - k) candidates, scored in one batch: the LM's trigrams
+through a per-article cache, the cosines as one matrix product), take the best while it improves J, at
+most miner.search_steps steps; miner.restarts more starts from random subsets, the best end kept.
+J rises at every step taken (a test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import numpy as np
+
+BOS, EOS = "<s>", "</s>"
+
+
+class NgramLM:
+    """Word n-gram model with stupid backoff (a score, not a normalized probability)."""
+
+    def __init__(self, sentences: list[list[str]], order: int = 3, backoff: float = 0.4):
+        self.order, self.log_backoff = order, math.log(backoff)
+        self.counts: list[Counter] = [Counter() for _ in range(order + 1)]     # counts[m]: m-grams
+        self.contexts: list[Counter] = [Counter() for _ in range(order + 1)]   # contexts[m]: (m-1)-word prefixes of m-grams
+        for words in sentences:
+            padded = [BOS] * (order - 1) + words + [EOS]
+            for m in range(1, order + 1):
+                for i in range(order - m, len(padded) - m + 1):          # every m-gram that ends on a real word or </s>
+                    gram = tuple(padded[i:i + m])
+                    self.counts[m][gram] += 1
+                    self.contexts[m][gram[:-1]] += 1
+        self.tokens = self.contexts[1][()]
+        self.vocab = len(self.counts[1])
+
+    def logp(self, context: tuple[str, ...], word: str) -> float:
+        """log S(word | context), context the order - 1 words before (BOS-padded)."""
+        penalty = 0.0
+        for m in range(self.order - 1, 0, -1):
+            ctx = context[len(context) - m:]
+            joint = self.counts[m + 1].get(ctx + (word,), 0)
+            if joint:
+                return penalty + math.log(joint / self.contexts[m + 1][ctx])
+            penalty += self.log_backoff
+        return penalty + math.log((self.counts[1].get((word,), 0) + 1) / (self.tokens + self.vocab + 1))
+
+    def fluency(self, words: list[str]) -> float:
+        """Mean log S per token of `words` + </s>."""
+        padded = [BOS] * (self.order - 1) + words + [EOS]
+        scores = [self.logp(tuple(padded[i - self.order + 1:i]), padded[i]) for i in range(self.order - 1, len(padded))]
+        return sum(scores) / len(scores)
+
+
+def idf_weights(documents: list[list[str]]) -> dict[str, float]:
+    """log((1 + D) / (1 + df)) + 1, as scikit-learn's smooth IDF."""
+    df = Counter(w for doc in documents for w in set(doc))
+    return {w: math.log((1 + len(documents)) / (1 + c)) + 1 for w, c in df.items()}
+
+
+class Extractor:
+    """The search of the module docstring for one article at a time."""
+
+    def __init__(self, lm: NgramLM, idf: dict[str, float], sim_weight: float = 1.0, steps: int = 30,
+                 restarts: int = 0, seed: int = 0):
+        self.lm, self.idf, self.sim_weight, self.steps, self.restarts = lm, idf, sim_weight, steps, restarts
+        self.rng = random.Random(seed)
+        self.default_idf = max(idf.values(), default=1.0)
+
+    def objective(self, words: list[str], chosen: np.ndarray, cache: dict | None = None) -> np.ndarray:
+        """J of each row of `chosen` (c, k): sorted positions into `words`. Returns (c,)."""
+        cache = {} if cache is None else cache
+        order = self.lm.order
+        fluency = np.empty(len(chosen))
+        for r, row in enumerate(chosen.tolist()):
+            positions = [-1] * (order - 1) + row + [-2]               # -1: <s>, -2: </s>
+            total = 0.0
+            for i in range(order - 1, len(positions)):
+                key = tuple(positions[i - order + 1:i + 1])
+                if key not in cache:
+                    token = lambda p: BOS if p == -1 else EOS if p == -2 else words[p]  # noqa: E731
+                    cache[key] = self.lm.logp(tuple(token(p) for p in key[:-1]), token(key[-1]))
+                total += cache[key]
+            fluency[r] = total / (len(positions) - order + 1)
+        # cos(v(s), v(x)) over the article's distinct words: counts (c, u) @ idf^2 weights
+        vocab = {w: j for j, w in enumerate(dict.fromkeys(words))}
+        column = np.array([vocab[w] for w in words])
+        weight = np.array([self.idf.get(w, self.default_idf) for w in vocab])          # (u,)
+        article = np.bincount(column, minlength=len(vocab)) * weight                    # (u,)
+        counts = np.zeros((len(chosen), len(vocab)))
+        np.add.at(counts, (np.repeat(np.arange(len(chosen)), chosen.shape[1]), column[chosen.ravel()]), 1.0)
+        summary = counts * weight                                                        # (c, u)
+        cos = summary @ article / (np.linalg.norm(summary, axis=1) * np.linalg.norm(article) + 1e-12)
+        return fluency + self.sim_weight * np.log(np.maximum(cos, 1e-9))
+
+    def search(self, words: list[str], k: int) -> tuple[list[int], float, list[float]]:
+        """(chosen positions, J, J after each step of the best start) for a k-word summary of `words`."""
+        n = len(words)
+        if k >= n:
+            return list(range(n)), float(self.objective(words, np.arange(n)[None])[0]), []
+        cache: dict = {}
+        starts = [list(range(k))] + [sorted(self.rng.sample(range(n), k)) for _ in range(self.restarts)]
+        best = None
+        for start in starts:
+            chosen = np.array(start)
+            score = float(self.objective(words, chosen[None], cache)[0])
+            trace = [score]
+            for _ in range(self.steps):
+                candidates = self.swaps(chosen, n)
+                scores = self.objective(words, candidates, cache)
+                top = int(scores.argmax())
+                if scores[top] <= score + 1e-9:
+                    break
+                chosen, score = candidates[top], float(scores[top])
+                trace.append(score)
+            if best is None or score > best[1]:
+                best = (chosen.tolist(), score, trace)
+        return best
+
+    @staticmethod
+    def swaps(chosen: np.ndarray, n: int) -> np.ndarray:
+        """Every subset that swaps one chosen position for one unchosen one, sorted: (k * (n - k), k)."""
+        out = np.setdiff1d(np.arange(n), chosen)
+        k = len(chosen)
+        candidates = np.repeat(chosen[None], k * len(out), axis=0)             # (k (n-k), k)
+        candidates[np.arange(len(candidates)), np.repeat(np.arange(k), len(out))] = np.tile(out, k)
+        return np.sort(candidates, axis=1)
