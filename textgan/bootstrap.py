@@ -427,8 +427,11 @@ class ExtractMiner:
 
     def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
         """The search alone as a summarizer: miner.words words of each text (all of a shorter one)."""
-        return [" ".join(self.summarize(t.split(), min(self.cfg.words, len(t.split())))[0]) if t.split() else ""
-                for t in texts]
+        out = []
+        for text in texts:
+            words = text.split()
+            out.append(" ".join(self.summarize(words, min(self.cfg.words, len(words)))[0]) if words else "")
+        return out
 
 
 MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner, "extract": ExtractMiner}

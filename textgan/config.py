@@ -90,7 +90,7 @@ class MinerConfig:
     fill: str = "aligned"                # template: slots get the neighbour's markers in order (retrieved, Li et
                                          # al.) or each marker's most frequent counterpart over the corpus (aligned)
     # extract (summarization, extract.py): J = mean log S_LM(headline trigrams) + sim_weight * log cos_idf(s, article)
-    sim_weight: float = 12.0             # ... gamma; 12 was the best of 0.5-40 on 300 gigaword_valid_pool dev articles
+    sim_weight: float = 12.0             # ... gamma; the best of 0.5-40 on 300 dev articles (results/summarization/extract-search-dev)
     lm_order: int = 3                    # ... the headline n-gram model's order
     search_steps: int = 30               # ... hill-climbing steps at most (it stops earlier at a local optimum)
     restarts: int = 0                    # ... extra starts from random subsets (the first starts from the lead)

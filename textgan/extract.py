@@ -84,6 +84,7 @@ class Extractor:
         """J of each row of `chosen` (c, k): sorted positions into `words`. Returns (c,)."""
         cache = {} if cache is None else cache
         order = self.lm.order
+        token = lambda p: BOS if p == -1 else EOS if p == -2 else words[p]  # noqa: E731
         fluency = np.empty(len(chosen))
         for r, row in enumerate(chosen.tolist()):
             positions = [-1] * (order - 1) + row + [-2]               # -1: <s>, -2: </s>
@@ -91,7 +92,6 @@ class Extractor:
             for i in range(order - 1, len(positions)):
                 key = tuple(positions[i - order + 1:i + 1])
                 if key not in cache:
-                    token = lambda p: BOS if p == -1 else EOS if p == -2 else words[p]  # noqa: E731
                     cache[key] = self.lm.logp(tuple(token(p) for p in key[:-1]), token(key[-1]))
                 total += cache[key]
             fluency[r] = total / (len(positions) - order + 1)

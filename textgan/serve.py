@@ -59,6 +59,16 @@ class Limits:
             if value <= 0 and name != "batch_ms" or value < 0:
                 raise ValueError(f"serve limit {name} must be positive; got {value}")
 
+    def check_texts(self, texts: list[str]) -> None:
+        """RequestError (422) for no texts, too many, or one too long: what every endpoint refuses."""
+        if not texts:
+            raise RequestError(422, "texts is empty: give at least one text")
+        if len(texts) > self.max_texts:
+            raise RequestError(422, f"too many texts: {len(texts)} (the limit is {self.max_texts})")
+        for i, text in enumerate(texts):
+            if len(text) > self.max_chars:
+                raise RequestError(422, f"texts[{i}] has {len(text)} characters (the limit is {self.max_chars})")
+
 
 class RequestError(Exception):
     """A request the server refuses: `status` and a one-line message."""
@@ -163,11 +173,7 @@ class Served:
     def check(self, req: TransferRequest, limits: Limits) -> None:
         """RequestError (422) for anything this model or the limits refuse; costs no model work."""
         model = self.model
-        if len(req.texts) > limits.max_texts:
-            raise RequestError(422, f"too many texts: {len(req.texts)} (the limit is {limits.max_texts})")
-        for i, text in enumerate(req.texts):
-            if len(text) > limits.max_chars:
-                raise RequestError(422, f"texts[{i}] has {len(text)} characters (the limit is {limits.max_chars})")
+        limits.check_texts(req.texts)
         if req.to is not None and req.to not in model.domains:
             raise RequestError(422, f"unknown domain '{req.to}'; task {self.task} has: {', '.join(model.domains)}")
         if req.to is None and len(model.domains) != 2:
@@ -474,8 +480,6 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     async def transfer(req: TransferRequest) -> TransferResponse:
         model = served(req.task)
         model.check(req, limits)
-        if not req.texts:
-            raise RequestError(422, "texts is empty: give at least one text")
         prep = await asyncio.get_running_loop().run_in_executor(judging, model.prepare, req.texts, req.to)
         rows = await batcher.submit(req, prep)
         results = [TransferResult(text=text, source=source, to=to, outputs=[out for out, _ in row],
@@ -486,13 +490,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     @app.post("/v1/detect", response_model=DetectResponse)
     async def detect(req: DetectRequest) -> DetectResponse:
         model = served(req.task)
-        if not req.texts:
-            raise RequestError(422, "texts is empty: give at least one text")
-        if len(req.texts) > limits.max_texts:
-            raise RequestError(422, f"too many texts: {len(req.texts)} (the limit is {limits.max_texts})")
-        too_long = [i for i, t in enumerate(req.texts) if len(t) > limits.max_chars]
-        if too_long:
-            raise RequestError(422, f"texts[{too_long[0]}] is over {limits.max_chars} characters")
+        limits.check_texts(req.texts)
         results = await asyncio.get_running_loop().run_in_executor(judging, model.detect, req.texts)
         return DetectResponse(task=req.task, run=model.run, results=results)
 
