@@ -28,7 +28,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from .config import Config, config_from_dict, save_config
+from .config import Config, ConfigError, config_from_dict, save_config
 from .corpora import PROJECT_ROOT
 from .models.discriminator import DomainCritic
 from .models.generator import Generator, build_generator
@@ -191,10 +191,14 @@ def max_positions(cfg: Config) -> int:
 
 
 def wrap_generator(model, cfg: Config, tok: Tokenizer) -> Generator:
-    """A Hugging Face model as a Generator, with the run's length control (if any)."""
-    if not tok.length_ids:
-        return Generator(model)
-    return Generator(model, tok.length_ids, tok.word_starts(), words_left=cfg.generator.words_left)
+    """A Hugging Face model as a Generator, with the run's length control and extraction (if any)."""
+    unknown = sorted(set(cfg.generator.extract_to) - set(tok.domains))
+    if unknown:
+        raise ConfigError(f"generator.extract_to names '{unknown[0]}', which is not a domain of this task "
+                          f"({', '.join(tok.domains)})")
+    extract_to = [tok.domain_ids[d] for d in cfg.generator.extract_to]
+    word_start = tok.word_starts() if tok.length_ids or extract_to else None
+    return Generator(model, tok.length_ids, word_start, words_left=cfg.generator.words_left, extract_to=extract_to)
 
 
 def new_models(cfg: Config, tok: Tokenizer) -> tuple[list[Generator], DomainCritic]:

@@ -65,6 +65,8 @@ class GeneratorConfig:
     dropout: float = 0.1
     words_left: bool = False             # with data.length_tokens: the decoder also reads how many words are
                                          # left to write at each step (models/generator.words_left_encoding)
+    extract_to: list[str] = field(default_factory=list)  # domains written by extraction: decodes into them
+                                         # write only subsequences of the source's words (constrain.py)
 
 
 @dataclass

@@ -24,9 +24,13 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..config import GeneratorConfig
+from ..constrain import CopyConstraint
 from ..tokenizer import BOS, EOS, PAD
 
 MODES = ("greedy", "multinomial", "gumbel", "soft")
+# The float32 logit of a piece a decoding constraint forbids: exp() gives 0 as -inf would, but sums with it
+# stay finite (conditional_gumbel adds -log p back), so no NaN reaches a gradient.
+MASKED = -1e9
 # The key-value cache's argument and output field: `cache` in transformers 5, `past_key_values` before.
 CACHE_ARG = "cache" if "cache" in inspect.signature(BartForConditionalGeneration.forward).parameters else "past_key_values"
 
@@ -39,6 +43,7 @@ class Sample:
     mask: torch.Tensor            # (B, T) True up to and including the first EOS
     logprobs: torch.Tensor        # (B, T) log pi(ids_t | ids_<t, src) under softmax(logits / tau)
     probs: torch.Tensor | None    # (B, T, V) relaxed one-hots passed onward (soft, gumbel), else None
+    allowed: torch.Tensor | None = None  # (B, T, V) the pieces a decoding constraint let through, if any
 
     def inputs(self) -> torch.Tensor:
         """What reaches a discriminator or the back generator: soft distributions if any, else ids."""
@@ -47,7 +52,8 @@ class Sample:
     def select(self, rows: slice) -> "Sample":
         """The sentences of some rows (a view)."""
         return Sample(ids=self.ids[rows], mask=self.mask[rows], logprobs=self.logprobs[rows],
-                      probs=self.probs[rows] if self.probs is not None else None)
+                      probs=self.probs[rows] if self.probs is not None else None,
+                      allowed=self.allowed[rows] if self.allowed is not None else None)
 
 
 def draw(probs: torch.Tensor) -> torch.Tensor:
@@ -132,14 +138,21 @@ class Generator(nn.Module):
     Length control: `length_ids` (K,) are the ids of <len_1>..<len_K>; `word_start` (V,) tells which
     pieces begin a word; `words_left` adds `words_left_encoding` to the decoder inputs. Without
     `length_ids`, `words` must be None everywhere.
+
+    Extraction: decodes into a domain token in `extract_to` write only subsequences of their source's
+    words (constrain.CopyConstraint, needs `word_start`), in training decodes and at inference alike.
     """
 
     def __init__(self, model: BartForConditionalGeneration, length_ids: list[int] | None = None,
-                 word_start: list[bool] | None = None, words_left: bool = False):
+                 word_start: list[bool] | None = None, words_left: bool = False, extract_to: list[int] = ()):
         super().__init__()
         self.model = model
         if words_left and not (length_ids and word_start):
             raise ValueError("words_left needs length control: length tokens and the word-start table")
+        if extract_to and not word_start:
+            raise ValueError("extraction (extract_to) needs the word-start table")
+        self.extract_to = set(extract_to)
+        self._word_start_list = list(word_start or [])
         self.register_buffer("length_ids", torch.tensor(length_ids or [], dtype=torch.long), persistent=False)
         self.register_buffer("word_start", torch.tensor(word_start or [], dtype=torch.bool), persistent=False)
         self.words_left = words_left
@@ -155,6 +168,17 @@ class Generator(nn.Module):
         first = self.length_ids[words.clamp(1, len(self.length_ids)) - 1]           # (B,)
         first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
         return torch.cat([first, src], 1), torch.cat([src_mask.new_ones(src_mask.size(0), 1), src_mask], 1)
+
+    def constraint(self, src: torch.Tensor, src_mask: torch.Tensor, to: int | torch.Tensor) -> CopyConstraint | None:
+        """The extraction constraint for decoding src (B, S) ids (before `condition`) into `to`; None when
+        no row's target is in `extract_to` (or src is a distribution, which has no words to copy)."""
+        rows_to = torch.as_tensor(to).expand(src.size(0)).tolist()
+        active = [t in self.extract_to for t in rows_to]
+        if not any(active) or src.dim() != 2:
+            return None
+        sources = [row[: int(n)] for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
+        skip = {PAD, BOS, EOS, *self.length_ids.tolist()}
+        return CopyConstraint(sources, self._word_start_list, self.model.config.vocab_size, skip, active=active)
 
     def words_left_scale(self) -> torch.Tensor:
         """RMS of the (scaled) token embeddings: the amplitude of the words-left encoding. A reduction over
@@ -219,6 +243,7 @@ class Generator(nn.Module):
         """
         if mode not in MODES:
             raise ValueError(f"unknown sampling mode {mode!r}; choose from {MODES}")
+        constraint = self.constraint(src, src_mask, to)
         src, src_mask = self.condition(src, src_mask, words)
         batch = src.size(0)
         encoded = self.encode(src, src_mask)
@@ -228,12 +253,16 @@ class Generator(nn.Module):
         step_input = self.decoder_inputs(start_tokens(to, batch, src.device), words, begun, scale)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         limit = torch.as_tensor(max_len, device=src.device).expand(batch)
-        ids, masks, logprobs, probs = [], [], [], []
+        ids, masks, logprobs, probs, allowed = [], [], [], [], []
+        rows = list(range(batch))
         for step in range(int(limit.max())):
             out = self.model(encoder_outputs=encoded, attention_mask=src_mask.long(),
                              decoder_inputs_embeds=step_input, use_cache=True, **{CACHE_ARG: cache})
             cache = getattr(out, CACHE_ARG)
             raw = out.logits[:, -1].float()                     # (B, V)
+            if constraint is not None:
+                allowed.append(constraint.mask(rows, raw.device))
+                raw = raw.masked_fill(~allowed[-1], MASKED)
             logits = raw / tau
             if mode == "gumbel":
                 p = F.gumbel_softmax(raw, tau=tau, hard=straight_through)  # softmax((raw + g) / tau)
@@ -247,6 +276,8 @@ class Generator(nn.Module):
                 p = None
                 token = draw(logits.softmax(-1)) if mode == "multinomial" else logits.argmax(-1)
             token = token.masked_fill(done, PAD)
+            if constraint is not None:
+                constraint.advance(rows, token.tolist())
             ids.append(token)
             masks.append(~done)
             logprobs.append(logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1))
@@ -259,7 +290,8 @@ class Generator(nn.Module):
             if bool(done.all()):
                 break
         return Sample(ids=torch.stack(ids, 1), mask=torch.stack(masks, 1),
-                      logprobs=torch.stack(logprobs, 1), probs=torch.stack(probs, 1) if probs else None)
+                      logprobs=torch.stack(logprobs, 1), probs=torch.stack(probs, 1) if probs else None,
+                      allowed=torch.stack(allowed, 1) if allowed else None)
 
     def relax(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, sample: Sample, mode: str,
               tau: float = 1.0, straight_through: bool = False, words: torch.Tensor | None = None) -> Sample:
@@ -278,8 +310,11 @@ class Generator(nn.Module):
 
         (Measured on the cpu preset, whole adversarial steps got only ~10-20% cheaper than backpropagating
         through the loop: the step is compute-bound. The gain is that the outputs match the tokens fed back.)
+        A decoding constraint's masks (`sample.allowed`) apply here as they did in the loop.
         """
         logits = self(src, src_mask, sample.ids, to, words).float()    # (B, T, V)
+        if sample.allowed is not None:
+            logits = logits.masked_fill(~sample.allowed, MASKED)
         logp = (logits / tau).log_softmax(-1)
         logprobs = logp.gather(2, sample.ids[..., None]).squeeze(-1)   # (B, T)
         if mode == "soft":
@@ -287,10 +322,10 @@ class Generator(nn.Module):
         elif mode == "gumbel":
             probs = ((logits.log_softmax(-1) + conditional_gumbel(logits, sample.ids)) / tau).softmax(-1)
         else:
-            return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=None)
+            return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=None, allowed=sample.allowed)
         if straight_through:
             probs = straight_through_one_hot(probs, sample.ids)
-        return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=probs)
+        return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=probs, allowed=sample.allowed)
 
     @torch.inference_mode()
     def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, max_len: int = 32,
@@ -298,6 +333,7 @@ class Generator(nn.Module):
         """Greedy decoding for inference: a key-value cache, and each row leaves the batch once it has
         written EOS (the cache, encoder states and mask are cut down to the unfinished rows), so a batch
         costs what its unfinished sentences need. Returns each row's ids up to and including EOS."""
+        constraint = self.constraint(src, src_mask, to)
         src, src_mask = self.condition(src, src_mask, words)
         encoded = self.encode(src, src_mask).last_hidden_state         # (B, S, H)
         mask = src_mask.long()
@@ -310,7 +346,12 @@ class Generator(nn.Module):
         for _ in range(max_len):
             step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
                               decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
-            cache, chosen = getattr(step, CACHE_ARG), step.logits[:, -1].argmax(-1)      # (b,)
+            logits = step.logits[:, -1]                                                      # (b, V)
+            if constraint is not None:
+                logits = logits.masked_fill(~constraint.mask(rows, logits.device), float("-inf"))
+            cache, chosen = getattr(step, CACHE_ARG), logits.argmax(-1)                       # (b,)
+            if constraint is not None:
+                constraint.advance(rows, chosen.tolist())
             for row, t in zip(rows, chosen.tolist()):
                 out[row].append(t)
             going = chosen != EOS
