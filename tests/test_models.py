@@ -189,10 +189,29 @@ def test_the_length_request_reaches_encoder_and_decoder():
     g, plain = length_generator(), length_generator(words_left=False)
     assert not torch.allclose(g(src, mask, tgt, 4, torch.tensor([3, 3])), plain(src, mask, tgt, 4, torch.tensor([3, 3])))
     assert torch.allclose(g(src, mask, tgt, 4, torch.tensor([10, 10])), g(src, mask, tgt, 4, torch.tensor([12, 12])))
-    with pytest.raises(ValueError, match="beam search"):
-        g.generate(src, mask, 4, beam=2, words=torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="no length control"):
         tiny_generator().condition(src, mask, torch.tensor([2, 2]))
+
+
+def test_beam_search_finds_the_best_normalized_sequence_and_is_greedy_with_one_beam():
+    """Generator.beam_search (used with words_left and the extraction constraint): with as many beams as
+    pieces and 2 steps it must return the best of all sequences by log p / length, found by brute force
+    (teacher-forced scores of every [a, b] and of [EOS]); with one beam it is greedy decoding."""
+    g = length_generator()
+    src, mask = batch(b=2, t=5)
+    words = torch.tensor([1, 3])
+    assert g.beam_search(src, mask, 4, beam=1, max_len=8, words=words) == g.greedy(src, mask, 4, 8, words)
+    with torch.no_grad():
+        for row in range(2):
+            s, m, w = src[row:row + 1].expand(V * V, -1), mask[row:row + 1].expand(V * V, -1), words[row:row + 1].expand(V * V)
+            pairs = torch.cartesian_prod(torch.arange(V), torch.arange(V))                  # (V*V, 2)
+            logp = g(s, m, pairs, 4, w).log_softmax(-1).gather(2, pairs[..., None]).squeeze(-1)
+            two = logp.sum(1) / 2
+            two[pairs[:, 0] == EOS] = float("-inf")                                      # [EOS, x] is [EOS]
+            eos = logp[pairs[:, 0] == EOS][0, 0]
+            best = [EOS] if eos > two.max() else pairs[two.argmax()].tolist()
+            assert g.beam_search(src[row:row + 1], mask[row:row + 1], 4, beam=V, max_len=2, words=words[row:row + 1]) == [best]
+    assert g.generate(src, mask, 4, beam=3, max_len=8, words=words)       # generate sends words_left models here
 
 
 def test_draw_samples_the_categorical_distribution():

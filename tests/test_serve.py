@@ -55,8 +55,7 @@ def test_health_and_models(client):
     assert set(health.json()["tasks"]) == {"toy", "toy_summarization"}
     info = {m["task"]: m for m in client.get("/v1/models").json()["models"]}
     assert info["toy"]["domains"] == ["neg", "pos"] and info["toy"]["auto_detect"]
-    assert not info["toy"]["length_control"] and info["toy"]["beam_search"]
-    assert info["toy_summarization"]["length_control"] and not info["toy_summarization"]["beam_search"]
+    assert not info["toy"]["length_control"] and info["toy_summarization"]["length_control"]
     assert info["toy_summarization"]["default_words"]["title"] > 0
     assert len(info["toy"]["examples"]["neg"]) == 3 and len(info["toy"]["examples"]["pos"]) == 3
     assert info["toy_summarization"]["examples"]["article"]        # articles only: headlines are not inputs
@@ -120,8 +119,6 @@ BAD = [  # (what, request body or raw bytes, status, words of the message)
     ("unknown task", {"task": "nope", "texts": ["a ."]}, 404, "no model for task 'nope'; serving: toy"),
     ("unknown domain", {"task": "toy", "texts": ["a ."], "to": "happy"}, 422, "unknown domain 'happy'"),
     ("length on a model without", {"task": "toy", "texts": ["a ."], "max_words": 3}, 422, "has no length control"),
-    ("beam with words_left", {"task": "toy_summarization", "texts": ["a ."], "beam": 2}, 422,
-     "beam search is not available for this model"),
     ("beam and sampling", {"task": "toy", "texts": ["a ."], "beam": 2, "sample": True}, 422, "exclude each other"),
 ]
 

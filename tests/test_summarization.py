@@ -111,10 +111,11 @@ def test_cli_transfer_and_convert_with_length_control(sum_run, tmp_path, capsys)
     assert len(lines) == 3 and lines[1] == "" and all(len(x.split()) <= 5 for x in lines)
     assert main(["transfer", "--model", str(sum_run), "--max-words", "0", article]) == 1
     assert "must be positive" in capsys.readouterr().err
-    for command in (["transfer", article], ["convert", str(src), "-o", str(tmp_path / "beam.txt"), "--to", "title"]):
-        assert main([*command, "--model", str(sum_run), "--beam", "2"]) == 1     # refused before any work
-        assert "beam search is not available" in capsys.readouterr().err
-    assert not (tmp_path / "beam.txt").exists()
+    # beam search with the words-left decoder (Generator.beam_search), in transfer and convert
+    assert main(["convert", str(src), "-o", str(tmp_path / "beam.txt"), "--to", "title", "--model", str(sum_run),
+                 "--beam", "3", "--max-words", "3", "--quiet"]) == 0
+    beamed = (tmp_path / "beam.txt").read_text().splitlines()
+    assert len(beamed) == 3 and beamed[1] == "" and all(len(x.split()) <= 3 for x in beamed)
     assert main(["evaluate", "--task", "toy_summarization", "--model", str(sum_run), "--max-words", "4",
                  "--evaluator", str(tmp_path / "eval"), "--out", str(tmp_path / "report")]) == 0
     table = capsys.readouterr().out

@@ -84,6 +84,20 @@ class CopyConstraint:
             out |= {words[j][0] for j in self._eligible(row, after=done)} | {EOS}
         return out or {EOS}
 
+    def select(self, rows: list[int]) -> None:
+        """Keep the states of `rows`, in that order, repeats allowed (beam search's expand and reorder)."""
+        self.words = [self.words[r] for r in rows]
+        self.partial = [self.partial[r] for r in rows]
+        self.next_word = [self.next_word[r] for r in rows]
+        self.used = [set(self.used[r]) for r in rows]
+        self.free = [self.free[r] for r in rows]
+
+    def unfinished(self, row: int) -> int:
+        """Pieces at the end of the row's output that spell no whole source word yet (a decode cut by
+        its length cap mid-word); 0 when the last word is whole or the row has ended."""
+        part = self.partial[row]
+        return 0 if self.free[row] or not part or self._match(row) is not None else len(part)
+
     def mask(self, rows: list[int], device=None) -> torch.Tensor:
         """(len(rows), V) bool: True where the piece may be written."""
         mask = torch.zeros(len(rows), self.vocab_size, dtype=torch.bool)

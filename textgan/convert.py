@@ -184,7 +184,6 @@ class ModelEngine:
         self.model, self.to, self.beam, self.tokenized, self.batch_size = model, to, beam, tokenized, batch_size
         self.max_words, self.ratio = max_words, ratio
         model.check_length_request(max_words, ratio)
-        model.check_decoding(beam)
         self.max_len = model.cfg.data.max_len
 
     def normalize(self, text: str) -> str:

@@ -167,7 +167,7 @@ class Served:
         model = self.model
         return {"task": self.task, "run": self.run, "domains": model.domains,
                 "auto_detect": len(model.domains) == 2, "length_control": model.controls_length,
-                "default_words": model.default_words, "beam_search": not model.cfg.generator.words_left,
+                "default_words": model.default_words,
                 "examples": self.examples}
 
     def check(self, req: TransferRequest, limits: Limits) -> None:
@@ -188,7 +188,6 @@ class Served:
             raise RequestError(422, f"temperature must be in (0, 10]; got {req.temperature}")
         try:
             model.check_length_request(req.max_words, req.ratio)
-            model.check_decoding(req.beam)
         except ValueError as err:
             raise RequestError(422, str(err).replace("--max-words", "max_words").replace("--ratio", "ratio")) from None
 

@@ -68,13 +68,6 @@ class StyleTransfer:
     def controls_length(self) -> bool:
         return bool(self.tok.length_ids)
 
-    def check_decoding(self, beam: int) -> None:
-        """ValueError before any work when this model cannot decode so (beam search with words_left)."""
-        if beam > 1 and self.cfg.generator.words_left:
-            raise ValueError("beam search is not available for this model: its decoder counts the words left "
-                             "(generator.words_left), which transformers' beam search cannot feed it; "
-                             "use greedy decoding or --sample")
-
     def check_length_request(self, max_words: int | None, ratio: float | None) -> None:
         """ValueError unless this model can honour the request (length control; positive values)."""
         if not self.controls_length and (max_words is not None or ratio is not None):
@@ -146,7 +139,6 @@ class StyleTransfer:
         if unknown:
             raise ValueError(f"unknown domain '{unknown[0]}'; this model knows: {', '.join(self.domains)}")
         words = self.lengths(norm, targets, max_words, ratio)
-        self.check_decoding(beam)
         outputs = [""] * len(texts)
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]

@@ -366,21 +366,84 @@ class Generator(nn.Module):
             token = chosen[:, None]
             if self.words_left and words is not None:
                 begun = begun + self.word_start[token].long()
+        if constraint is not None:          # rows cut by max_len mid-word drop the piece of a word they hold
+            for row in rows:
+                cut = constraint.unfinished(row)
+                out[row] = out[row][: len(out[row]) - cut]
+        return out
+
+    @torch.inference_mode()
+    def beam_search(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int, max_len: int = 32,
+                    words: torch.Tensor | None = None) -> list[list[int]]:
+        """Beam search with a key-value cache, for what `transformers`' generate cannot feed the decoder: the
+        words-left count and the extraction constraint. Each row keeps `beam` hypotheses y; a step extends
+        every live one by every piece and keeps the `beam` best by log p(y | src); a hypothesis that has
+        written EOS is carried on unchanged (extended by PAD at no cost). The answer is the hypothesis of
+        highest log p(y | src) / |y| (length penalty 1, `transformers`' default). Returns ids up to EOS."""
+        constraint = self.constraint(src, src_mask, to)
+        src, src_mask = self.condition(src, src_mask, words)
+        batch, k, device = src.size(0), beam, src.device
+        n = batch * k                                                 # hypothesis r*k + j is row r's j-th
+        encoded = self.encode(src, src_mask).last_hidden_state.repeat_interleave(k, 0)   # (n, S, H)
+        mask = src_mask.long().repeat_interleave(k, 0)
+        words = words.repeat_interleave(k) if words is not None else None
+        if constraint is not None:
+            constraint.select([r for r in range(batch) for _ in range(k)])
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        scores = torch.full((batch, k), float("-inf"), device=device)
+        scores[:, 0] = 0.0                                            # one live hypothesis per row at first
+        token = torch.full((n, 1), to, dtype=torch.long, device=device)
+        begun = torch.zeros_like(token)
+        history = torch.zeros(n, 0, dtype=torch.long, device=device)
+        length = torch.zeros(n, device=device)
+        finished = torch.zeros(n, dtype=torch.bool, device=device)
+        scale = self.words_left_scale() if self.words_left and words is not None else None
+        for _ in range(max_len):
+            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
+                              decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
+            cache, logp = getattr(step, CACHE_ARG), step.logits[:, -1].float().log_softmax(-1)    # (n, V)
+            if constraint is not None:
+                logp = logp.masked_fill(~constraint.mask(list(range(n)), device), float("-inf"))
+            logp[finished] = float("-inf")
+            logp[finished, PAD] = 0.0
+            vocab = logp.size(1)
+            scores, pick = (scores.view(n, 1) + logp).view(batch, k * vocab).topk(k, dim=1)        # (B, k)
+            order = (pick // vocab + torch.arange(batch, device=device)[:, None] * k).view(n)
+            chosen = (pick % vocab).view(n)
+            cache.reorder_cache(order)
+            history = torch.cat([history[order], chosen[:, None]], 1)
+            length, finished, begun = length[order] + ~finished[order], finished[order], begun[order]
+            finished = finished | (chosen == EOS)
+            if constraint is not None:
+                constraint.select(order.tolist())
+                constraint.advance(list(range(n)), chosen.tolist())
+            token = chosen[:, None]
+            if self.words_left and words is not None:
+                begun = begun + self.word_start[token].long()
+            if bool(finished.all()):
+                break
+        best = (scores.view(n) / length.clamp(min=1)).view(batch, k).argmax(1) + torch.arange(batch, device=device) * k
+        out = []
+        for r in best.tolist():
+            ids = [t for t in history[r].tolist() if t != PAD]
+            if constraint is not None and EOS not in ids:        # cut by max_len mid-word: drop that piece of a word
+                ids = ids[: len(ids) - constraint.unfinished(r)]
+            out.append(ids[: ids.index(EOS) + 1] if EOS in ids else ids)
         return out
 
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
                  sample: bool = False, max_len: int = 32, temperature: float = 1.0,
                  words: torch.Tensor | None = None) -> list[list[int]]:
-        """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache).
-        With words_left (the decoder reads the words left, which `transformers` cannot feed it) sampling
-        runs through `sample` and beam search is refused. Returns ids without the start token."""
+        """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache), except
+        where the decoder reads the words left or decodes under the extraction constraint, which
+        `transformers` cannot feed it: then `beam_search` and `sample`. Returns ids without the start token."""
         if beam == 1 and not sample:
             return self.greedy(src, src_mask, to, max_len, words)
-        if self.words_left and words is not None:
-            if beam > 1:
-                raise ValueError("beam search is not available for a model whose decoder counts the words "
-                                 "left (generator.words_left); use greedy decoding or sampling")
+        own = self.words_left and words is not None or to in self.extract_to
+        if own and not sample:
+            return self.beam_search(src, src_mask, to, beam, max_len, words)
+        if own:
             drawn = self.sample(src, src_mask, to, mode="multinomial", tau=temperature, max_len=max_len, words=words)
             return [[t for t, keep in zip(ids, m) if keep] for ids, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]
         src, src_mask = self.condition(src, src_mask, words)
