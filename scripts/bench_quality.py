@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--results-dir", default=str(ROOT / "results"))
     parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"],
+                        help="inference engine for the test transfers (ctranslate2: textgan/fast.py)")
+    parser.add_argument("--quantization", default="int8", help="ctranslate2's weights: int8 | int16 | float32")
     parser.add_argument("--test-set", default="test", help="the card's test split or one of its test_sets "
                         "(e.g. wmt21); results go to results/<task>/<name>/<test set> for the latter")
     parser.add_argument("--wordbyword", action="append", default=[], choices=["unsupervised", "cedict"],
@@ -166,7 +169,7 @@ def main() -> None:
 
     evaluator = Evaluator.load_or_train(cfg, evaluator_dir(cfg.task, args.runs_dir))
     directions = task_directions(cfg, test_set=args.test_set)
-    model = StyleTransfer(run_dir)
+    model = StyleTransfer(run_dir, engine=args.engine, quantization=args.quantization)
     t0 = time.time()
     length_stats: dict = {}
     outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True, normalized=True,

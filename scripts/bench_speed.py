@@ -5,11 +5,13 @@
 Measures, on one machine, with the threads torch uses:
   1. matmul peak: the best GFLOP/s of an n x n x n matrix multiply (fp32 on CPU, bf16 on GPU);
   2. inference on the Yelp test set (500 neg->pos + 500 pos->neg), greedy, sentences/s:
-       textgan       `StyleTransfer.transfer`: length-sorted batches, key-value cache (transformers generate)
+       textgan       `StyleTransfer.transfer`: length-sorted batches, key-value cache (Generator.greedy)
+       ctranslate2   the same, on each `--engines` entry such as ctranslate2:int8 (textgan/fast.py), with
+                     its agreement with the torch outputs (exact-match share, sacreBLEU against them)
        naive         one sentence at a time, no key-value cache: every step re-reads the whole prefix
-     and how many outputs of the two agree;
-  3. `textgan convert` of a 100k-line file (yelp/train.pos) in a subprocess: lines/s, and its peak RSS beside
-     that of a 10k-line file (memory must not grow with the input);
+     and how many outputs of the naive and the torch path agree;
+  3. `textgan convert` of a 100k-line file (yelp/train.pos) in a subprocess, once per engine: lines/s and
+     RSS over the run, beside a 10k-line file with the torch engine (memory must not grow with the input);
   4. training throughput of the model's preset: tokens/s of autoencoder steps and of adversarial steps, and
      the share of the matmul peak the autoencoder steps reach (model FLOPs ~ 6 * parameters * tokens).
 
@@ -107,34 +109,65 @@ def timed(fn, device: str):
     return out, time.perf_counter() - start
 
 
-def inference(model: StyleTransfer, device: str, batch_size: int, naive_lines: int) -> dict:
+def test_sets(model: StyleTransfer) -> dict:
     corpus, (a, b) = model.cfg.data.corpus, model.domains
-    tests = {(a, b): split_lines(corpus, "test", a), (b, a): split_lines(corpus, "test", b)}
-    fast_out, fast_s, n = {}, 0.0, 0
-    model.transfer(tests[(a, b)][:64], to=b, batch_size=batch_size)        # warm-up
+    return {(a, b): split_lines(corpus, "test", a), (b, a): split_lines(corpus, "test", b)}
+
+
+def engine_speed(model: StyleTransfer, device: str, batch_size: int) -> tuple[dict, float, int]:
+    """(outputs per source domain, sentences/s, sentences) of greedy transfer of the test set."""
+    tests = test_sets(model)
+    (a, b), first = next(iter(tests.items()))
+    model.transfer(first[:64], to=b, batch_size=batch_size)        # warm-up
+    out, total, n = {}, 0.0, 0
     for (src, tgt), lines in tests.items():
-        fast_out[src], seconds = timed(lambda: model.transfer(lines, to=tgt, batch_size=batch_size, tokenized=True),
-                                       device)
-        fast_s, n = fast_s + seconds, n + len(lines)
+        out[src], seconds = timed(lambda: model.transfer(lines, to=tgt, batch_size=batch_size, tokenized=True), device)
+        total, n = total + seconds, n + len(lines)
+    return out, n / total, n
+
+
+def engines(model_dir: str, names: list[str], device: str, batch_size: int, torch_out: dict) -> dict:
+    """Each other engine's speed on the test set and its agreement with the torch engine's outputs."""
+    from textgan.evaluate import bleu
+
+    rows = {}
+    for name in names:
+        engine, _, quantization = name.partition(":")
+        model = StyleTransfer(model_dir, device=device, engine=engine, quantization=quantization or "int8")
+        out, rate, _ = engine_speed(model, device, batch_size)
+        mine = [x for src in torch_out for x in out[src]]
+        ref = [x for src in torch_out for x in torch_out[src]]
+        rows[name] = {"sent_per_s": rate, "exact_match_pct": 100 * sum(x == y for x, y in zip(mine, ref)) / len(ref),
+                      "bleu_vs_torch": bleu(mine, [ref]).score}
+    return rows
+
+
+def inference(model: StyleTransfer, device: str, batch_size: int, naive_lines: int) -> dict:
+    tests = test_sets(model)
+    fast_out, fast, n = engine_speed(model, device, batch_size)
     naive_s, naive_n, agree = 0.0, 0, 0
     for (src, tgt), lines in tests.items():
         subset = [model.tok.normalize(t) for t in lines[: naive_lines // 2]]
         out, seconds = timed(lambda: naive_greedy(model, subset, tgt), device)
         naive_s, naive_n = naive_s + seconds, naive_n + len(subset)
         agree += sum(x == y for x, y in zip(out, fast_out[src]))
-    fast, naive = n / fast_s, naive_n / naive_s
-    return {"test_sentences": n, "batch_size": batch_size, "textgan_sent_per_s": fast,
+    naive = naive_n / naive_s
+    return {"outputs": fast_out, "test_sentences": n, "batch_size": batch_size, "textgan_sent_per_s": fast,
             "naive_sentences": naive_n, "naive_sent_per_s": naive, "speedup": fast / naive,
             "outputs_identical_to_naive": f"{agree}/{naive_n}"}
 
 
-def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: int) -> dict:
+def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: int, engine: str = "torch") -> dict:
     """`textgan convert` in a fresh process; lines/s from its summary, peak RSS of that process."""
     src, out = workdir / f"in{len(lines)}.txt", workdir / f"out{len(lines)}.txt"
-    src.write_text("".join(line + "\n" for line in lines))
+    if not src.exists():
+        src.write_text("".join(line + "\n" for line in lines))
+    out.unlink(missing_ok=True)
+    backend, _, quantization = engine.partition(":")
     code = RSS_PROBE
     cmd = [sys.executable, "-c", code, "convert", str(src), "-o", str(out), "--model", str(model_dir),
-           "--quiet", "--batch-size", str(batch_size), "--tokenized"]
+           "--quiet", "--batch-size", str(batch_size), "--tokenized", "--engine", backend,
+           "--quantization", quantization or "int8"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
@@ -253,6 +286,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--naive-lines", type=int, default=200, help="test sentences for the slow baseline")
     parser.add_argument("--big-lines", type=int, default=100_000, help="lines of the convert file")
+    parser.add_argument("--engines", nargs="*", default=["ctranslate2:float32", "ctranslate2:int8"],
+                        help="engines measured beside torch (ENGINE:QUANTIZATION)")
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--training-only", action="store_true",
                         help="only the matmul peak and the training steps (into results/speed/<name>-training)")
@@ -272,13 +307,17 @@ def main() -> None:
     print(f"matmul peak: {results['matmul_peak_gflop_per_s']:.1f} GFLOP/s", flush=True)
     if not args.training_only:
         results["inference"] = inference(model, device, args.batch_size, args.naive_lines)
+        torch_out = results["inference"].pop("outputs")
         print(json.dumps(results["inference"], indent=1), flush=True)
+        results["engines"] = engines(args.model, args.engines, device, args.batch_size, torch_out)
+        print(json.dumps(results["engines"], indent=1), flush=True)
         pool = split_lines(model.cfg.data.corpus, "train", model.domains[-1])
+        big_lines = (pool * (args.big_lines // len(pool) + 1))[: args.big_lines]
         with tempfile.TemporaryDirectory() as tmp:
             small = convert_file(Path(args.model), pool[:10_000], Path(tmp), args.batch_size)
-            big = convert_file(Path(args.model), (pool * (args.big_lines // len(pool) + 1))[: args.big_lines],
-                               Path(tmp), args.batch_size)
-        results["convert"] = {"small": small, "big": big}
+            big = convert_file(Path(args.model), big_lines, Path(tmp), args.batch_size)
+            by_engine = {e: convert_file(Path(args.model), big_lines, Path(tmp), args.batch_size, e) for e in args.engines}
+        results["convert"] = {"small": small, "big": big, "engines": by_engine}
         print(json.dumps(results["convert"], indent=1), flush=True)
     train = training_throughput(model, args.train_steps)
     train["ae_share_of_matmul_peak"] = train["ae_model_gflop_per_s"] / results["matmul_peak_gflop_per_s"]
@@ -289,9 +328,15 @@ def main() -> None:
     print(f"written to {out_dir}")
 
 
-def rss_row(c: dict) -> str:
+def rss_row(c: dict, engine: str = "torch", base: dict | None = None) -> str:
     trace = " / ".join(f"{c[f'rss_mb_at_{q}pct']:.0f}" for q in (25, 50, 75, 100))
-    return f"| {c['lines']} lines | {c['lines_per_s']:.1f} | {trace} MB | {c['peak_rss_mb']:.0f} MB |"
+    ratio = f"{c['lines_per_s'] / base['lines_per_s']:.2f}x" if base else "1.00x"
+    return f"| {c['lines']} lines, {engine} | {c['lines_per_s']:.1f} | {ratio} | {trace} MB | {c['peak_rss_mb']:.0f} MB |"
+
+
+def engine_rows(rows: dict, torch_rate: float) -> str:
+    return "\n".join(f"| {name} | {r['sent_per_s']:.1f} | {r['sent_per_s'] / torch_rate:.2f}x | "
+                     f"{r['exact_match_pct']:.1f} % | {r['bleu_vs_torch']:.1f} |" for name, r in rows.items())
 
 
 def training_rows(tr: dict) -> str:
@@ -316,18 +361,19 @@ Matmul peak measured in the same run: {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s
     if "inference" in r:
         inf, conv = r["inference"], r["convert"]
         text += f"""
-| inference, greedy, Yelp test (both directions) | sentences/s |
-|---|---|
-| textgan (batch {inf['batch_size']}, length-sorted, KV cache), {inf['test_sentences']} sentences | {inf['textgan_sent_per_s']:.1f} |
-| naive (one at a time, no KV cache), {inf['naive_sentences']} sentences | {inf['naive_sent_per_s']:.1f} |
-| speed-up | {inf['speedup']:.1f}x |
+| inference, greedy, Yelp test (both directions) | sentences/s | vs torch | exact match with torch | BLEU vs torch |
+|---|---|---|---|---|
+| textgan, torch engine (batch {inf['batch_size']}, length-sorted, KV cache), {inf['test_sentences']} sentences | {inf['textgan_sent_per_s']:.1f} | 1.00x | | |
+{engine_rows(r.get('engines', {}), inf['textgan_sent_per_s'])}
+| naive (one at a time, no KV cache), {inf['naive_sentences']} sentences | {inf['naive_sent_per_s']:.1f} | {inf['naive_sent_per_s'] / inf['textgan_sent_per_s']:.2f}x | | |
 
-Outputs identical between the two: {inf['outputs_identical_to_naive']}.
+Outputs identical between naive and the torch engine: {inf['outputs_identical_to_naive']}.
 
-| `textgan convert` (whole process) | lines/s | RSS at 25 / 50 / 75 / 100 % of the run | peak RSS |
-|---|---|---|---|
+| `textgan convert` (whole process) | lines/s | vs torch | RSS at 25 / 50 / 75 / 100 % of the run | peak RSS |
+|---|---|---|---|---|
 {rss_row(conv['small'])}
 {rss_row(conv['big'])}
+{chr(10).join(rss_row(c, e, conv['big']) for e, c in conv.get('engines', {}).items())}
 """
     text += f"""
 Training, fresh weights, the model's preset, {tr['steps']} timed steps per row, the variants interleaved step

@@ -1,5 +1,6 @@
 """`textgan convert`: order under length bucketing, kill -9 and resume, bad input, streaming memory."""
 
+import functools
 import json
 import os
 import random
@@ -60,11 +61,17 @@ def convert_cmd(src, out, run, *extra):
             "--to", "pos", "--quiet", "--chunk-lines", "40", "--batch-size", "16", *extra]
 
 
+def engine_convert_cmd(src, out, run, *extra, engine="torch"):
+    return convert_cmd(src, out, run, "--engine", engine, *extra)
+
+
 @pytest.mark.slow
-def test_kill_9_at_random_points_then_resume_gives_identical_bytes(trained_run, tmp_path):
+@pytest.mark.parametrize("engine", ["torch", "ctranslate2"])
+def test_kill_9_at_random_points_then_resume_gives_identical_bytes(trained_run, tmp_path, engine):
     src = write(tmp_path / "in.txt", toy_lines(3000, seed=1))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference.txt"
+    convert_cmd = functools.partial(engine_convert_cmd, engine=engine)
     subprocess.run(convert_cmd(src, reference, trained_run), cwd=ROOT, env=env, check=True, timeout=300)
 
     out = tmp_path / "out.txt"

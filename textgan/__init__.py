@@ -8,8 +8,9 @@
 __version__ = "0.1.0"
 
 
-def load(run_dir=None, task: str = "sentiment", device=None):
-    """Load a trained run for inference (see textgan.transfer.StyleTransfer)."""
+def load(run_dir=None, task: str = "sentiment", device=None, engine: str = "torch", quantization: str = "int8"):
+    """Load a trained run for inference (see textgan.transfer.StyleTransfer); engine "ctranslate2" runs the
+    generators converted to int8 / int16 / float32 weights (textgan.fast)."""
     from .transfer import load as _load
 
-    return _load(run_dir, task, device)
+    return _load(run_dir, task, device, engine, quantization)

@@ -161,15 +161,24 @@ def quiet_loading():
             hf_logging.enable_progress_bar()
 
 
+def load_run_config(run_dir: str | Path) -> Config:
+    """The resolved config a run was trained with (its config.yaml)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a textgan run directory (no config.yaml)")
+    try:
+        return config_from_dict(yaml.safe_load(path.read_text()))
+    except Exception as err:  # noqa: BLE001 - say which file
+        raise CheckpointError(f"cannot read {path}: {type(err).__name__}: {err}") from err
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared)."""
     from transformers import BartForConditionalGeneration
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise CheckpointError(f"{run_dir} is not a textgan run directory (no config.yaml)")
+    cfg = load_run_config(run_dir)
     try:
-        cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
         tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
         generators = []
         for name in generator_dirs(cfg):

@@ -4,6 +4,7 @@
     textgan train --resume RUN_DIR
     textgan transfer [TEXT ...] [--to DOMAIN] [--model DIR] [--beam N] [--sample]
     textgan convert INPUT -o OUTPUT [--to DOMAIN] [--model DIR] [--format txt|jsonl|tsv] [--batch-size N] ...
+    textgan export RUN_DIR [--engine ctranslate2] [--quantization int8|int16|float32]
     textgan serve [--model DIR ...] [--task T ...] [--host 127.0.0.1] [--port 8000]
     textgan judge train --task sentiment [key=value ...]
     textgan evaluate --task sentiment [--model RUN_DIR ...] [--outputs [NAME:]neg2pos=FILE pos2neg=FILE ...]
@@ -55,7 +56,8 @@ def _transfer(args) -> int:
             print("textgan transfer: give TEXT arguments or pipe lines on stdin", file=sys.stderr)
             return EXIT_USAGE
         texts = [line.rstrip("\n") for line in sys.stdin]
-    model = StyleTransfer(args.model or latest_run(args.task, args.runs_dir))
+    model = StyleTransfer(args.model or latest_run(args.task, args.runs_dir), engine=args.engine,
+                          quantization=args.quantization)
     targets = args.to
     if targets is None and len(model.domains) == 2:
         detected = model.detect(texts)
@@ -75,7 +77,7 @@ def _convert(args) -> int:
     result = convert(args.input, args.output, args.model, args.task, args.to, args.format, args.field, args.column,
                      args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
                      args.overwrite, args.runs_dir, show_progress=not args.quiet, max_words=args.max_words,
-                     ratio=args.ratio)
+                     ratio=args.ratio, engine=args.engine, quantization=args.quantization)
     if Path(args.output).exists():      # the main process (others return before the merge is visible)
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
@@ -103,6 +105,22 @@ def _serve(args) -> int:
           file=sys.stderr)
     serve(models, args.host, args.port, limits, args.workers, threads)
     return 0
+
+
+def _export(args) -> int:
+    from .fast import export
+
+    out = export(args.run, args.quantization, force=args.force)
+    print(f"exported {args.run} for CTranslate2 ({args.quantization}) into {out}")
+    return 0
+
+
+def add_engine_options(p) -> None:
+    from .fast import QUANTIZATIONS
+
+    p.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"],
+                   help="inference engine: torch, or ctranslate2 (pip install -e \".[fast]\"; converted on first use)")
+    p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="ctranslate2's weights")
 
 
 def add_length_options(p) -> None:
@@ -230,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
     p.add_argument("--tokenized", action="store_true", help="print the tokenized form (for benchmarks)")
     add_length_options(p)
+    add_engine_options(p)
     p.set_defaults(func=_transfer)
 
     p = sub.add_parser("convert", help="rewrite a whole file, streaming and resumable (kill, run again)")
@@ -253,7 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (when the new one is done)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_length_options(p)
+    add_engine_options(p)
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser("export", help="convert a run for a faster inference engine (CTranslate2)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--engine", default="ctranslate2", choices=["ctranslate2"])
+    p.add_argument("--quantization", default="int8", help="int8 | int16 | float32")
+    p.add_argument("--force", action="store_true", help="convert again even if <run>/ct2-<quantization> exists")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="an HTTP API and a demo page for trained runs (FastAPI + uvicorn)")
     p.add_argument("--model", action="append", metavar="DIR", help="a run to serve (repeatable; one per task)")
@@ -314,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .convert import ConvertError
     from .corpora import CorpusError
+    from .fast import ExportError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -324,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, CheckpointError, ConvertError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, CorpusError, CheckpointError, ConvertError, ExportError, ValueError, FileNotFoundError) as err:
         print(f"textgan {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
     except KeyboardInterrupt:

@@ -74,6 +74,8 @@ class Settings:
     processes: int = 1
     max_words: int | None = None         # length control (summarization): words asked of each output
     ratio: float | None = None           # ... or this share of each input's words
+    engine: str = "torch"                # torch | ctranslate2 (fast.py)
+    quantization: str = "int8"           # ctranslate2's weights
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -216,8 +218,20 @@ def split_words(words: list[str], word_lengths: list[int], max_len: int) -> list
     return pieces
 
 
-def convert_chunk(texts: list[str], engine: Engine, long: str, counts: dict) -> list[str]:
-    """Raw texts of one chunk -> rewrites, in order; counts empty / truncated / split lines."""
+@dataclass
+class Plan:
+    """A chunk made ready for the model: the pieces to rewrite, their target domains, and the line (index
+    in the chunk) each piece belongs to."""
+
+    lines: int
+    pieces: list[str]
+    targets: list[str]
+    owner: list[int]
+
+
+def plan_chunk(texts: list[str], engine: Engine, long: str, counts: dict) -> Plan:
+    """Raw texts of one chunk -> what the model rewrites: normalized, split or truncated, targets chosen;
+    counts lines and empty / truncated / split ones."""
     norm = [engine.normalize(t) for t in texts]
     lengths = engine.lengths(norm)
     targets = engine.targets(norm)
@@ -235,12 +249,39 @@ def convert_chunk(texts: list[str], engine: Engine, long: str, counts: dict) -> 
             counts["truncated"] += n > engine.max_len     # the tokenizer keeps the first max_len tokens
         pieces += parts
         owner += [i] * len(parts)
-    outputs = engine.rewrite(pieces, [targets[i] for i in owner]) if pieces else []
-    joined = [[] for _ in texts]
-    for i, out in zip(owner, outputs):
-        joined[i].append(out)
     counts["lines"] += len(texts)
+    return Plan(len(texts), pieces, [targets[i] for i in owner], owner)
+
+
+def rewrite_chunk(plan: Plan, engine: Engine) -> list[str]:
+    """The model's rewrites of a planned chunk, one per line (a split line's pieces joined), in order."""
+    outputs = engine.rewrite(plan.pieces, plan.targets) if plan.pieces else []
+    joined = [[] for _ in range(plan.lines)]
+    for i, out in zip(plan.owner, outputs):
+        joined[i].append(out)
     return [" ".join(parts) for parts in joined]
+
+
+def convert_chunk(texts: list[str], engine: Engine, long: str, counts: dict) -> list[str]:
+    """Raw texts of one chunk -> rewrites, in order; counts empty / truncated / split lines."""
+    return rewrite_chunk(plan_chunk(texts, engine, long, counts), engine)
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator):
+    """Yield from `items`, computing the next item on a thread while the caller works on this one.
+
+    convert plans chunk k + 1 (reading, UTF-8, normalization: pure Python, ~8k lines/s) while the model
+    rewrites chunk k; CTranslate2 and torch release the GIL in their kernels, so the two overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(next, items, _END)
+        while (item := future.result()) is not _END:
+            future = pool.submit(next, items, _END)
+            yield item
 
 
 def part_paths(output: Path, rank: int) -> tuple[Path, Path]:
@@ -276,27 +317,39 @@ def convert_shard(settings: Settings, output: Path, engine: Engine, codec: LineC
     progress = _load_progress(progress_file, settings)
     if progress.done:
         return progress
+    def planned(f):
+        """(chunk index, lines, end offset, decoded lines, plan, counts) per chunk; plan None for other ranks'."""
+        k = progress.next_chunk
+        for _, lines, end in read_chunks(f, settings.chunk_lines):
+            if k % settings.processes != rank:
+                yield k, len(lines), end, None, None, None
+            else:
+                counts = dict.fromkeys(COUNTS, 0)       # the chunk's own: progress counts only what is written
+                first = k * settings.chunk_lines + 1
+                decoded = [codec.decode(raw, f"{settings.input}: line {first + i}", counts)
+                           for i, raw in enumerate(lines)]
+                plan = plan_chunk([text for text, _ in decoded], engine, settings.long, counts)
+                yield k, len(lines), end, decoded, plan, counts
+            k += 1
+
     with open(settings.input, "rb") as f, open(part, "ab") as out:
         out.truncate(progress.output_bytes)      # drop what a killed run wrote after its last record
         out.seek(progress.output_bytes)
         f.seek(progress.input_offset)
-        k = progress.next_chunk
-        for start, lines, end in read_chunks(f, settings.chunk_lines):
-            if k % settings.processes == rank:
-                first = k * settings.chunk_lines + 1
-                decoded = [codec.decode(raw, f"{settings.input}: line {first + i}", progress.counts)
-                           for i, raw in enumerate(lines)]
-                outputs = convert_chunk([text for text, _ in decoded], engine, settings.long, progress.counts)
+        for k, n_lines, end, decoded, plan, counts in read_ahead(planned(f)):
+            if plan is not None:
+                outputs = rewrite_chunk(plan, engine)
                 data = "".join(codec.encode(o, ctx) + "\n" for o, (_, ctx) in zip(outputs, decoded)).encode()
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
                 progress.output_bytes += len(data)
                 progress.next_chunk, progress.input_offset = k + 1, end
+                for key, value in counts.items():
+                    progress.counts[key] += value
                 _save_progress(progress_file, progress)
             if on_chunk:
-                on_chunk(len(lines))
-            k += 1
+                on_chunk(n_lines)
     progress.done = True
     _save_progress(progress_file, progress)
     return progress
@@ -373,14 +426,17 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
             to: str | None = None, fmt: str = "txt", field: str = "text", column: int = 1, long: str = "truncate",
             errors: str = "strict", beam: int = 1, tokenized: bool = False, batch_size: int = 256,
             chunk_lines: int = 1024, overwrite: bool = False, runs_dir=None, show_progress: bool = True,
-            max_words: int | None = None, ratio: float | None = None) -> dict:
+            max_words: int | None = None, ratio: float | None = None, engine: str = "torch",
+            quantization: str = "int8") -> dict:
     """Convert INPUT into OUTPUT with a trained run (see the module docstring); returns the summary counts
-    plus `seconds` and `converted_now`. Under `accelerate launch` the chunks are shared among processes."""
+    plus `seconds` and `converted_now`. Under `accelerate launch` the chunks are shared among processes.
+    `engine`: torch, or ctranslate2 with `quantization` weights (textgan.fast)."""
     import torch
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
     from .checkpoint import latest_run
+    from .fast import ExportError
     from .transfer import StyleTransfer
 
     for name, value, allowed in [("format", fmt, FORMATS), ("long", long, LONG), ("errors", errors, ERRORS)]:
@@ -393,14 +449,14 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     state = PartialState(cpu=not torch.cuda.is_available())
     model_dir = Path(model_dir) if model_dir else latest_run(task, runs_dir)
     try:
-        engine = ModelEngine(StyleTransfer(model_dir, device=str(state.device)), to, beam, tokenized, batch_size,
-                             max_words, ratio)
-    except ValueError as err:
+        model = StyleTransfer(model_dir, device=str(state.device), engine=engine, quantization=quantization)
+        rewriter = ModelEngine(model, to, beam, tokenized, batch_size, max_words, ratio)
+    except (ValueError, ExportError) as err:
         raise ConvertError(str(err)) from err
     stat = input_path.stat()
     settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), to,
                         fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes,
-                        max_words, ratio)
+                        max_words, ratio, engine, quantization)
     codec = LineCodec(fmt, field, column, errors)
     started = time.time()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]
@@ -411,7 +467,7 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
         bar = tqdm(total=total, initial=min(earlier[0].next_chunk * chunk_lines, total), unit="line",
                    desc=f"convert {input_path.name}", dynamic_ncols=True, smoothing=0.1)
     try:
-        convert_shard(settings, output, engine, codec, state.process_index, on_chunk=bar.update if bar else None)
+        convert_shard(settings, output, rewriter, codec, state.process_index, on_chunk=bar.update if bar else None)
     finally:
         if bar:
             bar.close()

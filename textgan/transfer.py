@@ -17,6 +17,8 @@ from .models.generator import Generator
 from .models.judge import NgramJudge
 from .tokenizer import Tokenizer
 
+ENGINES = ("torch", "ctranslate2")
+
 
 def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], to: str, beam: int = 1,
                         sample: bool = False, temperature: float = 1.0, max_len: int = 32,
@@ -31,7 +33,7 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
     """
     if tok.length_ids and words is None:
         raise ValueError("this model controls length: give the number of words wanted per text")
-    device = next(generator.parameters()).device
+    device = generator.device
     encoded = tok.encode(texts, max_len)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     outputs = [""] * len(texts)
@@ -55,10 +57,23 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
 class StyleTransfer:
     """A trained run, loaded for inference: `transfer`, `detect`."""
 
-    def __init__(self, run_dir: str | Path, device: str | None = None):
+    def __init__(self, run_dir: str | Path, device: str | None = None, engine: str = "torch",
+                 quantization: str = "int8"):
         self.device = device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.run_dir = Path(run_dir)
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+        self.engine = engine
+        if engine == "ctranslate2":          # refused before any model is loaded when it cannot run exactly
+            from .checkpoint import load_run_config
+            from .fast import check_exportable
+
+            check_exportable(load_run_config(run_dir))
         self.cfg, self.tok, self.generators, self.critic = load_run(run_dir, device)
+        if engine == "ctranslate2":
+            from .fast import load_generators
+
+            self.generators = load_generators(run_dir, self.cfg, self.tok, device, quantization)
         self.domains = self.cfg.data.domains
         judge_file = self.run_dir / "judge.pt"
         self.judge = NgramJudge.load(judge_file) if judge_file.exists() else None
@@ -151,6 +166,8 @@ class StyleTransfer:
         return outputs
 
 
-def load(run_dir: str | Path | None = None, task: str = "sentiment", device: str | None = None) -> StyleTransfer:
-    """Load a run for inference; without `run_dir`, the newest run of `task` under ./runs."""
-    return StyleTransfer(run_dir or latest_run(task), device)
+def load(run_dir: str | Path | None = None, task: str = "sentiment", device: str | None = None,
+         engine: str = "torch", quantization: str = "int8") -> StyleTransfer:
+    """Load a run for inference; without `run_dir`, the newest run of `task` under ./runs. `engine`:
+    torch, or ctranslate2 (fast.py: the generators converted to `quantization` weights)."""
+    return StyleTransfer(run_dir or latest_run(task), device, engine, quantization)

@@ -169,6 +169,10 @@ class Generator(nn.Module):
         first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
         return torch.cat([first, src], 1), torch.cat([src_mask.new_ones(src_mask.size(0), 1), src_mask], 1)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def constraint(self, src: torch.Tensor, src_mask: torch.Tensor, to: int | torch.Tensor) -> CopyConstraint | None:
         """The extraction constraint for decoding src (B, S) ids (before `condition`) into `to`; None when
         no row's target is in `extract_to` (or src is a distribution, which has no words to copy)."""
