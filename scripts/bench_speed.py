@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="*", default=["ctranslate2:float32", "ctranslate2:int8"],
                         help="engines measured beside torch (ENGINE:QUANTIZATION)")
     parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--no-training", action="store_true", help="skip the training steps")
     parser.add_argument("--training-only", action="store_true",
                         help="only the matmul peak and the training steps (into results/speed/<name>-training)")
     parser.add_argument("--out", default=str(ROOT / "results" / "speed"))
@@ -319,10 +320,11 @@ def main() -> None:
             by_engine = {e: convert_file(Path(args.model), big_lines, Path(tmp), args.batch_size, e) for e in args.engines}
         results["convert"] = {"small": small, "big": big, "engines": by_engine}
         print(json.dumps(results["convert"], indent=1), flush=True)
-    train = training_throughput(model, args.train_steps)
-    train["ae_share_of_matmul_peak"] = train["ae_model_gflop_per_s"] / results["matmul_peak_gflop_per_s"]
-    results["training"] = train
-    print(json.dumps(train, indent=1), flush=True)
+    if not args.no_training:
+        train = training_throughput(model, args.train_steps)
+        train["ae_share_of_matmul_peak"] = train["ae_model_gflop_per_s"] / results["matmul_peak_gflop_per_s"]
+        results["training"] = train
+        print(json.dumps(train, indent=1), flush=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "README.md").write_text(report(results))
     print(f"written to {out_dir}")
@@ -351,7 +353,7 @@ def training_rows(tr: dict) -> str:
 
 
 def report(r: dict) -> str:
-    tr, m = r["training"], r["machine"]
+    tr, m = r.get("training"), r["machine"]
     text = f"""# Speed: {r['model']} on {m.get('gpu') or m['cpu']}
 
 Command: `{r['command']}` at commit {r['commit']}, {r['date']}.
@@ -375,6 +377,8 @@ Outputs identical between naive and the torch engine: {inf['outputs_identical_to
 {rss_row(conv['big'])}
 {chr(10).join(rss_row(c, e, conv['big']) for e, c in conv.get('engines', {}).items())}
 """
+    if tr is None:
+        return text
     text += f"""
 Training, fresh weights, the model's preset, {tr['steps']} timed steps per row, the variants interleaved step
 by step on the same batches (tokens: source tokens of both domains' batches).

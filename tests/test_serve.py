@@ -163,6 +163,21 @@ def test_load_models_finds_the_newest_run_of_each_task(trained_run, sum_run, tmp
         load_models([str(trained_run), str(trained_run)])
 
 
+def test_serve_with_the_ctranslate2_engine_falls_back_for_runs_it_cannot_run(trained_run, sum_run, capsys):
+    """--engine ctranslate2: toy decodes on CTranslate2 (in the worker processes too, outputs equal to the
+    library's); the summarization run (words_left) is served by torch, with a warning."""
+    import textgan
+    from textgan.serve import Limits, create_app, load_models
+
+    models = load_models([str(trained_run), str(sum_run)], engine="ctranslate2")
+    assert models["toy"].model.engine == "ctranslate2" and models["toy_summarization"].model.engine == "torch"
+    assert "is served with the torch engine" in capsys.readouterr().err
+    expected = textgan.load(trained_run, device="cpu", engine="ctranslate2").transfer(["the food was bad ."], to="pos")
+    with TestClient(create_app(models, Limits())) as c:
+        r = post(c, "/v1/transfer", {"task": "toy", "texts": ["the food was bad ."], "to": "pos"})
+        assert r.status_code == 200 and r.json()["results"][0]["outputs"] == expected
+
+
 # ---------------------------------------------------------------- a real server: batching, the browser
 
 def free_port() -> int:

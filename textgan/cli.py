@@ -95,9 +95,9 @@ def _serve(args) -> int:
 
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_kb=args.max_body_kb,
                     max_n=args.max_n, batch_texts=args.batch_texts, batch_ms=args.batch_ms)
-    models = load_models(args.model, args.task, args.runs_dir, args.device)
+    models = load_models(args.model, args.task, args.runs_dir, args.device, args.engine, args.quantization)
     for m in models.values():
-        print(f"serving {m.task}: {m.model.run_dir}", file=sys.stderr)
+        print(f"serving {m.task}: {m.model.run_dir} ({m.model.engine} engine)", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}, reachable from other machines; the API has no authentication",
               file=sys.stderr)
@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-texts", type=int, default=64, help="micro-batching: texts per batch at most")
     p.add_argument("--batch-ms", type=float, default=10.0, help="micro-batching: how long a batch waits for "
                    "more requests after its first")
+    add_engine_options(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task")

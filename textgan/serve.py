@@ -143,8 +143,10 @@ class Prepared:
 class Served:
     """A loaded run and what the page shows about it."""
 
-    def __init__(self, run_dir: str | Path, device: str | None = None, examples: int = 3):
-        self.model = StyleTransfer(run_dir, device)
+    def __init__(self, run_dir: str | Path, device: str | None = None, examples: int = 3, engine: str = "torch",
+                 quantization: str = "int8"):
+        self.model = StyleTransfer(run_dir, device, engine, quantization)
+        self.quantization = quantization
         self.task = self.model.cfg.task
         self.run = self.model.run_dir.name
         self.examples = self._examples(examples)
@@ -232,12 +234,12 @@ def options_key(req: TransferRequest) -> tuple:
 _WORKER_MODELS: dict[str, Served] = {}
 
 
-def _worker_init(runs: dict[str, str], device: str | None, threads: int) -> None:
+def _worker_init(runs: dict[str, tuple[str, str, str]], device: str | None, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    for task, run in runs.items():
-        served = _WORKER_MODELS[task] = Served(run, device, examples=0)
+    for task, (run, engine, quantization) in runs.items():
+        served = _WORKER_MODELS[task] = Served(run, device, examples=0, engine=engine, quantization=quantization)
         served.model.transfer(["warm up ."], to=served.model.domains[-1])    # the first call's one-off costs
 
 
@@ -254,7 +256,7 @@ def start_workers(models: dict[str, Served], workers: int, threads: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    runs = {task: str(m.model.run_dir) for task, m in models.items()}
+    runs = {task: (str(m.model.run_dir), m.model.engine, m.quantization) for task, m in models.items()}
     device = next(iter(models.values())).model.device if models else None
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                                initargs=(runs, device, threads))
@@ -503,9 +505,14 @@ def _version() -> str:
 
 
 def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = None, runs_dir=None,
-                device: str | None = None) -> dict[str, Served]:
+                device: str | None = None, engine: str = "torch", quantization: str = "int8") -> dict[str, Served]:
     """{task: Served}: the runs named, plus the newest run of each task named; with neither, the newest
-    run of every task under the runs directory."""
+    run of every task under the runs directory. With engine ctranslate2, a run it cannot run exactly
+    (fast.check_exportable) is served by torch, with a warning on stderr."""
+    import sys
+
+    from .fast import ExportError
+
     dirs = [Path(d) for d in model_dirs or []]
     if tasks:
         dirs += [latest_run(t, runs_dir) for t in tasks]
@@ -521,7 +528,13 @@ def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = N
                                   "or pass --model DIR")
     models: dict[str, Served] = {}
     for d in dirs:
-        served = Served(d, device)
+        try:
+            served = Served(d, device, engine=engine, quantization=quantization)
+        except ExportError as err:
+            if engine == "torch":
+                raise
+            print(f"warning: {d} is served with the torch engine: {err}", file=sys.stderr)
+            served = Served(d, device)
         if served.task in models:
             raise ValueError(f"two runs of task '{served.task}' ({models[served.task].model.run_dir} and {d}); "
                              "serve one run per task")
