@@ -152,7 +152,6 @@ class Generator(nn.Module):
         if extract_to and not word_start:
             raise ValueError("extraction (extract_to) needs the word-start table")
         self.extract_to = set(extract_to)
-        self._word_start_list = list(word_start or [])
         self.register_buffer("length_ids", torch.tensor(length_ids or [], dtype=torch.long), persistent=False)
         self.register_buffer("word_start", torch.tensor(word_start or [], dtype=torch.bool), persistent=False)
         self.words_left = words_left
@@ -182,7 +181,7 @@ class Generator(nn.Module):
             return None
         sources = [row[: int(n)] for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
         skip = {PAD, BOS, EOS, *self.length_ids.tolist()}
-        return CopyConstraint(sources, self._word_start_list, self.model.config.vocab_size, skip, active=active)
+        return CopyConstraint(sources, self.word_start.tolist(), self.model.config.vocab_size, skip, active=active)
 
     def words_left_scale(self) -> torch.Tensor:
         """RMS of the (scaled) token embeddings: the amplitude of the words-left encoding. A reduction over
