@@ -172,26 +172,27 @@ def load_run_config(run_dir: str | Path) -> Config:
         raise CheckpointError(f"cannot read {path}: {type(err).__name__}: {err}") from err
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared)."""
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", generators: bool = True):
+    """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared);
+    with generators=False the list is empty (another engine decodes)."""
     from transformers import BartForConditionalGeneration
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     try:
         tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
-        generators = []
-        for name in generator_dirs(cfg):
+        models = []
+        for name in generator_dirs(cfg) if generators else []:
             with quiet_loading():
                 model = BartForConditionalGeneration.from_pretrained(run_dir / name)
-            generators.append(wrap_generator(model, cfg, tok).to(device).eval())
+            models.append(wrap_generator(model, cfg, tok).to(device).eval())
         critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
         critic.load_state_dict(load_file(str(run_dir / "discriminator.safetensors")))
     except CheckpointError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure here means an unusable run dir; say which
         raise CheckpointError(f"cannot load the run in {run_dir}: {type(err).__name__}: {err}") from err
-    return cfg, tok, generators, critic.to(device).eval()
+    return cfg, tok, models, critic.to(device).eval()
 
 
 def max_positions(cfg: Config) -> int:

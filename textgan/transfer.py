@@ -69,7 +69,7 @@ class StyleTransfer:
             from .fast import check_exportable
 
             check_exportable(load_run_config(run_dir))
-        self.cfg, self.tok, self.generators, self.critic = load_run(run_dir, device)
+        self.cfg, self.tok, self.generators, self.critic = load_run(run_dir, device, generators=engine == "torch")
         if engine == "ctranslate2":
             from .fast import load_generators
 
