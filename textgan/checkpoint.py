@@ -185,7 +185,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", generators
         for name in generator_dirs(cfg) if generators else []:
             with quiet_loading():
                 model = BartForConditionalGeneration.from_pretrained(run_dir / name)
-            models.append(wrap_generator(model, cfg, tok).to(device).eval())
+            models.append(wrap_generator(model, cfg, tok, run_dir).to(device).eval())
         critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
         critic.load_state_dict(load_file(str(run_dir / "discriminator.safetensors")))
     except CheckpointError:
@@ -200,20 +200,44 @@ def max_positions(cfg: Config) -> int:
     return max(cfg.data.max_len, cfg.train.max_gen_len) + 1
 
 
-def wrap_generator(model, cfg: Config, tok: Tokenizer) -> Generator:
-    """A Hugging Face model as a Generator, with the run's length control and extraction (if any)."""
+def write_target_vocab(run_dir: Path, train_ids: dict[str, list[list[int]]]) -> None:
+    """<run>/target_vocab.json, {domain: piece ids banned when writing into it}: the pieces that occur in
+    another domain's training ids and never in its own (generator.target_vocab). Pieces of neither stay
+    allowed. Written once, so a resumed run keeps the masks its model learnt under."""
+    path = run_dir / "target_vocab.json"
+    if path.exists():
+        return
+    seen = {d: set(i for s in seqs for i in s) for d, seqs in train_ids.items()}
+    banned = {d: sorted(set().union(*(seen[o] for o in seen if o != d)) - seen[d]) for d in seen}
+    path.write_text(json.dumps(banned) + "\n")
+
+
+def read_target_vocab(run_dir: Path, tok: Tokenizer) -> dict[int, list[int]]:
+    """{domain token id: banned piece ids} from <run>/target_vocab.json."""
+    path = Path(run_dir) / "target_vocab.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: generator.target_vocab needs the masks written at the start of "
+                              "training")
+    return {tok.domain_ids[d]: ids for d, ids in json.loads(path.read_text()).items()}
+
+
+def wrap_generator(model, cfg: Config, tok: Tokenizer, run_dir: Path | None = None) -> Generator:
+    """A Hugging Face model as a Generator, with the run's length control, extraction and target vocabulary
+    (if any; the target vocabulary is read from `run_dir`)."""
     unknown = sorted(set(cfg.generator.extract_to) - set(tok.domains))
     if unknown:
         raise ConfigError(f"generator.extract_to names '{unknown[0]}', which is not a domain of this task "
                           f"({', '.join(tok.domains)})")
     extract_to = [tok.domain_ids[d] for d in cfg.generator.extract_to]
     word_start = tok.word_starts() if tok.length_ids or extract_to else None
-    return Generator(model, tok.length_ids, word_start, words_left=cfg.generator.words_left, extract_to=extract_to)
+    banned = read_target_vocab(run_dir, tok) if cfg.generator.target_vocab else None
+    return Generator(model, tok.length_ids, word_start, words_left=cfg.generator.words_left, extract_to=extract_to,
+                     banned=banned)
 
 
-def new_models(cfg: Config, tok: Tokenizer) -> tuple[list[Generator], DomainCritic]:
+def new_models(cfg: Config, tok: Tokenizer, run_dir: Path | None = None) -> tuple[list[Generator], DomainCritic]:
     count = 1 if cfg.generator.shared else 2
-    generators = [wrap_generator(build_generator(cfg.generator, tok.vocab_size, max_positions(cfg)), cfg, tok)
+    generators = [wrap_generator(build_generator(cfg.generator, tok.vocab_size, max_positions(cfg)), cfg, tok, run_dir)
                   for _ in range(count)]
     critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
     return generators, critic

@@ -67,6 +67,8 @@ class GeneratorConfig:
                                          # left to write at each step (models/generator.words_left_encoding)
     extract_to: list[str] = field(default_factory=list)  # domains written by extraction: decodes into them
                                          # write only subsequences of the source's words (constrain.py)
+    target_vocab: bool = False           # decodes into a domain never write a piece seen only in the other
+                                         # domains' training text (translation: no copying; <run>/target_vocab.json)
 
 
 @dataclass
@@ -159,6 +161,14 @@ class TrainConfig:
     xl_init_embeddings: bool = True      # with crosslingual: the generator's token embeddings start from them
     bt_wordbyword_steps: int = 0         # with crosslingual and lambda_adv 0: the first N back-translation
                                          # steps translate word by word instead of greedily (Lample et al. 2018)
+    # A shared latent space (models/latent.py): a critic guesses the domain from the encoder's states of real
+    # sentences and the encoder learns to hide it, in every generator update (Lample et al. 2018). 0: off.
+    latent_adv: float = 0.0
+    latent_loss: str = "reversal"        # reversal (gradient reversal) | nonsaturating (fool C held fixed)
+    latent_pool: str = "mean"            # mean (states pooled per sentence) | tokens (each position)
+    # Denoising weight annealed linearly from lambda_self to lambda_self_end over the adversarial phase
+    # (XLM and UnsupervisedMT anneal it towards 0: the autoencoder term is what lets a model copy). -1: constant.
+    lambda_self_end: float = -1.0
     max_gen_len: int = 32
     mixed_precision: str = "auto"        # auto (bf16 on GPU, fp32 on CPU) | no | bf16 | fp16
     log_every: int = 20
@@ -221,7 +231,9 @@ CHOICES = {
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
     "miner.units": ("words", "pieces"),
-    "train.crosslingual": ("none", "unsupervised", "cedict"),
+    "train.crosslingual": ("none", "unsupervised", "anchors", "cedict"),
+    "train.latent_loss": ("reversal", "nonsaturating"),
+    "train.latent_pool": ("mean", "tokens"),
     "train.feedback": ("hard", "soft"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
 }

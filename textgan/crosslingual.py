@@ -13,8 +13,9 @@ pieces are whole words in both languages.
    rows then unit length, mean-centred, unit length again.
 2. A seed dictionary. `unsupervised` (VecMap, Artetxe et al. 2018): a piece's row of sqrt(E E^T) = U S U^T,
    sorted, is its similarity *distribution*, which is comparable across languages; each frequent piece is
-   paired with the piece of the other language whose sorted row is nearest. `cedict` (weak supervision,
-   labelled as such): half of the CC-CEDICT headwords whose translation is one piece.
+   paired with the piece of the other language whose sorted row is nearest. `anchors` (no bilingual
+   dictionary either): identical strings, numerals and transliterated names (anchors.py). `cedict` (weak
+   supervision, labelled as such): half of the CC-CEDICT headwords whose translation is one piece.
 3. Self-learning: orthogonal maps W_x, W_z from the SVD of X_D^T Z_D = U S V^T (W_x = U, W_z = V, Procrustes),
    then a new dictionary from CSLS nearest neighbours in both directions (Conneau et al. 2018),
        CSLS(x, z) = 2 cos(x, z) - r_z(x) - r_x(z),   r = mean cosine to the k nearest of the other language,
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from . import anchors
 from .corpora import corpus_dir, load_card, read_lines
 from .tokenizer import EOS, Tokenizer
 
@@ -147,6 +149,32 @@ def self_learning(x: torch.Tensor, z: torch.Tensor, src: torch.Tensor, tgt: torc
     return u, vt.T, (sims.max(1).values.mean() + sims.max(0).values.mean()).item() / 2
 
 
+def anchor_seed(tok: Tokenizer, seqs: dict[str, list[list[int]]], vocab: dict[str, torch.Tensor], la: str, lb: str):
+    """The `anchors` seed dictionary as positions in vocab[la] and vocab[lb]: identical pieces, and for
+    Chinese and English numerals and transliterated names (anchors.py). Returns (src, tgt, info)."""
+    pieces = {lang: [tok.sp.id_to_piece(int(i)) for i in vocab[lang]] for lang in (la, lb)}
+    counts, inside = {}, {}
+    for lang in (la, lb):
+        flat = torch.tensor([i for s in seqs[lang] for i in s], dtype=torch.long)
+        later = torch.tensor([i for s in seqs[lang] for i in s[1:]], dtype=torch.long)
+        counts[lang] = torch.bincount(flat, minlength=tok.vocab_size)[vocab[lang]].tolist()
+        inside[lang] = torch.bincount(later, minlength=tok.vocab_size)[vocab[lang]].tolist()
+    found = {"identical": anchors.identical(pieces[la], pieces[lb], counts[la], counts[lb])}
+    if {la, lb} == {"zh", "en"}:
+        zh, en = ("zh", "en")
+        flip = (lambda pairs: pairs) if la == "zh" else (lambda pairs: [(j, i) for i, j in pairs])
+        found["numerals"] = flip(anchors.numerals(pieces[zh], pieces[en]))
+        found["names"] = flip(anchors.names(pieces[zh], pieces[en], counts[zh], counts[en], inside[en]))
+    pairs = list(dict.fromkeys(p for kind in found.values() for p in kind))
+    if not pairs:
+        raise ValueError(f"no anchor (identical piece, numeral or name) is shared by {la} and {lb}")
+    src, tgt = (torch.tensor(c) for c in zip(*pairs))
+    info = {"anchors": {"counts": {k: len(v) for k, v in found.items()},
+                        **{k: [f"{pieces[la][i]} = {pieces[lb][j]}" for i, j in v[:40]] for k, v in found.items()
+                           if k != "identical"}}}
+    return src, tgt, info
+
+
 def cedict_pairs(tok: Tokenizer, data_dir=None) -> list[tuple[int, int, str]]:
     """(zh piece id, en piece id, headword) for CC-CEDICT entries whose headword and one gloss word are
     each a single piece of `tok` (explanatory glosses, abbreviations and names skipped)."""
@@ -193,8 +221,14 @@ class CrossLingual:
         vocab = {lang: piece_vocab(seqs[lang], size, skip) for lang in (la, lb)}
         vecs = {lang: ppmi_vectors(cooccurrence(seqs[lang], vocab[lang], window), dim) for lang in (la, lb)}
         x, z = vecs[la], vecs[lb]
+        found = {}
         if method == "unsupervised":
             src, tgt = unsupervised_seed(x, z, seed_size)
+        elif method == "anchors":
+            if tok is None:
+                raise ValueError("the anchors seed needs the tokenizer (piece strings)")
+            src, tgt, found = anchor_seed(tok, seqs, vocab, la, lb)
+            log(f"anchor seed: {found['anchors']['counts']}")
         elif method == "cedict":
             if tok is None or {la, lb} != {"zh", "en"}:
                 raise ValueError(f"the cedict seed dictionary needs a tokenizer and languages zh and en, not {la}, {lb}")
@@ -212,10 +246,10 @@ class CrossLingual:
         # stochastic induction (p = 0.1, which escapes a poor seed but can leave a good one); the run with
         # the higher final objective wins (no bilingual signal needed to choose).
         runs = [(*self_learning(x, z, src, tgt, min(size, len(x), len(z)), p=p, log=log), p)
-                for p in ((1.0, 0.1) if method == "unsupervised" else (1.0,))]
+                for p in ((1.0, 0.1) if method in ("unsupervised", "anchors") else (1.0,))]
         wx, wz, objective, p = max(runs, key=lambda r: r[2])
         return cls((la, lb), vocab, {la: normalize(x @ wx), lb: normalize(z @ wz)}, method,
-                   {"method": method, "dim": dim, "size": size, "window": window, "p_start": p,
+                   {"method": method, **found, "dim": dim, "size": size, "window": window, "p_start": p,
                     "objective": round(objective, 4), "vocab": {lang: len(v) for lang, v in vocab.items()}})
 
     def table(self, src: str, tgt: str, vocab_size: int, k: int = 10) -> torch.Tensor:

@@ -13,7 +13,9 @@ convert and serve keep their normalization, length bucketing, order and resume u
 The domain token that the torch decoder starts from goes in as the target prefix, with no start token
 before it (the converted model's `decoder_start_token` is None). Models CTranslate2 cannot run as
 trained are refused with the reason: a decoder that reads the words left at every step
-(`generator.words_left`) and extraction-constrained decoding (`generator.extract_to`).
+(`generator.words_left`), extraction-constrained decoding (`generator.extract_to`) and a target vocabulary
+(`generator.target_vocab`: thousands of banned pieces per direction, which CTranslate2's suppress lists
+are not made for).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ def check_exportable(cfg) -> None:
                           "summarization), which CTranslate2 cannot feed it; use --engine torch")
     if cfg.generator.extract_to:
         raise ExportError("this model decodes under the extraction constraint (generator.extract_to), which "
+                          "CTranslate2 cannot apply; use --engine torch")
+    if cfg.generator.target_vocab:
+        raise ExportError("this model decodes under a target vocabulary (generator.target_vocab), which "
                           "CTranslate2 cannot apply; use --engine torch")
 
 

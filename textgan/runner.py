@@ -191,6 +191,9 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
     train_ids = encode_split(train_split, tok, cfg.data.max_len)
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
+    if cfg.generator.target_vocab and accelerator.is_main_process:
+        checkpoint.write_target_vocab(run_dir, train_ids)
+    accelerator.wait_for_everyone()
     xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
     style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator)
     pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style)

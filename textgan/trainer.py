@@ -43,6 +43,7 @@ from .losses import (
 )
 from .models.generator import Generator, straight_through_one_hot
 from .models.judge import NgramJudge
+from .models.latent import LatentCritic, latent_losses
 from .rewards import StyleClassifier, combine, style_reward
 from .tokenizer import Tokenizer
 from .transfer import transfer_normalized
@@ -105,17 +106,19 @@ class Trainer:
                               f"{len(tok.length_ids)} length tokens")
         if cfg.generator.words_left and not cfg.data.length_tokens:
             raise ConfigError("generator.words_left needs length control (data.length_tokens > 0)")
-        self.generators, self.critic = checkpoint.new_models(cfg, tok)
+        self.generators, self.critic = checkpoint.new_models(cfg, tok, run_dir)
         self.controls_length = bool(cfg.data.length_tokens)
         self.default_words = checkpoint.default_words(run_dir) if cfg.data.length_tokens else {}
         self.wordbyword: dict = {}                 # (src, tgt) -> [vocab] id table, from cross-lingual embeddings
         if xl is not None:
             self.use_crosslingual(xl)
-        for module in [*self.generators, self.critic]:
+        # the encoder's domain critic (train.latent_adv) learns in the generator's optimizer: its loss and the
+        # encoder's are one term (models/latent.py)
+        self.latent = LatentCritic(cfg.generator.d_model, len(cfg.data.domains), t.latent_pool) if t.latent_adv > 0 else None
+        for module in [*self.generators, self.critic, *([self.latent] if self.latent else [])]:
             module.to(accelerator.device).train()
         self.g_ab, self.g_ba = self.generators[0], self.generators[-1]
-        g_params = [p for g in self.generators for p in g.parameters()]
-        opt_g = torch.optim.AdamW(g_params, lr=t.lr_g, betas=(0.9, 0.98), weight_decay=0.01)
+        opt_g = torch.optim.AdamW(self.g_params(), lr=t.lr_g, betas=(0.9, 0.98), weight_decay=0.01)
         opt_d = torch.optim.AdamW(self.critic.parameters(), lr=t.lr_d, betas=(0.5, 0.999), weight_decay=0.01)
         self.opt_g, self.opt_d = accelerator.prepare(opt_g, opt_d)
         self.state = TrainState()
@@ -128,7 +131,8 @@ class Trainer:
             opt_g, lambda s: g_warmup(s) * (adv_scale if self.state.step + 1 >= self.starts["d"] else 1.0))
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, warmup(t.d_warmup_steps))
         self.baseline = EMABaseline(t.ema_decay)
-        for obj in [*self.generators, self.critic, self.sched_g, self.sched_d, self.state, self.baseline]:
+        for obj in [*self.generators, self.critic, self.sched_g, self.sched_d, self.state, self.baseline,
+                    *([self.latent] if self.latent else [])]:
             accelerator.register_for_checkpointing(obj)
         self.train_ids = train_ids
         self.pairs = pairs or {}                   # target domain -> [(source ids, target ids)], both ways
@@ -139,6 +143,10 @@ class Trainer:
             raise ConfigError("train.style_reward needs the style classifier (train.style_steps > 0)")
         self.total = self.starts["adv"] + t.adv_steps
         self.noise_rng = random.Random(t.seed + accelerator.process_index)
+
+    def g_params(self) -> list:
+        """What the generator's optimizer updates: the generators and, with train.latent_adv, the latent critic."""
+        return [p for m in [*self.generators, *([self.latent] if self.latent else [])] for p in m.parameters()]
 
     def use_crosslingual(self, xl: CrossLingual) -> None:
         """Start the token embeddings from the aligned piece vectors (train.xl_init_embeddings) and keep
@@ -398,16 +406,42 @@ class Trainer:
                     fakes_for_d.setdefault(side.tgt, [None, None, None])[2] = (part.inputs().detach(), part.mask)
                     fakes_for_d.setdefault(side.src, [None, None, None])[:2] = [
                         (real, mask), (self.same_form(self_logits[side.rows].detach(), real), mask)]
-            loss = t.lambda_self * l_self + t.lambda_cycle * l_cycle + t.lambda_adv * l_adv
+            loss = self.lambda_self() * l_self + t.lambda_cycle * l_cycle + t.lambda_adv * l_adv
+            l_latent, latent_logs = self.latent_term(seqs_a, seqs_b)
+            loss, logs = loss + l_latent, {**logs, **latent_logs}
             if pair_batch is not None and t.lambda_pairs > 0:
                 l_pairs, pair_logs = self.pairs_nll(pair_batch)
                 loss = loss + t.lambda_pairs * l_pairs
                 logs.update(pair_logs)
-        g_params = [p for g in self.generators for p in g.parameters()]
-        self._update(loss, self.opt_g, self.sched_g, g_params)
+        self._update(loss, self.opt_g, self.sched_g, self.g_params())
         self.critic.requires_grad_(True)
         logs["g_loss"] = loss.item()
         return logs, fakes_for_d
+
+    def lambda_self(self) -> float:
+        """The denoising weight of this adversarial step: lambda_self, or with lambda_self_end >= 0 the linear
+        interpolation lambda_self + (lambda_self_end - lambda_self) * progress through the adversarial phase."""
+        t = self.cfg.train
+        if t.lambda_self_end < 0:
+            return t.lambda_self
+        progress = min(1.0, max(0, self.state.step - self.starts["adv"]) / max(1, t.adv_steps))
+        return t.lambda_self + (t.lambda_self_end - t.lambda_self) * progress
+
+    def latent_term(self, seqs_a, seqs_b) -> tuple[torch.Tensor | float, dict]:
+        """train.latent_adv's term on the encoder states of the real batches (models/latent.py: the critic's
+        loss and the encoder's adversarial loss in one), summed over the step's Stacks; 0 when off."""
+        t = self.cfg.train
+        if self.latent is None:
+            return 0.0, {}
+        total, parts = 0.0, []
+        for stack in self.stacks([(0, 1, seqs_a), (1, 0, seqs_b)]):
+            states = stack.g.encode(stack.real, stack.mask).last_hidden_state           # (N, S, H)
+            domain = torch.empty(len(stack.seqs), dtype=torch.long, device=states.device)
+            for side in stack.sides:
+                domain[side.rows] = side.src
+            part, part_logs = latent_losses(self.latent, states, stack.mask, domain, t.latent_loss, t.latent_adv)
+            total, parts = total + part, parts + [part_logs]
+        return total, {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
 
     def back_translation(self, stack: Stack) -> torch.Tensor:
         """Logits (N, T, V) of NLL(real | G_back(greedy G(real -> tgt)) -> src): the forward translation is
@@ -504,7 +538,9 @@ class Trainer:
             if t.bootstrap_self > 0:
                 part, self_logs = self.denoising(seqs_a, seqs_b)
                 loss, logs = loss + t.bootstrap_self * part, {**logs, **self_logs}
-        self._update(loss, self.opt_g, self.sched_g, [p for g in self.generators for p in g.parameters()])
+            l_latent, latent_logs = self.latent_term(seqs_a, seqs_b)
+            loss, logs = loss + l_latent, {**logs, **latent_logs}
+        self._update(loss, self.opt_g, self.sched_g, self.g_params())
         logs["g_loss"] = loss.item()
         return logs
 
@@ -512,7 +548,9 @@ class Trainer:
         """Phase 1: L_self summed over both domains."""
         with self.acc.autocast():
             loss, logs = self.denoising(seqs_a, seqs_b)
-        self._update(loss, self.opt_g, self.sched_g, [p for g in self.generators for p in g.parameters()])
+            l_latent, latent_logs = self.latent_term(seqs_a, seqs_b)
+            loss, logs = loss + l_latent, {**logs, **latent_logs}
+        self._update(loss, self.opt_g, self.sched_g, self.g_params())
         logs["g_loss"] = loss.item()
         return logs
 

@@ -141,12 +141,28 @@ class Generator(nn.Module):
 
     Extraction: decodes into a domain token in `extract_to` write only subsequences of their source's
     words (constrain.CopyConstraint, needs `word_start`), in training decodes and at inference alike.
+
+    Target vocabulary (translation): `banned` {domain token: piece ids} are never written into that
+    domain, in every decoding loop and in `relax` (`restrict`): the pieces seen only in the other
+    language's training text, so a decoder asked for English cannot copy Chinese (Part 1 of issue 16).
     """
 
     def __init__(self, model: BartForConditionalGeneration, length_ids: list[int] | None = None,
-                 word_start: list[bool] | None = None, words_left: bool = False, extract_to: list[int] = ()):
+                 word_start: list[bool] | None = None, words_left: bool = False, extract_to: list[int] = (),
+                 banned: dict[int, list[int]] | None = None):
         super().__init__()
         self.model = model
+        vocab = model.config.vocab_size
+        banned = {to: ids for to, ids in (banned or {}).items() if ids}
+        # banned_row[to] -> row of `ban` (V,) for decodes into token `to`; the last row bans nothing
+        ban = torch.zeros(len(banned) + 1, vocab, dtype=torch.bool)
+        banned_row = torch.full((vocab,), len(banned), dtype=torch.long)
+        for row, (to, ids) in enumerate(sorted(banned.items())):
+            ban[row, torch.tensor(ids, dtype=torch.long)] = True
+            banned_row[to] = row
+        self.banned_to = set(banned)
+        self.register_buffer("ban", ban, persistent=False)
+        self.register_buffer("banned_row", banned_row, persistent=False)
         if words_left and not (length_ids and word_start):
             raise ValueError("words_left needs length control: length tokens and the word-start table")
         if extract_to and not word_start:
@@ -182,6 +198,14 @@ class Generator(nn.Module):
         sources = [row[: int(n)] for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
         skip = {PAD, BOS, EOS, *self.length_ids.tolist()}
         return CopyConstraint(sources, self.word_start.tolist(), self.model.config.vocab_size, skip, active=active)
+
+    def restrict(self, logits: torch.Tensor, to: int | torch.Tensor, fill: float = MASKED) -> torch.Tensor:
+        """logits (B, V) or (B, T, V) with the pieces banned from domain token `to` (one for all rows or (B,))
+        set to `fill`; unchanged when nothing is banned."""
+        if not self.banned_to:
+            return logits
+        rows = self.ban[self.banned_row[torch.as_tensor(to, device=logits.device).expand(logits.size(0))]]
+        return logits.masked_fill(rows[:, None] if logits.dim() == 3 else rows, fill)
 
     def words_left_scale(self) -> torch.Tensor:
         """RMS of the (scaled) token embeddings: the amplitude of the words-left encoding. A reduction over
@@ -262,7 +286,7 @@ class Generator(nn.Module):
             out = self.model(encoder_outputs=encoded, attention_mask=src_mask.long(),
                              decoder_inputs_embeds=step_input, use_cache=True, **{CACHE_ARG: cache})
             cache = getattr(out, CACHE_ARG)
-            raw = out.logits[:, -1].float()                     # (B, V)
+            raw = self.restrict(out.logits[:, -1].float(), to)   # (B, V)
             if constraint is not None:
                 allowed.append(constraint.mask(rows, raw.device))
                 raw = raw.masked_fill(~allowed[-1], MASKED)
@@ -315,7 +339,7 @@ class Generator(nn.Module):
         through the loop: the step is compute-bound. The gain is that the outputs match the tokens fed back.)
         A decoding constraint's masks (`sample.allowed`) apply here as they did in the loop.
         """
-        logits = self(src, src_mask, sample.ids, to, words).float()    # (B, T, V)
+        logits = self.restrict(self(src, src_mask, sample.ids, to, words).float(), to)    # (B, T, V)
         if sample.allowed is not None:
             logits = logits.masked_fill(~sample.allowed, MASKED)
         logp = (logits / tau).log_softmax(-1)
@@ -349,7 +373,7 @@ class Generator(nn.Module):
         for _ in range(max_len):
             step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
                               decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
-            logits = step.logits[:, -1]                                                      # (b, V)
+            logits = self.restrict(step.logits[:, -1], to, float("-inf"))                     # (b, V)
             if constraint is not None:
                 logits = logits.masked_fill(~constraint.mask(rows, logits.device), float("-inf"))
             cache, chosen = getattr(step, CACHE_ARG), logits.argmax(-1)                       # (b,)
@@ -404,7 +428,8 @@ class Generator(nn.Module):
         for _ in range(max_len):
             step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
                               decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
-            cache, logp = getattr(step, CACHE_ARG), step.logits[:, -1].float().log_softmax(-1)    # (n, V)
+            logits = self.restrict(step.logits[:, -1].float(), to, float("-inf"))
+            cache, logp = getattr(step, CACHE_ARG), logits.log_softmax(-1)                        # (n, V)
             if constraint is not None:
                 logp = logp.masked_fill(~constraint.mask(list(range(n)), device), float("-inf"))
             logp[finished] = float("-inf")
@@ -440,10 +465,11 @@ class Generator(nn.Module):
                  words: torch.Tensor | None = None) -> list[list[int]]:
         """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache), except
         where the decoder reads the words left or decodes under the extraction constraint, which
-        `transformers` cannot feed it: then `beam_search` and `sample`. Returns ids without the start token."""
+        `transformers` cannot feed it, or under a target vocabulary: then `beam_search` and `sample`. Returns
+        ids without the start token."""
         if beam == 1 and not sample:
             return self.greedy(src, src_mask, to, max_len, words)
-        own = self.words_left and words is not None or to in self.extract_to
+        own = self.words_left and words is not None or to in self.extract_to or to in self.banned_to
         if own and not sample:
             return self.beam_search(src, src_mask, to, beam, max_len, words)
         if own:
