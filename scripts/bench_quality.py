@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from textgan.bootstrap import MINERS, segmenter
-from textgan.config import config_from_dict, load_config
+from textgan.config import config_from_dict, load_config, merge, parse_override
 from textgan.crosslingual import CrossLingual
 from textgan.data import encode_split
 from textgan.evaluate import (
@@ -154,6 +154,10 @@ def main() -> None:
     if args.run:
         run_dir = Path(args.run)
         cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        for text in args.overrides:        # scoring an existing run: only the evaluator's settings may change
+            if not text.startswith("eval."):
+                parser.error(f"with --run only eval.* overrides apply (the run is trained); got {text!r}")
+            merge(cfg, parse_override(text))
         train_seconds = None
     else:
         overrides = list(args.overrides) + ([f"train.estimator={args.estimator}"] if args.estimator else [])
