@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from textgan.bootstrap import MINERS, segmenter
+from textgan.bootstrap import MINERS, make_miner, segmenter
 from textgan.config import config_from_dict, load_config, merge, parse_override
 from textgan.crosslingual import CrossLingual
 from textgan.data import encode_split
@@ -190,7 +190,8 @@ def main() -> None:
         split = prepare_data(cfg)[0]
         texts = {d: list(split[d]["text"]) for d in cfg.data.domains}
     for miner_name in args.miner:
-        miner = MINERS[miner_name](cfg.miner, segment=segmenter(cfg.miner.units, model.tok)).fit(texts)
+        lexicon = CrossLingual.load(run_dir / "crosslingual.pt") if miner_name == "wordbyword" else None
+        miner = make_miner(miner_name, cfg.miner, segment=segmenter(cfg.miner.units, model.tok), lexicon=lexicon).fit(texts)
         systems[f"{miner_name} miner alone (ours)"] = {d.name: miner.transfer(d.inputs, d.src, d.tgt) for d in directions}
     systems[name] = outputs
     estimator = cfg.train.estimator if cfg.train.lambda_adv > 0 else "none (lambda_adv 0)"

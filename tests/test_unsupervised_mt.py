@@ -124,8 +124,8 @@ NUMBERS_ZH, NUMBERS_EN = ["一", "两", "三", "四", "五", "2", "3", "10"], ["
 
 
 def test_a_toy_translation_run_trains_with_all_of_it_on(tmp_path):
-    """Anchors (identical strings and numerals planted in the training text), word-by-word back-translation
-    through the embeddings they align, the target vocabulary, the latent adversary and the anneal, in one
+    """Anchors (identical strings and numerals planted in the training text), the word-by-word bootstrap
+    and back-translation through the embeddings they align, the target vocabulary, the latent adversary and the anneal, in one
     run; its transfers into English hold no piece seen only in Chinese text."""
     from textgan.config import load_config
     from textgan.runner import train
@@ -139,8 +139,9 @@ def test_a_toy_translation_run_trains_with_all_of_it_on(tmp_path):
         (data / name).write_text("\n".join(lines + planted) + "\n")
     cfg = load_config("toy_translation", "cpu", ["generator.target_vocab=true", "train.crosslingual=anchors",
                                                  "train.bt_wordbyword_steps=5", "train.latent_adv=0.5",
-                                                 "train.lambda_self_end=0.1", "train.ae_steps=15", "train.adv_steps=15",
-                                                 "tokenizer.vocab_size=200"])
+                                                 "train.lambda_self_end=0.1", "train.ae_steps=10", "train.adv_steps=15",
+                                                 "train.bootstrap=wordbyword", "miner.units=pieces",
+                                                 "train.bootstrap_steps=5", "tokenizer.vocab_size=200"])
     run = train(cfg, runs_dir=tmp_path, name="all", data_dir=tmp_path / "data", command=["pytest"])
     info = json.loads((run / "crosslingual.json").read_text())
     assert info["method"] == "anchors" and info["anchors"]["counts"]["identical"] > 0
@@ -149,5 +150,67 @@ def test_a_toy_translation_run_trains_with_all_of_it_on(tmp_path):
     assert rows[-1]["step"] == 30
     assert any("train/latent_critic" in r for r in rows) and any("train/cycle_en" in r for r in rows)
     assert json.loads((run / "target_vocab.json").read_text())["en"]
+    mined = json.loads((run / "pairs" / "mining.json").read_text())
+    assert mined["miner"] == "wordbyword" and all(p["pairs"] > 0 for p in mined["pairs"])
     outputs = StyleTransfer(run).transfer(["我们喜欢猫。", "你们买三本书。", "他们想要茶。"], to="en")
     assert not any(re.search("[\u4e00-\u9fff。]", text) for text in outputs), outputs
+
+
+class ToyPieces:
+    """A segmenter over pieces written with spaces between them (the miner's `pieces` interface)."""
+    name = "pieces"
+
+    def __init__(self, vocab: list[str]):
+        self.vocab = vocab
+        self.sp = self
+        self.id_to_piece = vocab.__getitem__
+
+    def split(self, text: str) -> list[str]:
+        return text.split(" ")
+
+    @staticmethod
+    def join(parts: list[str]) -> str:
+        return "".join(parts).replace("\u2581", " ").strip()
+
+
+class ToyLexicon:
+    """candidates() of a CrossLingual, from a table {(src, tgt): {piece: [(piece, csls), ...]}}."""
+
+    def __init__(self, pieces: ToyPieces, table: dict):
+        self.pieces, self.table = pieces, table
+
+    def candidates(self, src, tgt, k):
+        rows = self.table[(src, tgt)]
+        ids = lambda ps: torch.tensor([self.pieces.vocab.index(p) for p in ps])  # noqa: E731
+        return (ids(list(rows)), torch.stack([ids([p for p, _ in c][:k]) for c in rows.values()]),
+                torch.tensor([[s for _, s in c][:k] for c in rows.values()]))
+
+
+def test_the_wordbyword_miner_lets_the_target_language_model_choose_among_candidates():
+    from textgan.bootstrap import Pairs, make_miner
+    from textgan.config import MinerConfig
+
+    vocab = ["\u2581", "\u2581我", "喜欢", "猫", "。", "\u2581I", "\u2581me", "\u2581like", "\u2581cats", "\u2581cat",
+             ".", "\u2581too", "也", "\u2581Rome"]
+    pieces = ToyPieces(vocab)
+    lexicon = ToyLexicon(pieces, {
+        ("zh", "en"): {"\u2581我": [("\u2581me", 0.5), ("\u2581I", 0.4)], "喜欢": [("\u2581like", 0.5), ("\u2581too", 0.1)],
+                       "猫": [("\u2581cat", 0.5), ("\u2581cats", 0.45)]},
+        ("en", "zh"): {"\u2581I": [("\u2581我", 0.5), ("也", 0.1)], "\u2581like": [("喜欢", 0.5), ("也", 0.1)],
+                       "\u2581cats": [("猫", 0.5), ("也", 0.1)]}})
+    texts = {"zh": ["\u2581我 喜欢 猫 。"] * 3 + ["\u2581我 也 。"],
+             "en": ["\u2581I \u2581like \u2581cats ."] * 5 + ["\u2581me \u2581too ."]}
+    cfg = MinerConfig(units="pieces", candidates=2, temperature=0.1, lm_weight=1.0, beam=4)
+    miner = make_miner("wordbyword", cfg, segment=pieces, lexicon=lexicon, log=lambda *_: None).fit(texts)
+    # the bare word start is dropped, "。" becomes ".", "Rome" (not in Chinese text, no candidate) is dropped
+    assert miner.transfer(["\u2581 \u2581我 喜欢 猫 。"], "zh", "en") == ["I like cats."]
+    assert miner.transfer(["\u2581I \u2581like \u2581cats \u2581Rome ."], "en", "zh") == ["我喜欢猫。"]
+    no_lm = make_miner("wordbyword", MinerConfig(units="pieces", candidates=2, lm_weight=0.0), segment=pieces,
+                       lexicon=lexicon, log=lambda *_: None).fit(texts)
+    assert no_lm.transfer(["\u2581我 喜欢 猫 。"], "zh", "en") == ["me like cat."]     # the nearest alone
+    pairs = miner.mine(texts)
+    assert set(pairs) == {("zh", "en"), ("en", "zh")} and all(isinstance(p, Pairs) for p in pairs.values())
+    assert pairs[("zh", "en")].targets[0] == "I like cats." and len(pairs[("en", "zh")]) == 6
+    assert all(score < 0 for p in pairs.values() for score in p.scores)
+    with pytest.raises(ValueError, match="train.crosslingual"):
+        make_miner("wordbyword", cfg, segment=pieces)

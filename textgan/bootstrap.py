@@ -22,6 +22,9 @@ Miners here:
   that a headline n-gram model finds fluent and that keep the article's rare words; k is drawn from the
   headlines' lengths, so the pairs also teach the length request. One direction is mined; the bootstrap
   trains the reverse (pseudo summary -> article) as back-translation.
+- `wordbyword` (translation): each sentence translated piece by piece through the run's cross-lingual
+  lexicon (train.crosslingual), a target-language n-gram model choosing among each piece's candidates
+  (Kim et al. 2018); the reverse pairs teach the generator to turn word-by-word output into real text.
 
 Text is cut into units by a Segmenter (`miner.units`): `words` (whitespace words, every CJK character a
 unit of its own: character n-gram markers for Chinese) or `pieces` (the run's SentencePiece pieces: for
@@ -41,9 +44,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .extract import Extractor, NgramLM, idf_weights
+from .extract import BOS, EOS, Extractor, NgramLM, idf_weights
 from .tokenizer import _CJK, _CJK_GAP, units
 
 Ngram = tuple[str, ...]
@@ -434,11 +438,118 @@ class ExtractMiner:
         return out
 
 
-MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner, "extract": ExtractMiner}
+PUNCTUATION = {"。": ".", ".": "。", "、": ","}    # full stops of Chinese and English text, enumeration comma
+
+
+class WordByWordMiner:
+    """Translation: each sentence translated piece by piece through the run's cross-lingual lexicon
+    (train.crosslingual), the choice among each piece's candidates made by a target-language n-gram model
+    (Kim et al. 2018). A beam search over positions maximises
+
+        sum_i [ log q(y_i | x_i) + lm_weight * log S_LM(y_i | y_<i) ] + lm_weight * log S_LM(</s> | y),
+        q(. | x_i) = softmax(CSLS(x_i, .) / temperature) over x_i's `candidates` nearest pieces,
+
+    one output piece per input piece. A piece the target language uses too (digits, punctuation, names)
+    may stay itself, at log q = 0; a piece outside the lexicon that the target does not use is dropped. Both directions are mined. The
+    bootstrap trains each pair both ways, so the reverse direction learns to turn word-by-word output into
+    a real sentence: Kim et al.'s denoising step, learnt by the generator itself. The pair's score is
+    the path's score per piece."""
+
+    name = "wordbyword"
+
+    def __init__(self, cfg, log: Callable[[str], None] = print, segment=None, lexicon=None):
+        if segment is None or segment.name != "pieces":
+            raise ValueError("the wordbyword miner translates SentencePiece pieces: set miner.units=pieces")
+        if lexicon is None:
+            raise ValueError("the wordbyword miner needs cross-lingual embeddings: set train.crosslingual")
+        self.cfg, self.log, self.segment, self.lexicon = cfg, log, segment, lexicon
+        self.lms: dict[str, NgramLM] = {}
+        self.options: dict[tuple[str, str], dict[str, list[tuple[str, float]]]] = {}
+
+    def fit(self, texts_by_domain: dict[str, list[str]]) -> "WordByWordMiner":
+        started = time.time()
+        c, sp = self.cfg, self.segment.sp
+        self.lms = {lang: NgramLM([self.segment.split(t) for t in texts], c.lm_order)
+                    for lang, texts in texts_by_domain.items()}
+        for src, tgt in [tuple(texts_by_domain), tuple(reversed(list(texts_by_domain)))]:
+            src_ids, tgt_ids, scores = self.lexicon.candidates(src, tgt, c.candidates)
+            logq = torch.log_softmax(scores / c.temperature, dim=1)
+            self.options[(src, tgt)] = {
+                sp.id_to_piece(int(x)): [(sp.id_to_piece(int(y)), float(q)) for y, q in zip(ys, qs)]
+                for x, ys, qs in zip(src_ids, tgt_ids, logq)}
+        self.log(f"{c.lm_order}-gram piece models of {', '.join(self.lms)} and {c.candidates} candidates "
+                 f"per piece ({time.time() - started:.0f} s)")
+        return self
+
+    @staticmethod
+    def choices(piece: str, options: dict, lm: NgramLM) -> list[tuple[str, float]]:
+        """(target piece, log q) options of one source piece: the lexicon's candidates, plus the piece itself
+        or its punctuation counterpart ("。" <-> ".", which NFKC does not unify) at log q = 0 when the
+        target language uses it. The bare word-start piece "▁" is dropped: each target piece carries its
+        own."""
+        if piece == "▁":
+            return []
+        same = [p for p in (piece, PUNCTUATION.get(piece)) if p and (p,) in lm.counts[1]]
+        return [(p, 0.0) for p in same] + [c for c in options.get(piece, []) if c[0] not in same]
+
+    def translate(self, pieces: list[str], src: str, tgt: str) -> tuple[list[str], float]:
+        """The best path's pieces and its score per piece (see the class docstring)."""
+        lm, options, w = self.lms[tgt], self.options[(src, tgt)], self.cfg.lm_weight
+        context = lambda out: tuple(([BOS] * (lm.order - 1) + out)[-(lm.order - 1):])  # noqa: E731
+        beam: list[tuple[float, list[str]]] = [(0.0, [])]
+        for piece in pieces:
+            choices = self.choices(piece, options, lm)
+            if not choices:
+                continue
+            grown = [(score + q + w * lm.logp(context(out), y), out + [y])
+                     for score, out in beam for y, q in choices]
+            beam = sorted(grown, key=lambda h: -h[0])[: self.cfg.beam]
+        score, out = max(((s + w * lm.logp(context(o), EOS), o) for s, o in beam), key=lambda h: h[0])
+        return out, score / (len(out) + 1)
+
+    def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
+        if not self.lms:
+            self.fit(texts_by_domain)
+        pairs = {}
+        for src, tgt in [tuple(texts_by_domain), tuple(reversed(list(texts_by_domain)))]:
+            texts = texts_by_domain[src][: self.cfg.max_sources or None]
+            started = time.time()
+            bar = progress_factory(len(texts), f"word by word {src}->{tgt}") if progress_factory else None
+            sources, targets, scores = [], [], []
+            for text in texts:
+                out, score = self.translate(self.segment.split(text), src, tgt)
+                if out:
+                    sources.append(text)
+                    targets.append(self.segment.join(out))
+                    scores.append(score)
+                if bar:
+                    bar.update(1)
+            if bar:
+                bar.close()
+            seconds = time.time() - started
+            self.log(f"{src}->{tgt}: {len(sources)} word-by-word translations of {len(texts)} sentences in "
+                     f"{seconds:.0f} s ({len(texts) / max(seconds, 1e-9):.0f} sentences/s)")
+            pairs[(src, tgt)] = Pairs(src, tgt, sources, targets, scores)
+        return pairs
+
+    def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
+        """The miner alone as a translator (a baseline row)."""
+        return [self.segment.join(self.translate(self.segment.split(t), src, tgt)[0]) for t in texts]
+
+
+MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner, "extract": ExtractMiner,
+          "wordbyword": WordByWordMiner}
+
+
+def make_miner(name: str, cfg, log=print, segment=None, lexicon=None):
+    """MINERS[name] with the run's segmenter and, for `wordbyword`, its cross-lingual lexicon."""
+    if name not in MINERS:
+        raise ValueError(f"unknown miner {name!r}; choose from {', '.join(MINERS)}")
+    return MINERS[name](cfg, log, segment, **({"lexicon": lexicon} if name == "wordbyword" else {}))
 
 
 def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,
-               progress_factory=None, segment=None) -> dict[tuple[str, str], Pairs]:
+               progress_factory=None, segment=None, lexicon=None) -> dict[tuple[str, str], Pairs]:
     """Mine with MINERS[name] and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings, counts,
     seconds), or read them back when they are already there (a resumed run)."""
     out_dir = Path(out_dir)
@@ -446,10 +557,8 @@ def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: P
     if info_file.exists():
         info = json.loads(info_file.read_text())
         return {(p["src"], p["tgt"]): Pairs.load(out_dir / p["file"]) for p in info["pairs"]}
-    if name not in MINERS:
-        raise ValueError(f"unknown miner {name!r}; choose from {', '.join(MINERS)}")
     started = time.time()
-    pairs = MINERS[name](cfg, log, segment).mine(texts_by_domain, progress_factory)
+    pairs = make_miner(name, cfg, log, segment, lexicon).mine(texts_by_domain, progress_factory)
     out_dir.mkdir(parents=True, exist_ok=True)
     listing = []
     for (src, tgt), p in pairs.items():

@@ -95,11 +95,16 @@ class MinerConfig:
                                          # al.) or each marker's most frequent counterpart over the corpus (aligned)
     # extract (summarization, extract.py): J = mean log S_LM(headline trigrams) + sim_weight * log cos_idf(s, article)
     sim_weight: float = 12.0             # ... gamma; the best of 0.5-40 on 300 dev articles (results/summarization/extract-search-dev)
-    lm_order: int = 3                    # ... the headline n-gram model's order
+    lm_order: int = 3                    # ... the headline n-gram model's order (wordbyword: the target piece model's)
     search_steps: int = 30               # ... hill-climbing steps at most (it stops earlier at a local optimum)
     restarts: int = 0                    # ... extra starts from random subsets (the first starts from the lead)
-    max_sources: int = 0                 # ... articles mined (the first ones; 0: all)
+    max_sources: int = 0                 # extract, wordbyword: sentences mined per direction (the first ones; 0: all)
     words: int = 8                       # ... summary length of the search alone as a system (`transfer`)
+    # wordbyword (translation, Kim et al. 2018): sum log q(y_i | x_i) + lm_weight * log S_LM(y_i | y_<i)
+    candidates: int = 10                 # ... target pieces considered for each source piece (CSLS nearest)
+    temperature: float = 0.1             # ... q = softmax(CSLS / temperature) over them
+    lm_weight: float = 0.5               # ... weight of the target-language n-gram model (0.5, 10 candidates: best on dev)
+    beam: int = 5                        # ... paths kept
 
 
 @dataclass
@@ -148,7 +153,7 @@ class TrainConfig:
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
     # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
-    bootstrap: str = "none"              # none | template | retrieve | extract (summarization)
+    bootstrap: str = "none"              # none | template | retrieve | extract (summarization) | wordbyword (translation)
     bootstrap_steps: int = 0
     bootstrap_self: float = 0.5          # weight of L_self in the bootstrap phase (0: pairs only, half the step's cost)
     lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
@@ -227,7 +232,7 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
-    "train.bootstrap": ("none", "template", "retrieve", "extract"),
+    "train.bootstrap": ("none", "template", "retrieve", "extract", "wordbyword"),
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
     "miner.units": ("words", "pieces"),

@@ -260,6 +260,12 @@ class CrossLingual:
         table[self.vocab[src]] = self.vocab[tgt][sims.argmax(1)]
         return table
 
+    def candidates(self, src: str, tgt: str, k: int, csls_k: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The k best `tgt` pieces for each piece of `src`'s vocabulary, by CSLS: (src ids [n], tgt ids
+        [n, k], CSLS scores [n, k], best first). The word-by-word miner's translation options."""
+        scores, best = csls(self.vectors[src] @ self.vectors[tgt].T, csls_k).topk(min(k, len(self.vocab[tgt])), dim=1)
+        return self.vocab[src], self.vocab[tgt][best], scores
+
     def translate_ids(self, seqs: list[list[int]], src: str, tgt: str, vocab_size: int) -> list[list[int]]:
         table = self.table(src, tgt, vocab_size)
         return [table[torch.tensor(s, dtype=torch.long)].tolist() if s else [] for s in seqs]

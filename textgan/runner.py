@@ -80,26 +80,29 @@ def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_id
 
 
 def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, accelerator,
-                    style: StyleClassifier | None = None) -> dict | None:
+                    style: StyleClassifier | None = None, xl: CrossLingual | None = None) -> dict | None:
     """The mined pseudo-parallel pairs as ids, {target domain: [(source ids, target ids)]}: each pair
     (x, y~) of x's domain s mined into t gives (x -> y~) to t and (y~ -> x) to s, the latter with a real
     sentence as its target (as in back-translation). Mined once by the main process into <run>/pairs/
     (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
     With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
-    pseudo target y~ at least that probability of being in t (the count kept is in pairs/kept.json)."""
+    pseudo target y~ at least that probability of being in t (the count kept is in pairs/kept.json).
+    The `wordbyword` miner translates through the run's cross-lingual lexicon `xl`."""
     if not 0 <= cfg.train.pairs_min_style < 1:
         raise ConfigError(f"train.pairs_min_style must be in [0, 1), got {cfg.train.pairs_min_style}")
     if cfg.train.bootstrap == "none":
         if cfg.train.pairs_min_style:
             raise ConfigError("train.pairs_min_style filters mined pairs: set train.bootstrap")
         return None
+    if cfg.train.bootstrap == "wordbyword" and xl is None:
+        raise ConfigError("train.bootstrap=wordbyword translates through cross-lingual embeddings: set train.crosslingual")
     out_dir = run_dir / "pairs"
     if accelerator.is_main_process and not (out_dir / "mining.json").exists():
         tqdm.write(f"mining pseudo-parallel pairs ({cfg.train.bootstrap})")
         texts = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
         mine_pairs(cfg.train.bootstrap, cfg.miner, texts, out_dir, log=tqdm.write,
                    progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False),
-                   segment=segmenter(cfg.miner.units, tok))
+                   segment=segmenter(cfg.miner.units, tok), lexicon=xl)
     accelerator.wait_for_everyone()
     by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
     kept = {}
@@ -196,7 +199,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     accelerator.wait_for_everyone()
     xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
     style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator)
-    pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style)
+    pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style, xl)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
     card = load_card(cfg.data.corpus)
     if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU
