@@ -30,6 +30,9 @@ from textgan.crosslingual import CrossLingual
 from textgan.data import encode_split
 from textgan.evaluate import (
     COLUMNS,
+    EVALUATOR_INFO,
+    NEURAL_JUDGE_FILE,
+    NEURAL_JUDGE_SETTINGS,
     Evaluator,
     build_report,
     evaluator_dir,
@@ -163,6 +166,11 @@ def main() -> None:
         overrides = list(args.overrides) + ([f"train.estimator={args.estimator}"] if args.estimator else [])
         cfg = load_config(args.task, args.preset, overrides)
         name = args.name or f"{cfg.train.estimator}-{cfg.preset}"
+        stored = evaluator_dir(cfg.task, args.runs_dir) / EVALUATOR_INFO
+        if stored.is_file():               # refuse a mismatched evaluator now, not after an hour of training
+            has_neural = (stored.parent / NEURAL_JUDGE_FILE).is_file()
+            Evaluator.check_settings(cfg, stored.parent, json.loads(stored.read_text()),
+                                     skip=() if has_neural else NEURAL_JUDGE_SETTINGS)
         run_dir = train(cfg, runs_dir=args.runs_dir, name=name, command=command.split())
         train_seconds = time.time() - started
     name = run_dir.name if not args.run else (args.name or run_dir.name)
