@@ -377,6 +377,25 @@ class RetrievalMiner(TemplateMiner):
         return [list(self.units[tgt][j]) if j >= 0 else None for j in best]
 
 
+def rewrite_all(texts: list[str], rewrite: Callable, desc: str, progress_factory=None):
+    """Each text through `rewrite(text) -> (pseudo target, score) | None` (None: no pair), with a progress
+    bar: (sources, targets, scores, seconds)."""
+    started = time.time()
+    bar = progress_factory(len(texts), desc) if progress_factory else None
+    sources, targets, scores = [], [], []
+    for text in texts:
+        done = rewrite(text)
+        if done is not None:
+            sources.append(text)
+            targets.append(done[0])
+            scores.append(done[1])
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    return sources, targets, scores, time.time() - started
+
+
 class ExtractMiner:
     """Pseudo summaries by word-extraction search (see the module docstring and extract.py). The pair's score
     is the search objective J."""
@@ -409,22 +428,16 @@ class ExtractMiner:
             self.fit(texts_by_domain)
         src, tgt = list(texts_by_domain)
         articles = texts_by_domain[src][: self.cfg.max_sources or None]
-        rng = np.random.default_rng(0)
-        started = time.time()
-        bar = progress_factory(len(articles), f"extract {src}->{tgt}") if progress_factory else None
-        sources, targets, scores = [], [], []
-        for text, k in zip(articles, rng.choice(self.lengths, len(articles))):
-            words = text.split()
-            if len(words) >= 2:
-                summary, score = self.summarize(words, int(min(k, len(words) - 1)))
-                sources.append(text)
-                targets.append(" ".join(summary))
-                scores.append(score)
-            if bar:
-                bar.update(1)
-        if bar:
-            bar.close()
-        seconds = time.time() - started
+        lengths = iter(np.random.default_rng(0).choice(self.lengths, len(articles)))
+
+        def summary(text: str):
+            words, k = text.split(), int(next(lengths))
+            if len(words) < 2:
+                return None
+            chosen, score = self.summarize(words, min(k, len(words) - 1))
+            return " ".join(chosen), score
+
+        sources, targets, scores, seconds = rewrite_all(articles, summary, f"extract {src}->{tgt}", progress_factory)
         self.log(f"{src}->{tgt}: {len(sources)} pseudo summaries of {len(articles)} articles in {seconds:.0f} s "
                  f"({len(articles) / max(seconds, 1e-9):.0f} articles/s)")
         return {(src, tgt): Pairs(src, tgt, sources, targets, scores)}
@@ -513,20 +526,13 @@ class WordByWordMiner:
         pairs = {}
         for src, tgt in [tuple(texts_by_domain), tuple(reversed(list(texts_by_domain)))]:
             texts = texts_by_domain[src][: self.cfg.max_sources or None]
-            started = time.time()
-            bar = progress_factory(len(texts), f"word by word {src}->{tgt}") if progress_factory else None
-            sources, targets, scores = [], [], []
-            for text in texts:
+
+            def translation(text: str, src=src, tgt=tgt):
                 out, score = self.translate(self.segment.split(text), src, tgt)
-                if out:
-                    sources.append(text)
-                    targets.append(self.segment.join(out))
-                    scores.append(score)
-                if bar:
-                    bar.update(1)
-            if bar:
-                bar.close()
-            seconds = time.time() - started
+                return (self.segment.join(out), score) if out else None
+
+            sources, targets, scores, seconds = rewrite_all(texts, translation, f"word by word {src}->{tgt}",
+                                                            progress_factory)
             self.log(f"{src}->{tgt}: {len(sources)} word-by-word translations of {len(texts)} sentences in "
                      f"{seconds:.0f} s ({len(texts) / max(seconds, 1e-9):.0f} sentences/s)")
             pairs[(src, tgt)] = Pairs(src, tgt, sources, targets, scores)
