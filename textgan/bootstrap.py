@@ -463,10 +463,10 @@ class WordByWordMiner:
         q(. | x_i) = softmax(CSLS(x_i, .) / temperature) over x_i's `candidates` nearest pieces,
 
     one output piece per input piece. A piece the target language uses too (digits, punctuation, names)
-    may stay itself, at log q = 0; a piece outside the lexicon that the target does not use is dropped. Both directions are mined. The
-    bootstrap trains each pair both ways, so the reverse direction learns to turn word-by-word output into
-    a real sentence: Kim et al.'s denoising step, learnt by the generator itself. The pair's score is
-    the path's score per piece."""
+    may stay itself, at log q = 0; a piece outside the lexicon that the target does not use is dropped.
+    Both directions are mined. The bootstrap trains each pair both ways, so the reverse direction learns
+    to turn word-by-word output into a real sentence: Kim et al.'s denoising step, learnt by the generator
+    itself. The pair's score is the path's score per piece."""
 
     name = "wordbyword"
 
