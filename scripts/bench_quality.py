@@ -31,8 +31,6 @@ from textgan.data import encode_split
 from textgan.evaluate import (
     COLUMNS,
     EVALUATOR_INFO,
-    NEURAL_JUDGE_FILE,
-    NEURAL_JUDGE_SETTINGS,
     Evaluator,
     build_report,
     evaluator_dir,
@@ -166,11 +164,8 @@ def main() -> None:
         overrides = list(args.overrides) + ([f"train.estimator={args.estimator}"] if args.estimator else [])
         cfg = load_config(args.task, args.preset, overrides)
         name = args.name or f"{cfg.train.estimator}-{cfg.preset}"
-        stored = evaluator_dir(cfg.task, args.runs_dir) / EVALUATOR_INFO
-        if stored.is_file():               # refuse a mismatched evaluator now, not after an hour of training
-            has_neural = (stored.parent / NEURAL_JUDGE_FILE).is_file()
-            Evaluator.check_settings(cfg, stored.parent, json.loads(stored.read_text()),
-                                     skip=() if has_neural else NEURAL_JUDGE_SETTINGS)
+        if (evaluator_dir(cfg.task, args.runs_dir) / EVALUATOR_INFO).is_file():
+            Evaluator.check_stored(cfg, evaluator_dir(cfg.task, args.runs_dir))   # refused now, not after training
         run_dir = train(cfg, runs_dir=args.runs_dir, name=name, command=command.split())
         train_seconds = time.time() - started
     name = run_dir.name if not args.run else (args.name or run_dir.name)
@@ -198,7 +193,8 @@ def main() -> None:
         split = prepare_data(cfg)[0]
         texts = {d: list(split[d]["text"]) for d in cfg.data.domains}
     for miner_name in args.miner:
-        lexicon = CrossLingual.load(run_dir / "crosslingual.pt") if miner_name == "wordbyword" else None
+        own = run_dir / "crosslingual.pt"      # wordbyword translates through the run's lexicon (none: its clear error)
+        lexicon = CrossLingual.load(own) if miner_name == "wordbyword" and own.exists() else None
         miner = make_miner(miner_name, cfg.miner, segment=segmenter(cfg.miner.units, model.tok), lexicon=lexicon).fit(texts)
         systems[f"{miner_name} miner alone (ours)"] = {d.name: miner.transfer(d.inputs, d.src, d.tgt) for d in directions}
     systems[name] = outputs

@@ -451,6 +451,12 @@ class ExtractMiner:
         return out
 
 
+def both_ways(texts_by_domain: dict) -> list[tuple[str, str]]:
+    """(a, b) and (b, a) for the two domains."""
+    a, b = texts_by_domain
+    return [(a, b), (b, a)]
+
+
 PUNCTUATION = {"。": ".", ".": "。", "、": ","}    # full stops of Chinese and English text, enumeration comma
 
 
@@ -484,7 +490,7 @@ class WordByWordMiner:
         c, sp = self.cfg, self.segment.sp
         self.lms = {lang: NgramLM([self.segment.split(t) for t in texts], c.lm_order)
                     for lang, texts in texts_by_domain.items()}
-        for src, tgt in [tuple(texts_by_domain), tuple(reversed(list(texts_by_domain)))]:
+        for src, tgt in both_ways(texts_by_domain):
             src_ids, tgt_ids, scores = self.lexicon.candidates(src, tgt, c.candidates)
             logq = torch.log_softmax(scores / c.temperature, dim=1)
             self.options[(src, tgt)] = {
@@ -524,7 +530,7 @@ class WordByWordMiner:
         if not self.lms:
             self.fit(texts_by_domain)
         pairs = {}
-        for src, tgt in [tuple(texts_by_domain), tuple(reversed(list(texts_by_domain)))]:
+        for src, tgt in both_ways(texts_by_domain):
             texts = texts_by_domain[src][: self.cfg.max_sources or None]
 
             def translation(text: str, src=src, tgt=tgt):

@@ -259,15 +259,25 @@ class Evaluator:
         path = Path(path)
         if not (path / EVALUATOR_INFO).is_file():
             raise FileNotFoundError(f"no evaluator in {path}; train one with: textgan judge train --task {cfg.task}")
-        info = json.loads((path / EVALUATOR_INFO).read_text())
+        info = cls.check_stored(cfg, path)
         has_neural = (path / NEURAL_JUDGE_FILE).is_file()
-        cls.check_settings(cfg, path, info, skip=() if has_neural else NEURAL_JUDGE_SETTINGS)
         lms = {d: FluencyLM.load(path / f"lm_{d}") for d in cfg.data.domains if (path / f"lm_{d}").is_dir()}
         neural_judge = NeuralJudge.load(path / NEURAL_JUDGE_FILE) if has_neural else None
         evaluator = cls(cfg, path, NgramJudge.load(path / "judge.pt"), neural_judge, lms, info)
         if not has_neural:
             evaluator._add_neural_judge(data_dir)
         return evaluator
+
+    @classmethod
+    def check_stored(cls, cfg, path: Path) -> dict:
+        """The recorded info of the evaluator in `path`, after check_settings (a model it does not have yet,
+        the neural judge of an older evaluator, is not checked): cheap, so a benchmark can refuse a
+        mismatched evaluator before it trains anything."""
+        path = Path(path)
+        info = json.loads((path / EVALUATOR_INFO).read_text())
+        has_neural = (path / NEURAL_JUDGE_FILE).is_file()
+        cls.check_settings(cfg, path, info, skip=() if has_neural else NEURAL_JUDGE_SETTINGS)
+        return info
 
     @staticmethod
     def check_settings(cfg, path: Path, info: dict, skip: tuple[str, ...] = ()) -> None:
