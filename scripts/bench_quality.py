@@ -8,6 +8,11 @@ Writes results/<task>/<name>/: metrics.json and metrics.md (the run beside the i
 the task's evaluator, see `textgan judge train`), the outputs per direction, the run's config.yaml,
 metrics.jsonl and training curves, and a README naming the command, commit, machine and wall time.
 Then rebuilds results/<task>/TABLE.md from every results/<task>/*/metrics.json.
+
+Training refuses a tree with uncommitted changes to tracked files, so that the commit in run.json names
+the code that trained the run; `--allow-dirty` trains anyway, and the results README and TABLE.md then say
+the run was trained from uncommitted code. Every results README says what selected the checkpoint it
+scores (`selection`: best.json's "selector", or for runs trained before it existed, its formula).
 """
 
 from __future__ import annotations
@@ -64,6 +69,51 @@ def commit() -> str:
         return "unknown"
 
 
+def uncommitted_files() -> list[str]:
+    """Tracked files with uncommitted changes (what makes commit() say +uncommitted)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def trained_commit(run_json: Path) -> str:
+    """The short commit a run was trained at, as its run.json records it, keeping the "-dirty" mark
+    (checkpoint.py writes it when tracked files had uncommitted changes)."""
+    if not run_json.is_file():
+        return "unknown"
+    full = str(json.loads(run_json.read_text()).get("commit", "unknown"))
+    return full[:7] + ("-dirty" if full.endswith("-dirty") else "")
+
+
+def selection(best_json: Path) -> tuple[str, str]:
+    """(sentence, short label) naming what selected the checkpoint a results folder scores: best.json's
+    "selector" when present; for runs trained before it existed, from its formula (an ACC-based dev score
+    was the run's n-gram judge, the same model as the evaluator's ACC judge; best.json files older than
+    the "formula" key held that score too); no best.json: the last step."""
+    if not best_json.is_file():
+        return "the last step (no selection: no best.json)", "last step"
+    best = json.loads(best_json.read_text())
+    formula = str(best.get("formula", ""))
+    where = f"best.json: step {best.get('step')}" + (f", {formula}" if formula else "")
+    if best.get("selector"):
+        selector = str(best["selector"])
+        short = ("dev " + formula.split()[1] if formula.startswith("dev ") else
+                 "n-gram judge (twin)" if "twin" in selector else
+                 "style classifier" if "style classifier" in selector else selector)
+        on = "" if formula.startswith("dev ") else "on dev "
+        return f"checkpoint selected {on}by {selector} ({where})", short
+    if "ROUGE" in formula or ("BLEU" in formula and "self-BLEU" not in formula):
+        return (f"checkpoint selected by {formula} against the dev references (no style judge; {where})",
+                formula)
+    if "ACC" in formula or any(k.startswith("dev/acc_") for k in best):
+        return ("checkpoint selected on dev by the run's n-gram judge, the test judge's twin (ACC is optimistic; "
+                f"{where}{'' if formula else ', sqrt(ACC * self-BLEU)'})", "n-gram judge (twin)")
+    return f"checkpoint selected on dev ({where})", formula or "dev score"
+
+
 def rebuild_table(task_dir: Path) -> str:
     """One markdown table of every committed system of a task (means over directions)."""
     rows, seen_baselines = [], set()
@@ -76,12 +126,20 @@ def rebuild_table(task_dir: Path) -> str:
                     seen_baselines.add(name)
                     rows.append((name, "", system["mean"]))
                 continue
-            rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"]))
-    present = [(k, t) for k, t in COLUMNS if any(k in m for _, _, m in rows)]
-    lines = ["| system | estimator | " + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 2) + "|"]
-    for label, est, mean in sorted(rows, key=lambda r: r[0].startswith("[")):   # baselines first
+            at = trained_commit(metrics_file.parent / "run.json")
+            at = at.replace("-dirty", " (uncommitted code)") if at != "unknown" else ""
+            rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"],
+                         at, selection(metrics_file.parent / "best.json")[1]))
+    present = [(k, t) for k, t in COLUMNS if any(k in r[2] for r in rows)]
+    lines = ["| system | estimator | trained at | checkpoint | " + " | ".join(t for _, t in present) + " |",
+             "|---" * (len(present) + 4) + "|"]
+    for label, est, mean, *run in sorted(rows, key=lambda r: r[0].startswith("[")):   # baselines first
         cells = [f"{mean[k]:.2f}" if k == "len_ratio" else f"{mean[k]:.1f}" if k in mean else "" for k, _ in present]
-        lines.append(f"| {label} | {est} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {est} | " + " | ".join(run or ["", ""]) + " | " + " | ".join(cells) + " |")
+    lines += ["", "trained at: the commit in the folder's run.json (\"uncommitted code\": it ends in -dirty, the tree "
+              "had uncommitted changes to tracked files). checkpoint: what selected the scored model (best.json; "
+              "\"n-gram judge (twin)\": the run's n-gram judge, the same model as the evaluator's ACC judge, so "
+              "its ACC is optimistic; \"last step\": no selection)."]
     table = "\n".join(lines) + "\n"
     (task_dir / "TABLE.md").write_text(table)
     return table
@@ -147,6 +205,9 @@ def main() -> None:
                              "fit on the training text); repeatable")
     parser.add_argument("--max-words", type=int, help="length control: words asked of each output")
     parser.add_argument("--ratio", type=float, help="length control: output words as a share of the input's")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="train even though tracked files have uncommitted changes (the results README then "
+                             "says the run was trained from uncommitted code)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
 
@@ -161,6 +222,12 @@ def main() -> None:
             merge(cfg, parse_override(text))
         train_seconds = None
     else:
+        dirty = uncommitted_files()
+        if dirty and not args.allow_dirty:
+            shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
+            parser.error(f"refusing to train from uncommitted code: tracked files have uncommitted changes "
+                         f"({shown}); commit them so that run.json names the code that trained the run, or "
+                         f"pass --allow-dirty (the results README then says so)")
         overrides = list(args.overrides) + ([f"train.estimator={args.estimator}"] if args.estimator else [])
         cfg = load_config(args.task, args.preset, overrides)
         name = args.name or f"{cfg.train.estimator}-{cfg.preset}"
@@ -208,8 +275,9 @@ def main() -> None:
         report["length_control"] = {"max_words": args.max_words, "ratio": args.ratio,
                                     "default_words": model.default_words,
                                     "cut_by_cap_pct": 100.0 * length_stats.get("cut", 0) / max(1, total)}
-    trained_commit = json.loads((run_dir / "run.json").read_text()).get("commit", "unknown")[:7]
-    report.update(command=command, commit=commit(), trained_at_commit=trained_commit, machine=machine(),
+    trained_at = trained_commit(run_dir / "run.json")
+    selected, _ = selection(run_dir / "best.json")
+    report.update(command=command, commit=commit(), trained_at_commit=trained_at, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
                   transfer_seconds=round(transfer_seconds, 1))
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -225,9 +293,13 @@ def main() -> None:
         if (run_dir / f).exists():
             shutil.copy(run_dir / f, out / f)
     minutes = f"{train_seconds / 60:.1f} min of training" if train_seconds else "an existing run"
+    uncommitted = (f"- **trained from uncommitted code**: run.json records commit {trained_at} (tracked files had "
+                   f"uncommitted changes when training started; what they were is not recorded)\n"
+                   if trained_at.endswith("-dirty") else "")
     (out / "README.md").write_text(
         f"# {cfg.task}: {name} ({estimator}, {cfg.preset} preset)\n\n"
-        f"- command: `{command}`\n- commit: {report['commit']} (the run was trained at {trained_commit}, "
+        f"- model: {selected}\n{uncommitted}"
+        f"- command: `{command}`\n- commit: {report['commit']} (the run was trained at {trained_at}, "
         f"see run.json)\n- machine: {report['machine']}\n"
         f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n"
         f"- config: [config.yaml](config.yaml); training curves: [training_curves.png](training_curves.png)\n\n"
