@@ -74,3 +74,33 @@ def train_then_kill(tmp_path, *overrides) -> tuple:
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
     return run_dir, resume
+
+
+@pytest.fixture
+def runs_of_three_ages(trained_run, tmp_path):
+    """A runs directory whose task `toy` holds three copies of trained_run, so that "the newest run" has a
+    wrong answer to give: `older` (modified an hour ago, named to sort last, its generator biased to write
+    "." at every step, so its outputs tell it apart), `newer` (a minute ago, named to sort first) and
+    `unfinished` (now, a config.yaml but no generator yet: not a trained run)."""
+    import shutil
+    from types import SimpleNamespace
+
+    import sentencepiece as spm
+    from safetensors.torch import load_file, save_file
+
+    base = tmp_path / "runs" / "toy"
+    skip = shutil.ignore_patterns("ct2-*", "state", "tensorboard")
+    older, newer, unfinished = base / "zz-older", base / "aa-newer", base / "mm-unfinished"
+    for run in (older, newer):
+        shutil.copytree(trained_run, run, ignore=skip)
+    weights = older / "generator" / "model.safetensors"
+    tensors = load_file(weights)
+    dot = spm.SentencePieceProcessor(model_file=str(older / "tokenizer.model")).piece_to_id("\u2581.")
+    tensors["final_logits_bias"][..., dot] += 100.0
+    save_file(tensors, weights, metadata={"format": "pt"})
+    unfinished.mkdir()
+    shutil.copy(trained_run / "config.yaml", unfinished / "config.yaml")
+    now = time.time()
+    for run, age in ((older, 3600), (newer, 60), (unfinished, 0)):
+        os.utime(run, (now - age, now - age))
+    return SimpleNamespace(runs_dir=tmp_path / "runs", older=older, newer=newer, unfinished=unfinished)

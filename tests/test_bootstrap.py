@@ -115,17 +115,51 @@ def test_bootstrap_phase_learns_the_pairs(tmp_path, tiny_cfg):
     assert StyleTransfer(run_dir / "after-bootstrap").transfer(["the soup was bad ."], to="pos")[0]
 
 
-def test_rewards_and_pair_loss_in_the_adversarial_phase(tmp_path, tiny_cfg):
+def test_rewards_and_pair_loss_in_the_adversarial_phase(tmp_path, tiny_cfg, monkeypatch):
+    """Each adversarial step's REINFORCE reward, per direction, is the harmonic mix (weights 1 and 0.5) of
+    the style classifier's p(target | sample) and the cycle's mean log p(real | sample), logged as their
+    means; the generator's loss is lambda_self, lambda_cycle, lambda_adv and lambda_pairs times the logged
+    terms, the pair NLL included. Fails if the style reward reads the source domain's probability, or if
+    the pair loss is logged but left out of g_loss."""
+    import torch
+
+    from textgan.losses import sequence_logprob
+    from textgan.rewards import combine, style_reward
+    from textgan.trainer import Trainer
+
+    rewards, original = [], Trainer.sequence_reward
+
+    def sequence_reward(self, fake, rec_logits, real, mask, tgt, logs=None):
+        reward = original(self, fake, rec_logits, real, mask, tgt, logs)
+        if logs is not None:              # the samples' reward (the greedy baseline's is not logged)
+            with torch.no_grad():
+                p_target = style_reward(self.style(fake.ids, fake.mask), tgt)
+                logprob = sequence_logprob(rec_logits, real, mask)
+            name = self.cfg.data.domains[tgt]
+            rewards.append((name, reward, combine(p_target, logprob, 1.0, 0.5, "harmonic"),
+                            (logs[f"r_style_{name}"], logs[f"r_content_{name}"]),
+                            (p_target.mean().item(), logprob.exp().mean().item())))
+        return reward
+
+    monkeypatch.setattr(Trainer, "sequence_reward", sequence_reward)
     cfg = tiny_cfg(*BOOT, "train.bootstrap_steps=4", "train.style_reward=1", "train.style_steps=10",
                    "train.cycle_reward=0.5", "train.reward_mix=harmonic", "train.lambda_pairs=0.5",
                    "train.baseline=greedy")
     run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    assert sorted(name for name, *_ in rewards) == ["neg"] * cfg.train.adv_steps + ["pos"] * cfg.train.adv_steps
+    for name, reward, expected, logged, means in rewards:
+        assert torch.allclose(reward, expected, rtol=1e-5, atol=1e-6), name
+        assert logged == pytest.approx(means, rel=1e-5)
+    t = cfg.train
     adv = [r for r in _metrics(run_dir) if r["phase"] == "adv" and "train/g_loss" in r]
-    assert adv and all(0 <= adv[-1][f"train/r_style_{d}"] <= 1 and 0 <= adv[-1][f"train/r_content_{d}"] <= 1
-                       for d in ("neg", "pos"))
-    assert "train/pairs_neg" in adv[-1] and all(math.isfinite(v) for v in adv[-1].values() if isinstance(v, float))
-    info = json.loads((run_dir / "style.json").read_text())
-    assert info["steps"] == 10 and 0 <= info["dev_accuracy"] <= 100
+    assert adv
+    for row in adv:
+        both = {k: row[f"train/{k}_neg"] + row[f"train/{k}_pos"] for k in ("self", "cycle", "adv", "pairs")}
+        assert both["pairs"] > 0 and all(math.isfinite(v) for v in both.values())
+        assert row["train/g_loss"] == pytest.approx(t.lambda_self * both["self"] + t.lambda_cycle * both["cycle"]
+                                                    + t.lambda_adv * both["adv"] + t.lambda_pairs * both["pairs"],
+                                                    rel=1e-4, abs=1e-4)
+    assert json.loads((run_dir / "style.json").read_text())["steps"] == 10
 
 
 def test_pairs_are_filtered_by_the_style_classifier(tmp_path, tiny_cfg):

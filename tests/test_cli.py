@@ -41,10 +41,17 @@ def test_transfer_reads_stdin(trained_run, capsys, monkeypatch):
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
-def test_newest_run_of_the_task_is_found(trained_run, capsys):
-    assert main(["transfer", "--task", "toy", "--runs-dir", str(trained_run.parent.parent), "--to", "neg",
-                 "great pizza ."]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 1
+def test_newest_run_of_the_task_is_found(runs_of_three_ages, capsys):
+    """--task without --model rewrites with the most recently modified run that has a generator: not the
+    one whose name sorts last, not the oldest, not an unfinished one.
+    Fails if latest_run picks by name instead of mtime."""
+    import textgan
+
+    runs = runs_of_three_ages
+    expected = textgan.load(runs.newer, device="cpu").transfer(["great pizza ."], to="neg")
+    assert expected != textgan.load(runs.older, device="cpu").transfer(["great pizza ."], to="neg")
+    assert main(["transfer", "--task", "toy", "--runs-dir", str(runs.runs_dir), "--to", "neg", "great pizza ."]) == 0
+    assert capsys.readouterr().out == expected[0] + "\n"
 
 
 def test_python_api(trained_run):

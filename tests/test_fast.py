@@ -11,18 +11,55 @@ SENTENCES = ["the food was cold and the staff rude .", "i love this place !", "g
 
 
 def test_export_then_greedy_and_beam_equal_the_torch_engine(trained_run):
-    """float32 weights: the same outputs as torch, greedy and beam; int8: stated agreement (toy model)."""
+    """float32 weights: the same outputs as torch, greedy and beam."""
     out = export(trained_run, "float32")
     assert (out / "generator" / "model.bin").is_file() and out.name == "ct2-float32"
     torch_model = textgan.load(trained_run, device="cpu")
     fast = textgan.load(trained_run, device="cpu", engine="ctranslate2", quantization="float32")
     for beam in (1, 3):
         assert fast.transfer(SENTENCES, tokenized=True, beam=beam) == torch_model.transfer(SENTENCES, tokenized=True, beam=beam)
-    int8 = textgan.load(trained_run, device="cpu", engine="ctranslate2", quantization="int8")
-    outputs = int8.transfer(SENTENCES, to="pos", tokenized=True)
-    assert len(outputs) == len(SENTENCES) and outputs[4] == ""
-    same = sum(a == b for a, b in zip(outputs, torch_model.transfer(SENTENCES, to="pos", tokenized=True)))
-    assert same >= len(SENTENCES) // 2              # int8 rounding may change a few greedy choices
+
+
+@pytest.fixture(scope="module")
+def copying_run(tmp_path_factory):
+    """A toy run trained as a plain autoencoder (no noise, no adversary; 40 steps, seconds): its greedy
+    outputs follow the input, where trained_run writes the same sentence (or nothing) for every input, so
+    that two engines agreeing on it says something."""
+    import torch
+
+    from conftest import TINY
+    from textgan.config import load_config
+    from textgan.runner import train
+
+    cfg = load_config("toy", "cpu", [*TINY, "train.ae_steps=40", "train.d_steps=0", "train.adv_steps=0",
+                                     "train.lr_g=1e-2", "train.keep_best=false", "data.word_drop=0",
+                                     "data.word_blank=0", "data.shuffle_k=0", "train.threads=1"])
+    threads = torch.get_num_threads()          # train.threads sets the process's torch threads: give them back
+    try:
+        return train(cfg, runs_dir=tmp_path_factory.mktemp("runs"), name="copying", command=["pytest"])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_int8_weights_keep_most_greedy_choices_of_the_torch_engine(copying_run):
+    """int8: weights under half float32's size, and the torch engine's greedy output on at least 85 % of
+    the toy test sentences (about 95 % measured: rounding changes a few choices), an empty input still
+    giving "". Fails if int8 weights are rounded to 3 bits (7 levels per tensor) before the conversion, or if
+    the int8 export writes float32 weights."""
+    from conftest import ROOT
+
+    float32, int8 = (export(copying_run, q) / "generator" / "model.bin" for q in ("float32", "int8"))
+    assert int8.stat().st_size < 0.5 * float32.stat().st_size
+    texts = [line for d in ("neg", "pos") for line in (ROOT / "corpora" / "toy" / f"test.{d}").read_text().splitlines()]
+    torch_model = textgan.load(copying_run, device="cpu")
+    fast = textgan.load(copying_run, device="cpu", engine="ctranslate2", quantization="int8")
+    for to in ("neg", "pos"):
+        expected = torch_model.transfer(texts, to=to, tokenized=True)
+        assert "" not in expected and len(set(expected)) > len(texts) // 4      # outputs that follow the input
+        outputs = fast.transfer(texts, to=to, tokenized=True)
+        same = sum(a == b for a, b in zip(outputs, expected))
+        assert same >= 0.85 * len(texts), f"int8 agrees with torch on {same} of {len(texts)} sentences to {to}"
+    assert fast.transfer(["", "the soup was cold ."], to="pos")[0] == ""
 
 
 def test_export_is_cached_and_forced(trained_run):

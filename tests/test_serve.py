@@ -109,7 +109,7 @@ BAD = [  # (what, request body or raw bytes, status, words of the message)
     ("too many texts", {"task": "toy", "texts": ["a ."] * 9}, 422, "too many texts: 9 (the limit is 8)"),
     ("body over the limit", {"task": "toy", "texts": ["x" * 5000]}, 413, "request body over 4 KiB"),
     ("invalid JSON", b'{"task": "toy", "texts": [', 400, "invalid JSON"),
-    ("invalid UTF-8", b'{"task": "toy", "texts": ["\xff"]}', 400, ""),
+    ("invalid UTF-8", b'{"task": "toy", "texts": ["\xff"]}', 400, "There was an error parsing the body"),
     ("texts not a list", {"task": "toy", "texts": "the soup ."}, 422, "texts: Input should be a valid list"),
     ("a text not a string", {"task": "toy", "texts": [3]}, 422, "texts.0: Input should be a valid string"),
     ("n as a string", {"task": "toy", "texts": ["a ."], "n": "2"}, 422, "n: Input should be a valid integer"),
@@ -125,6 +125,8 @@ BAD = [  # (what, request body or raw bytes, status, words of the message)
 
 @pytest.mark.parametrize("what,body,status,message", BAD, ids=[b[0] for b in BAD])
 def test_bad_input_gets_a_4xx_json_error_and_the_server_goes_on(client, what, body, status, message):
+    """Each bad request: its status and a one-line JSON error holding the message's words (invalid UTF-8:
+    FastAPI's own). Fails if the HTTP error handler answers with the status phrase instead of the detail."""
     if isinstance(body, bytes):
         r = client.post("/v1/transfer", content=body, headers={"content-type": "application/json"})
     else:
@@ -151,14 +153,23 @@ def test_docs_and_page_are_served_from_the_package(client):
     assert client.get("/static/app.js").status_code == 200
 
 
-def test_load_models_finds_the_newest_run_of_each_task(trained_run, sum_run, tmp_path):
+def test_load_models_finds_the_newest_run_of_each_task(runs_of_three_ages, trained_run, sum_run, tmp_path):
+    """With neither runs nor tasks named: per task the most recently modified run with a generator (toy
+    holds an older run whose name sorts last and a newer unfinished one), every task once, and a directory
+    without runs (runs/eval) skipped. Fails if latest_run picks by name instead of mtime."""
     from textgan.checkpoint import CheckpointError
     from textgan.serve import load_models
 
-    models = load_models(runs_dir=Path(trained_run).parent.parent)
-    assert list(models) == ["toy"]
+    runs = runs_of_three_ages
+    shutil.copytree(sum_run, runs.runs_dir / "toy_summarization" / "sum", ignore=shutil.ignore_patterns("state"))
+    (runs.runs_dir / "eval" / "toy").mkdir(parents=True)             # evaluators, not runs
+    models = load_models(runs_dir=runs.runs_dir)
+    assert sorted(models) == ["toy", "toy_summarization"]
+    assert models["toy"].model.run_dir == runs.newer and models["toy"].run == "aa-newer"
+    assert models["toy_summarization"].model.run_dir == runs.runs_dir / "toy_summarization" / "sum"
+    assert load_models(tasks=["toy"], runs_dir=runs.runs_dir)["toy"].model.run_dir == runs.newer
     with pytest.raises(CheckpointError, match="no trained runs under"):
-        load_models(runs_dir=tmp_path)
+        load_models(runs_dir=tmp_path / "empty")
     with pytest.raises(ValueError, match="serve one run per task"):
         load_models([str(trained_run), str(trained_run)])
 
