@@ -24,6 +24,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -158,7 +160,8 @@ def inference(model: StyleTransfer, device: str, batch_size: int, naive_lines: i
 
 
 def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: int, engine: str = "torch") -> dict:
-    """`textgan convert` in a fresh process; lines/s from its summary, peak RSS of that process."""
+    """`textgan convert` in a fresh process; lines/s from its summary, peak RSS of that process (its own
+    VmHWM: see RSS_PROBE)."""
     src, out = workdir / f"in{len(lines)}.txt", workdir / f"out{len(lines)}.txt"
     if not src.exists():
         src.write_text("".join(line + "\n" for line in lines))
@@ -178,11 +181,23 @@ def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: i
     trace = probe["trace"]      # current RSS (MB), once a second
     at = {f"rss_mb_at_{q}pct": trace[min(len(trace) - 1, len(trace) * q // 100)] for q in (25, 50, 75, 100)}
     return {"lines": len(lines), "lines_per_s": float(summary.split(" s, ")[1].split()[0]),
-            "wall_s_with_startup": wall, "peak_rss_mb": probe["peak_kb"] / 1024, **at, "summary": summary}
+            "wall_s_with_startup": wall, "peak_rss_mb": probe["peak_kb"] / 1024,
+            "peak_rss_source": "VmHWM of the convert process (/proc/self/status)", **at, "summary": summary}
 
 
 # Runs `textgan convert` and samples the process's current RSS once a second (peak RSS alone would also
-# count one-off spikes; a leak shows as a trace that keeps rising).
+# count one-off spikes; a leak shows as a trace that keeps rising), then reports the process's own peak.
+#
+# The peak is VmHWM from /proc/self/status: the high-water mark of this process's address space, which
+# exec created fresh, so it counts only what the convert run itself touched. It is not
+# getrusage(RUSAGE_SELF).ru_maxrss, which these figures used before and which is wrong here: on Linux,
+# ru_maxrss is kept per process (signal struct), survives exec, and at exec the kernel folds in the
+# high-water mark of the address space being replaced. When subprocess starts the child with vfork
+# (CPython does, where it can) that address space is the bench parent's, so the child reports at least
+# the parent's peak (with a plain fork, at least the parent's RSS at the fork). All four runs in
+# results/speed/cpu-2t-engines report 811.9 MB that way: the parent's, which had loaded the model and
+# run the inference benchmarks. Checked: a child that touches X MB has a VmHWM of X + ~13 MB whatever
+# the parent allocated, while its ru_maxrss after a parent peak of 1.5 GB reads 1514 MB for X = 0..600.
 RSS_PROBE = """
 import json, resource, sys, threading, time
 from textgan.cli import main
@@ -193,8 +208,8 @@ def sample():
         time.sleep(1)
 threading.Thread(target=sample, daemon=True).start()
 rc = main(sys.argv[1:])
-print('RSS ' + json.dumps({'peak_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'trace': trace}),
-      file=sys.stderr)
+hwm = next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM:'))
+print('RSS ' + json.dumps({'peak_kb': hwm, 'trace': trace}), file=sys.stderr)
 sys.exit(rc)
 """
 
@@ -293,6 +308,8 @@ def main() -> None:
     parser.add_argument("--training-only", action="store_true",
                         help="only the matmul peak and the training steps (into results/speed/<name>-training)")
     parser.add_argument("--out", default=str(ROOT / "results" / "speed"))
+    parser.add_argument("--note", default="", help="a paragraph for the README, after the machine (e.g. what the "
+                        "run is for, which of its figures are comparable)")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -301,9 +318,9 @@ def main() -> None:
     out_dir = Path(args.out) / (f"{name}-training" if args.training_only else name)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = StyleTransfer(args.model, device=device)
-    results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
+    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
                "date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "model": str(args.model),
-               "device": device}
+               "device": device, "note": args.note}
     results["matmul_peak_gflop_per_s"] = matmul_peak(device)
     print(f"matmul peak: {results['matmul_peak_gflop_per_s']:.1f} GFLOP/s", flush=True)
     if not args.training_only:
@@ -352,14 +369,23 @@ def training_rows(tr: dict) -> str:
     return "\n".join(rows)
 
 
+def code(text: str) -> str:
+    """`text` as a Markdown code span, fenced by more backticks than any run of them inside it."""
+    fence = "`" * (max((len(x) for x in re.findall("`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def report(r: dict) -> str:
     tr, m = r.get("training"), r["machine"]
     text = f"""# Speed: {r['model']} on {m.get('gpu') or m['cpu']}
 
-Command: `{r['command']}` at commit {r['commit']}, {r['date']}.
+Command: {code(r['command'])} at commit {r['commit']}, {r['date']}.
 Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} using {m['torch_threads']} threads{', GPU ' + m['gpu'] if 'gpu' in m else ''}.
 Matmul peak measured in the same run: {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s.
 """
+    if r.get("note"):
+        text += f"\n{r['note']}\n"
     if "inference" in r:
         inf, conv = r["inference"], r["convert"]
         text += f"""
@@ -370,6 +396,9 @@ Matmul peak measured in the same run: {r['matmul_peak_gflop_per_s']:.1f} GFLOP/s
 | naive (one at a time, no KV cache), {inf['naive_sentences']} sentences | {inf['naive_sent_per_s']:.1f} | {inf['naive_sent_per_s'] / inf['textgan_sent_per_s']:.2f}x | | |
 
 Outputs identical between naive and the torch engine: {inf['outputs_identical_to_naive']}.
+
+Peak RSS: the convert process's own high-water mark (VmHWM), not ru_maxrss (which carries the bench
+parent's peak into the child: see RSS_PROBE in scripts/bench_speed.py).
 
 | `textgan convert` (whole process) | lines/s | vs torch | RSS at 25 / 50 / 75 / 100 % of the run | peak RSS |
 |---|---|---|---|---|
