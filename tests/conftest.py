@@ -20,7 +20,7 @@ TINY = [
     "discriminator.d_model=32", "discriminator.layers=1", "discriminator.heads=2", "discriminator.ffn_dim=64",
     "train.batch_size=8", "train.ae_steps=4", "train.d_steps=2", "train.adv_steps=4",
     "train.log_every=2", "train.eval_every=1000", "train.ckpt_every=1000", "train.eval_lines=8",
-    "data.max_train_lines=300",
+    "data.max_train_lines=300", "train.style_steps=20",
 ]
 
 

@@ -68,32 +68,36 @@ def engine_convert_cmd(src, out, run, *extra, engine="torch"):
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["torch", "ctranslate2"])
 def test_kill_9_at_random_points_then_resume_gives_identical_bytes(trained_run, tmp_path, engine):
-    src = write(tmp_path / "in.txt", toy_lines(3000, seed=1))
+    """kill -9 a conversion mid-file (twice), then finish it: the bytes equal an uninterrupted run's, and
+    each run converted only what its predecessors had not. Fails if `_load_progress` ignores the progress
+    record (a restart also gives identical bytes, but converts every line again)."""
+    lines = 3000
+    src = write(tmp_path / "in.txt", toy_lines(lines, seed=1))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference.txt"
     convert_cmd = functools.partial(engine_convert_cmd, engine=engine)
     subprocess.run(convert_cmd(src, reference, trained_run), cwd=ROOT, env=env, check=True, timeout=300)
 
     out = tmp_path / "out.txt"
-    progress = tmp_path / "out.txt.progress0.json"
+    part, progress = tmp_path / "out.txt.part0", tmp_path / "out.txt.progress0.json"
     rng = random.Random(7)
-    kills = 0
-    for _ in range(3):
-        proc = subprocess.Popen(convert_cmd(src, out, trained_run), cwd=ROOT, env=env)
-        while not progress.exists() and proc.poll() is None:    # wait until it is converting
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.6))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
-        if out.exists():
-            break
+    done = 0                                      # lines converted by the killed runs, by their progress record
+    for _ in range(2):
+        proc = subprocess.Popen(convert_cmd(src, out, trained_run), cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        # wait until this run has recorded a chunk of its own, then kill it at a random point
+        while proc.poll() is None and (not progress.exists() or json.loads(progress.read_text())["counts"]["lines"] <= done):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
         assert not out.exists()                   # a killed run never leaves a (partial) OUTPUT
-    assert kills >= 1
-    done = json.loads(progress.read_text()) if progress.exists() else None
-    assert done is None or done["next_chunk"] > 0   # some progress was kept for the resume
-    subprocess.run(convert_cmd(src, out, trained_run), cwd=ROOT, env=env, check=True, timeout=300)
+        record = json.loads(progress.read_text())
+        assert done < record["counts"]["lines"] < lines and not record["done"]
+        assert part.stat().st_size >= record["output_bytes"] > 0       # what it recorded is on disk
+        done = record["counts"]["lines"]
+    finished = subprocess.run(convert_cmd(src, out, trained_run), cwd=ROOT, env=env, check=True, timeout=300,
+                              capture_output=True, text=True)
+    assert f"{lines} lines ({lines - done} in this run" in finished.stderr   # only the remainder was converted
     assert out.read_bytes() == reference.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt", "reference.txt"]
 

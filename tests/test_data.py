@@ -83,3 +83,27 @@ def test_invalid_utf8_names_the_line(tmp_path):
     path.write_bytes(b"fine\nbad \xff\xfe here\n")
     with pytest.raises(CorpusError, match="line 2 is not valid UTF-8"):
         read_lines(path)
+
+
+def test_a_corpus_without_dev_split_holds_dev_out_of_train_never_test(monkeypatch, tmp_path):
+    """Fails if prepare_data falls back to the test split (as it once did) or leaves dev lines in train."""
+    import textgan.corpora as corpora
+    from textgan.config import load_config
+    from textgan.data import prepare_data
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "nodev.yaml").write_text("name: nodev\ndomains: [neg, pos]\nfiles:\n"
+                                      "  train: {neg: train.neg, pos: train.pos}\n  test: {neg: test.neg, pos: test.pos}\n")
+    root = tmp_path / "data" / "nodev"
+    root.mkdir(parents=True)
+    for d in ("neg", "pos"):
+        (root / f"train.{d}").write_text("".join(f"{d} train line {chr(97 + i // 26)}{chr(97 + i % 26)}\n"
+                                                 for i in range(200)))
+        (root / f"test.{d}").write_text(f"{d} test line\n")
+    monkeypatch.setattr(corpora, "CARD_DIR", cards)
+    train, dev = prepare_data(load_config("toy", "cpu", ["data.corpus=nodev"]), tmp_path / "data")
+    for d in ("neg", "pos"):
+        kept, held = list(train[d]["text"]), list(dev[d]["text"])
+        assert len(held) == 10 and len(kept) == 190                 # 5 % of train, out of train
+        assert all("train line" in x for x in held) and not set(kept) & set(held)

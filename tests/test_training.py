@@ -66,10 +66,31 @@ def test_fused_directions_give_the_same_losses(tmp_path, tiny_cfg, monkeypatch, 
     ["train.feedback=soft", "train.cycle_through_fake=true"],
     ["train.feedback=soft", "train.estimator=gumbel", "train.straight_through=true"],
 ])
-def test_training_options_train_without_nan(tmp_path, tiny_cfg, extra):
-    run_dir = train(tiny_cfg(*extra), runs_dir=tmp_path, name="run")
-    values = [v for r in _metrics(run_dir) for k, v in r.items() if k.startswith("train/")]
-    assert all(math.isfinite(v) for v in values)
+def test_training_options_pass_the_adversarial_gradient_to_the_generator(tmp_path, tiny_cfg, monkeypatch, extra):
+    """With denoising and the cycle loss weighted 0, every adversarial generator update of each option set
+    carries a gradient (from L_adv alone: through the soft/Gumbel sentence into D, or REINFORCE's rewards),
+    and every discriminator update one of its own."""
+    from textgan.trainer import Trainer
+
+    norms = {"g": [], "d": []}
+    fit = Trainer.fit
+
+    def fit_recording_gradients(self):
+        for key, opt, modules in (("g", self.opt_g, self.generators), ("d", self.opt_d, [self.critic])):
+            def step(*args, _step=opt.step, _key=key, _modules=modules, **kwargs):
+                if self.phase(self.state.step) == "adv":
+                    grads = [p.grad for m in _modules for p in m.parameters() if p.grad is not None]
+                    norms[_key].append(float(sum(g.norm() ** 2 for g in grads)) ** 0.5 if grads else 0.0)
+                return _step(*args, **kwargs)
+            opt.step = step
+        fit(self)
+
+    monkeypatch.setattr(Trainer, "fit", fit_recording_gradients)
+    train(tiny_cfg(*extra, "train.lambda_self=0", "train.lambda_cycle=0"), runs_dir=tmp_path, name="run")
+    d_per_g = 2 if "train.d_per_g=2" in extra else 1
+    assert len(norms["g"]) == 4 and len(norms["d"]) == 4 * d_per_g
+    assert all(n > 0 for n in norms["g"]), norms
+    assert all(n > 0 for n in norms["d"]), norms
 
 
 def test_run_dir_records_how_it_was_made(trained_run):
@@ -125,6 +146,55 @@ def test_kill_and_resume_continues_the_step_counter(tmp_path):
     assert steps == sorted(steps) and steps[-1] == 4 + 2 + 16
 
 
+def _state(trainer) -> dict:
+    """Copies of what a resumed run must get back: step, weights, both optimizers' moments and steps, the
+    learning-rate schedules and the REINFORCE baseline."""
+    import copy
+
+    return copy.deepcopy({
+        "step": trainer.state.step,
+        "models": [m.state_dict() for m in [*trainer.generators, trainer.critic]],
+        "optimizers": [o.state_dict() for o in (trainer.opt_g, trainer.opt_d)],
+        "schedules": [s.state_dict() for s in (trainer.sched_g, trainer.sched_d)],
+        "baseline": trainer.baseline.state_dict()})
+
+
+def _assert_same(a, b, where="state"):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_resume_restores_weights_optimizers_schedules_and_baseline(tmp_path, tiny_cfg, monkeypatch):
+    """What the last checkpoint held is what --resume starts from, not only its step counter."""
+    from textgan.trainer import Trainer
+
+    saved, resumed = {}, {}
+    save = Trainer.save_checkpoint
+
+    def save_and_copy(self):
+        save(self)
+        saved[self.state.step] = _state(self)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_and_copy)
+    options = ["train.estimator=reinforce", "train.baseline=ema", "train.warmup_steps=50"]
+    run_dir = train(tiny_cfg(*options), runs_dir=tmp_path, name="run")
+    monkeypatch.setattr(Trainer, "fit", lambda self: resumed.update(_state(self)))
+    train(tiny_cfg(*options, "train.adv_steps=8"), resume=run_dir)
+    assert sorted(saved) == [10] and resumed["step"] == 10
+    assert saved[10]["baseline"]["value"].numel() > 0                   # the baseline has learnt something
+    _assert_same(resumed, saved[10])
+
+
 def test_learning_rates_given_on_resume_take_effect(tmp_path, tiny_cfg):
     """A checkpoint restores its optimizers' learning rates; lr_g / lr_d overrides given on --resume win."""
     run_dir = train(tiny_cfg("train.ae_steps=10", "train.d_steps=0", "train.adv_steps=0", "train.warmup_steps=1",
@@ -138,14 +208,19 @@ def test_learning_rates_given_on_resume_take_effect(tmp_path, tiny_cfg):
     assert rows[-1]["train/lr_d"] == pytest.approx(5e-4 / 20)     # D never stepped: first of 20 warmup steps
 
 
-def test_keep_best_saves_the_best_adversarial_checkpoint(tmp_path, tiny_cfg):
-    cfg = tiny_cfg("train.eval_every=2", "train.keep_best=true")
+@pytest.mark.parametrize("select_by,prefix", [("style", "dev/style_acc_"), ("judge", "dev/acc_")])
+def test_keep_best_saves_the_checkpoint_best_by_the_chosen_judge(tmp_path, tiny_cfg, select_by, prefix):
+    """select_by=style scores dev style with the reward's style classifier (which the evaluator never
+    uses), select_by=judge with the run's n-gram judge; best.json says which."""
+    cfg = tiny_cfg("train.eval_every=2", "train.keep_best=true", f"train.select_by={select_by}")
     run_dir = train(cfg, runs_dir=tmp_path, name="run")
     best = json.loads((run_dir / "best.json").read_text())
     assert best["step"] > cfg.train.ae_steps + cfg.train.d_steps          # adversarial phase only
-    scores = [math.sqrt((r["dev/acc_neg2pos"] + r["dev/acc_pos2neg"]) / 2 *
+    scores = [math.sqrt((r[f"{prefix}neg2pos"] + r[f"{prefix}pos2neg"]) / 2 *
                         (r["dev/self_bleu_neg2pos"] + r["dev/self_bleu_pos2neg"]) / 2)
-              for r in _metrics(run_dir) if "dev/acc_neg2pos" in r and r["phase"] == "adv"]
-    assert best["score"] == pytest.approx(max(scores))
+              for r in _metrics(run_dir) if f"{prefix}neg2pos" in r and r["phase"] == "adv"]
+    assert len(scores) == 2 and best["score"] == pytest.approx(max(scores))
+    assert ("style classifier" in best["selector"]) == (select_by == "style")
+    assert ("twin" in best["selector"]) == (select_by == "judge")
+    assert (run_dir / "style.safetensors").exists() == (select_by == "style")   # nothing else needs it here
     assert any((run_dir / "generator").glob("*.safetensors"))
-

@@ -149,7 +149,8 @@ class TrainConfig:
     cycle_reward: float = 0.0            # reinforce: weight w_c of the content (cycle log-prob) sequence reward
     style_reward: float = 0.0            # reinforce: weight w_s of the style classifier's sequence reward (rewards.py)
     reward_mix: str = "sum"              # sum: w_s r_style + w_c log r_content | harmonic: their weighted harmonic mean
-    style_steps: int = 300               # with style_reward: training steps of the style classifier (before phase 1)
+    style_steps: int = 300               # training steps of the style classifier (before phase 1), when the
+                                         # reward, the pair filter or checkpoint selection (select_by) needs it
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
     # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
@@ -183,11 +184,16 @@ class TrainConfig:
     eval_lines: int = 200                # dev lines per direction in the periodic evaluation
     ckpt_every: int = 500
     # The run's inference files (generator/, discriminator) hold the model with the best dev score
-    # sqrt(style ACC * self-BLEU) seen at an adversarial-phase evaluation (tasks with dev references:
-    # dev ROUGE-L or BLEU; Trainer.dev_score), written to best.json (before that: the latest
+    # sqrt(style ACC * self-BLEU) seen at a bootstrap- or adversarial-phase evaluation (tasks with dev
+    # references: dev ROUGE-L or BLEU; Trainer.dev_score), written to best.json (before that: the latest
     # checkpoint); state/ always holds the latest step for --resume.
     # False: the inference files follow the latest checkpoint.
     keep_best: bool = True
+    # Whose style ACC the dev score uses. style: the reward's style classifier (a Transformer over pieces,
+    # rewards.StyleClassifier; trained for style_steps if nothing else needs it), which the evaluator
+    # never uses. judge: the run's n-gram judge, the same model as the evaluator's ACC judge (same class,
+    # text, seed and epochs), so test ACC of a run selected by it is optimistic; kept for comparison.
+    select_by: str = "style"
     threads: int = 0                     # torch CPU threads; 0 = torch's default
 
 
@@ -240,6 +246,7 @@ CHOICES = {
     "train.latent_loss": ("reversal", "nonsaturating"),
     "train.latent_pool": ("mean", "tokens"),
     "train.feedback": ("hard", "soft"),
+    "train.select_by": ("style", "judge"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
 }
 

@@ -4,6 +4,7 @@ padding, denoising noise."""
 from __future__ import annotations
 
 import random
+import sys
 from typing import Iterator
 
 import datasets
@@ -19,15 +20,31 @@ def normalize_split(split, scheme: str):
                      batched=True, desc=f"normalize ({scheme})")
 
 
+def hold_out_dev(train, corpus: str, lines: int = 1000):
+    """A corpus without a dev split: (train, dev) where dev is a seeded sample of train, per domain 5 % of
+    its lines (at least 1, at most `lines`), taken out of train. Never the test split: choosing settings
+    or checkpoints on test would make its scores optimistic."""
+    parts = {d: part.train_test_split(test_size=max(1, min(lines, len(part) // 20)), seed=0, shuffle=True)
+             for d, part in train.items()}
+    dev = datasets.DatasetDict({d: p["test"] for d, p in parts.items()})
+    print(f"corpus '{corpus}' has no dev split: held out " + ", ".join(f"{len(p)} {d}" for d, p in dev.items())
+          + " lines of its train split as dev (not trained on)", file=sys.stderr)
+    return datasets.DatasetDict({d: p["train"] for d, p in parts.items()}), dev
+
+
 def prepare_data(cfg, data_dir=None):
-    """Normalized train and dev splits of the task's corpus (DatasetDicts, cached)."""
+    """Normalized train and dev splits of the task's corpus (DatasetDicts, cached); a corpus without a dev
+    split gets one held out of train (`hold_out_dev`)."""
     card = load_card(cfg.data.corpus)
     missing = [d for d in cfg.data.domains if d not in card.domains]
     if missing:
         raise ValueError(f"corpus '{card.name}' has no domain(s) {missing}; it has {card.domains}")
     scheme = cfg.data.normalize
     train = load_split(card, "train", data_dir, cfg.data.max_train_lines)
-    dev = load_split(card, "dev" if "dev" in card.files else "test", data_dir)
+    if "dev" in card.files:
+        dev = load_split(card, "dev", data_dir)
+    else:
+        train, dev = hold_out_dev(train, card.name)
     if card.normalized != scheme:
         train, dev = normalize_split(train, scheme), normalize_split(dev, scheme)
     for name in cfg.data.extra_train:          # e.g. monolingual text beside a small corpus (translation)

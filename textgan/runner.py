@@ -130,29 +130,34 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     return by_target
 
 
-def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_split, accelerator):
+def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_split, accelerator,
+                     selects: bool = False):
     """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
     training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy); it also filters
-    the mined pairs (train.pairs_min_style). None without either."""
+    the mined pairs (train.pairs_min_style) and, when `selects`, judges style in the dev score that picks
+    the kept checkpoint (train.select_by=style). None when nothing needs it."""
     from safetensors.torch import load_file, save_file
 
     t = cfg.train
-    if not (t.style_reward or t.pairs_min_style):
+    if not (t.style_reward or t.pairs_min_style or selects):
         return None
     domains = cfg.data.domains
-    model = StyleClassifier(cfg.discriminator, tok.vocab_size, len(domains), checkpoint.max_positions(cfg))
-    device = accelerator.device
     path = run_dir / "style.safetensors"
-    if accelerator.is_main_process and not path.exists():
-        tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
-        model.to(device)
-        info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed, device=device,
-                         log=tqdm.write)
-        dev_ids = encode_split(dev_split, tok, cfg.data.max_len)
-        info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains], device))
-        tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
-        save_file(model.state_dict(), str(path))
-        (run_dir / "style.json").write_text(json.dumps(info, indent=2) + "\n")
+    # Its own random stream (init, dropout), so the generators start the same with or without it.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(t.seed)
+        model = StyleClassifier(cfg.discriminator, tok.vocab_size, len(domains), checkpoint.max_positions(cfg))
+        device = accelerator.device
+        if accelerator.is_main_process and not path.exists():
+            tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
+            model.to(device)
+            info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed,
+                             device=device, log=tqdm.write)
+            dev_ids = encode_split(dev_split, tok, cfg.data.max_len)
+            info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains], device))
+            tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
+            save_file(model.state_dict(), str(path))
+            (run_dir / "style.json").write_text(json.dumps(info, indent=2) + "\n")
     accelerator.wait_for_everyone()
     model.load_state_dict(load_file(str(path)))
     return model
@@ -198,11 +203,13 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         checkpoint.write_target_vocab(run_dir, train_ids)
     accelerator.wait_for_everyone()
     xl = crosslingual_embeddings(cfg, run_dir, tok, train_ids, accelerator, data_dir)
-    style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator)
+    card = load_card(cfg.data.corpus)
+    dev_references = "dev" in card.multiref or "dev" in card.references   # dev BLEU / ROUGE, not self-BLEU
+    selects = cfg.train.keep_best and cfg.train.select_by == "style" and not dev_references
+    style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator, selects)
     pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style, xl)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
-    card = load_card(cfg.data.corpus)
-    if "dev" in card.multiref or "dev" in card.references:   # dev sources with references: dev BLEU, not self-BLEU
+    if dev_references:
         trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev") if d.references}
     if resume:
         trainer.load_checkpoint()

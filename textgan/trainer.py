@@ -45,7 +45,7 @@ from .models.generator import Generator, straight_through_one_hot
 from .models.judge import NgramJudge
 from .models.latent import LatentCritic, latent_losses
 from .rewards import StyleClassifier, combine, style_reward
-from .tokenizer import Tokenizer
+from .tokenizer import EOS, Tokenizer
 from .transfer import transfer_normalized
 
 
@@ -142,7 +142,7 @@ class Trainer:
         if t.style_reward and self.style is None:
             raise ConfigError("train.style_reward needs the style classifier (train.style_steps > 0)")
         self.total = self.starts["adv"] + t.adv_steps
-        self.noise_rng = random.Random(t.seed + accelerator.process_index)
+        self.noise_rng = random.Random()           # re-seeded every step (seed_noise)
 
     def g_params(self) -> list:
         """What the generator's optimizer updates: the generators and, with train.latent_adv, the latent critic."""
@@ -176,6 +176,11 @@ class Trainer:
                    for i, d in enumerate((self.a, self.b))]
         while True:
             yield [next(s) for s in streams]
+
+    def seed_noise(self) -> None:
+        """The denoising noise of a step is a function of (seed, process, step) alone, so a resumed run
+        noises a batch as the uninterrupted run would have (its batches are drawn afresh, see `batches`)."""
+        self.noise_rng.seed(f"{self.cfg.train.seed}/{self.acc.process_index}/{self.state.step}")
 
     def to_device(self, seqs):
         ids, mask = pad(seqs)
@@ -571,7 +576,8 @@ class Trainer:
     # ---------------------------------------------------------------- evaluation, checkpoints
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Dev transfers in both directions: style accuracy by the independent judge, self-BLEU, samples."""
+        """Dev transfers in both directions: style accuracy by the run's n-gram judge (dev/acc_*) and by the
+        reward's style classifier when the run has one (dev/style_acc_*), self-BLEU, samples."""
         for g in self.generators:
             g.eval()
         scheme = self.cfg.data.normalize
@@ -587,6 +593,8 @@ class Trainer:
             tokenize = self.cfg.eval.bleu_tokenize.get(tgt, BLEU_TOKENIZE.get(scheme, "13a"))
             if self.judge is not None:
                 results[f"dev/acc_{src}2{tgt}"] = self.judge.accuracy(outputs, tgt)
+            if self.style is not None:
+                results[f"dev/style_acc_{src}2{tgt}"] = self.style_accuracy(outputs, tgt)
             if paired:
                 references = [r[:n] for r in paired.references]
                 results[f"dev/bleu_{src}2{tgt}"] = bleu(outputs, references, tokenize).score
@@ -604,6 +612,12 @@ class Trainer:
             g.train()
         return results
 
+    def style_accuracy(self, texts: list[str], domain: str) -> float:
+        """Share (%) of normalized `texts` that the reward's style classifier puts in `domain`."""
+        ids = [x or [EOS] for x in self.tok.encode(texts, self.cfg.data.max_len)]
+        probs = self.style.probabilities(ids, self.acc.device)                  # (N, k)
+        return 100.0 * float((probs.argmax(-1) == self.cfg.data.domains.index(domain)).float().mean())
+
     def save_checkpoint(self) -> None:
         """Resume state (accelerate save_state) and the inference files, each swapped in atomically."""
         tmp = self.run_dir / "state.tmp"
@@ -616,36 +630,45 @@ class Trainer:
         self.acc.wait_for_everyone()
 
     def keeps_best(self) -> bool:
-        return self.cfg.train.keep_best and self.judge is not None
+        return self.cfg.train.keep_best
 
-    def dev_score(self, results: dict) -> tuple[float, str] | None:
-        """The model-selection score of a dev evaluation and its formula: with dev references (summaries,
-        translations) the mean dev ROUGE-L (eval.rouge) or BLEU against them; without, sqrt(mean style
-        ACC * mean self-BLEU). None when the evaluation lacks its parts."""
+    def dev_score(self, results: dict) -> tuple[float, str, str] | None:
+        """The model-selection score of a dev evaluation, its formula and what judged style: with dev
+        references (summaries, translations) the mean dev ROUGE-L (eval.rouge) or BLEU against them;
+        without, sqrt(mean style ACC * mean self-BLEU), the ACC of train.select_by's classifier (`style`:
+        the reward's style classifier, which the evaluator never uses; `judge`: the run's n-gram judge, the
+        evaluator's ACC judge's twin). None when the evaluation lacks its parts."""
         def mean(prefix):
             values = [v for k, v in results.items() if k.startswith(prefix)]
             return sum(values) / len(values) if values else None
 
         reference = mean("dev/rougeL_") if self.cfg.eval.rouge else mean("dev/bleu_")
         if reference is not None:
-            return reference, "dev ROUGE-L" if self.cfg.eval.rouge else "dev BLEU"
-        acc, self_bleu = mean("dev/acc_"), mean("dev/self_bleu_")
+            metric = "dev ROUGE-L" if self.cfg.eval.rouge else "dev BLEU"
+            return reference, metric, f"{metric} against the dev references (no style judge)"
+        if self.cfg.train.select_by == "style":
+            acc, formula = mean("dev/style_acc_"), "sqrt(style-classifier ACC * self-BLEU)"
+            selector = "the reward's style classifier (style.safetensors), which the evaluator does not use"
+        else:
+            acc, formula = mean("dev/acc_"), "sqrt(ACC * self-BLEU)"
+            selector = "the run's n-gram judge (judge.pt), the test judge's twin: test ACC is optimistic"
+        self_bleu = mean("dev/self_bleu_")
         if acc is None or self_bleu is None:
             return None
-        return math.sqrt(acc * self_bleu), "sqrt(ACC * self-BLEU)"
+        return math.sqrt(acc * self_bleu), formula, selector
 
     def keep_if_best(self, results: dict) -> None:
         """Save the inference files when the dev score (`dev_score`) beats best.json's."""
         scored = self.dev_score(results)
         if scored is None:
             return
-        score, formula = scored
+        score, formula, selector = scored
         best_file = self.run_dir / "best.json"
         best = json.loads(best_file.read_text())["score"] if best_file.exists() else -1.0
         if score > best:
             checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
-            best_file.write_text(json.dumps({"step": self.state.step, "score": score, "formula": formula, **results},
-                                            indent=2) + "\n")
+            best_file.write_text(json.dumps({"step": self.state.step, "score": score, "formula": formula,
+                                             "selector": selector, **results}, indent=2) + "\n")
             tqdm.write(f"  best dev score so far ({score:.1f} = {formula}): model saved")
 
     def load_checkpoint(self) -> None:
@@ -689,6 +712,7 @@ class Trainer:
             while self.state.step < self.total:
                 phase = self.phase(self.state.step)
                 seqs_a, seqs_b = next(batches)
+                self.seed_noise()
                 with self.acc.accumulate(*self.generators, self.critic):
                     if phase == "ae":
                         logs = self.ae_step(seqs_a, seqs_b)
