@@ -39,10 +39,10 @@ class DataConfig:
     shuffle_k: float = 3.0               # ... local shuffle window (0 = off)
     bucket_batches: int = 50             # batches per length-sorted bucket
     length_tokens: int = 0               # K > 0: length control, <len_1>..<len_K> in the encoder input ask for
-                                         # that many words (longer: <len_K>); see trainer.Trainer.condition
+                                         # that many words (longer: <len_K>); see Generator.condition
     length_mix: float = 0.0              # with length control: share of denoising inputs followed by the next
                                          # sentence of the batch, so the input's length no longer gives away the
-                                         # output's and the <len_k> request must be read (Trainer.noisy)
+                                         # output's and the <len_k> request must be read (StepTools.noisy, training/common.py)
 
 
 @dataclass
@@ -185,7 +185,7 @@ class TrainConfig:
     ckpt_every: int = 500
     # The run's inference files (generator/, discriminator) hold the model with the best dev score
     # sqrt(style ACC * self-BLEU) seen at a bootstrap- or adversarial-phase evaluation (tasks with dev
-    # references: dev ROUGE-L or BLEU; Trainer.dev_score), written to best.json (before that: the latest
+    # references: dev ROUGE-L or BLEU; DevEvaluation.dev_score), written to best.json (before that: the latest
     # checkpoint); state/ always holds the latest step for --resume.
     # False: the inference files follow the latest checkpoint.
     keep_best: bool = True
