@@ -44,7 +44,7 @@ from textgan.evaluate import (
     published_baselines,
     task_directions,
 )
-from textgan.tokenizer import Tokenizer
+from textgan.tokenizer import load_tokenizer
 from textgan.data import prepare_data
 from textgan.runner import train
 from textgan.transfer import StyleTransfer
@@ -167,7 +167,7 @@ def word_by_word(run_dir: Path, cfg, method: str, directions) -> tuple[dict, dic
     """Baseline outputs: each piece replaced by its nearest piece of the target language, through
     cross-lingual embeddings learnt on the run's tokenizer and training text (the run's own crosslingual.pt
     when its method matches; else learnt once and kept as wordbyword-<method>.pt in the run)."""
-    tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+    tok = load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize)
     own, kept = run_dir / "crosslingual.pt", run_dir / f"wordbyword-{method}.pt"
     if own.exists() and CrossLingual.load(own).method == method:
         xl = CrossLingual.load(own)

@@ -3,7 +3,7 @@
     runs/<task>/<name>/
       config.yaml            fully resolved config
       run.json               command line, seed, commit, library versions, machine
-      tokenizer.model        SentencePiece
+      tokenizer.model        SentencePiece; or pieces/: a pretrained generator's tokenizer, cut to the corpus
       generator/             save_pretrained (safetensors); or generator_ab/ + generator_ba/
       discriminator.safetensors
       judge.pt               the independent n-gram style judge used in dev evaluation
@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,7 +31,8 @@ from .config import Config, ConfigError, config_from_dict, save_config
 from .corpora import PROJECT_ROOT
 from .models.discriminator import DomainCritic
 from .models.generator import Generator, build_generator
-from .tokenizer import Tokenizer
+from .pretrained import quiet_loading
+from .tokenizer import Tokenizer, load_tokenizer
 
 
 class CheckpointError(RuntimeError):
@@ -124,7 +124,7 @@ def save_models(run_dir: Path, cfg: Config, generators: list[Generator], critic:
     for name, g in zip(generator_dirs(cfg), generators):
         tmp = run_dir / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        g.model.save_pretrained(tmp)
+        g.exportable().save_pretrained(tmp)
         replace_dir(tmp, run_dir / name)
     tmp_file = run_dir / "discriminator.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, str(tmp_file))
@@ -132,6 +132,7 @@ def save_models(run_dir: Path, cfg: Config, generators: list[Generator], critic:
 
 
 RUN_FILES = ("config.yaml", "run.json", "tokenizer.model", "judge.pt", "lengths.json")
+RUN_DIRS = ("pieces",)              # a pretrained generator's tokenizer (tokenizer.PretrainedPieces)
 
 
 def snapshot(run_dir: Path, name: str, cfg: Config, generators: list[Generator], critic: DomainCritic) -> Path:
@@ -142,23 +143,11 @@ def snapshot(run_dir: Path, name: str, cfg: Config, generators: list[Generator],
     for file in RUN_FILES:
         if (Path(run_dir) / file).exists():
             shutil.copyfile(Path(run_dir) / file, out / file)
+    for folder in RUN_DIRS:
+        if (Path(run_dir) / folder).is_dir():
+            shutil.copytree(Path(run_dir) / folder, out / folder, dirs_exist_ok=True)
     save_models(out, cfg, generators, critic)
     return out
-
-
-@contextmanager
-def quiet_loading():
-    """No "Loading weights" progress bar from transformers while loading a model of ours (seconds, not work
-    a user waits for); the setting is restored afterwards."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -175,16 +164,17 @@ def load_run_config(run_dir: str | Path) -> Config:
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", generators: bool = True):
     """(cfg, tokenizer, generators, critic) of a run; generators[0] maps a->b (and everything if shared);
     with generators=False the list is empty (another engine decodes)."""
-    from transformers import BartForConditionalGeneration
+    from transformers import AutoModelForCausalLM, BartForConditionalGeneration
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    kind = AutoModelForCausalLM if cfg.generator.arch == "causal" else BartForConditionalGeneration
     try:
-        tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+        tok = load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize)
         models = []
         for name in generator_dirs(cfg) if generators else []:
             with quiet_loading():
-                model = BartForConditionalGeneration.from_pretrained(run_dir / name)
+                model = kind.from_pretrained(run_dir / name)
             models.append(wrap_generator(model, cfg, tok, run_dir).to(device).eval())
         critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
         critic.load_state_dict(load_file(str(run_dir / "discriminator.safetensors")))
@@ -231,13 +221,22 @@ def wrap_generator(model, cfg: Config, tok: Tokenizer, run_dir: Path | None = No
     extract_to = [tok.domain_ids[d] for d in cfg.generator.extract_to]
     word_start = tok.word_starts() if tok.length_ids or extract_to else None
     banned = read_target_vocab(run_dir, tok) if cfg.generator.target_vocab else None
-    return Generator(model, tok.length_ids, word_start, words_left=cfg.generator.words_left, extract_to=extract_to,
-                     banned=banned)
+    kind = Generator
+    if cfg.generator.arch == "causal":
+        from .models.causal import CausalGenerator as kind
+    return kind(model, tok.length_ids, word_start, words_left=cfg.generator.words_left, extract_to=extract_to,
+                banned=banned)
 
 
 def new_models(cfg: Config, tok: Tokenizer, run_dir: Path | None = None) -> tuple[list[Generator], DomainCritic]:
+    """Fresh generators (from scratch, or the pretrained LM of generator.init) and discriminator."""
     count = 1 if cfg.generator.shared else 2
-    generators = [wrap_generator(build_generator(cfg.generator, tok.vocab_size, max_positions(cfg)), cfg, tok, run_dir)
-                  for _ in range(count)]
+    if cfg.generator.arch == "causal":
+        from .models.causal import build_causal_lm
+
+        models = [build_causal_lm(cfg.generator, tok.sp) for _ in range(count)]
+    else:
+        models = [build_generator(cfg.generator, tok.vocab_size, max_positions(cfg)) for _ in range(count)]
+    generators = [wrap_generator(model, cfg, tok, run_dir) for model in models]
     critic = DomainCritic(cfg.discriminator, tok.vocab_size, len(cfg.data.domains), max_positions(cfg))
     return generators, critic

@@ -222,6 +222,20 @@ def _data(args) -> int:
     return 0
 
 
+def _pretrained(args) -> int:
+    from .pretrained import PACKAGED, PretrainedError, resolve
+
+    if args.action == "list":
+        for key, spec in PACKAGED.items():
+            print(f"{key}: {spec.name} ({spec.file} in the {spec.package}=={spec.version} wheel, {spec.license})")
+        return 0
+    if args.name not in PACKAGED:
+        raise PretrainedError(f"unknown packaged model {args.name!r}; known: {', '.join(PACKAGED)} (a local "
+                              f"directory or a model id needs no fetching: give it as generator.init)")
+    print(resolve(args.name))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgan", description="Unsupervised text style transfer and "
                                      "translation with GANs.")
@@ -334,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="corpus card name, e.g. yelp")
     p.add_argument("--data-dir", help="download into / search this root first")
     p.set_defaults(func=_data)
+
+    p = sub.add_parser("pretrained", help="pretrained starts: fetch a packaged model once, or list them")
+    p.add_argument("action", choices=["fetch", "list"])
+    p.add_argument("name", nargs="?", default="smollm2", help="a packaged model (default smollm2)")
+    p.set_defaults(func=_pretrained)
     return parser
 
 
@@ -343,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     from .convert import ConvertError
     from .corpora import CorpusError
     from .fast import ExportError
+    from .pretrained import PretrainedError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -353,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, CheckpointError, ConvertError, ExportError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, CorpusError, CheckpointError, ConvertError, ExportError, PretrainedError, ValueError,
+            FileNotFoundError) as err:
         print(f"textgan {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
     except KeyboardInterrupt:

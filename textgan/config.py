@@ -56,6 +56,17 @@ class TokenizerConfig:
 @dataclass
 class GeneratorConfig:
     shared: bool = True                  # one generator for every direction; False = g_ab and g_ba
+    # seq2seq: an encoder-decoder (BART-style, from scratch or init_from). causal: a pretrained decoder-only
+    # LM (`init`) prompted with the source and the target-domain token (models/causal.py); it brings its
+    # tokenizer, cut to the corpus' pieces (tokenizer.PretrainedPieces); the size settings below do not apply
+    arch: str = "seq2seq"
+    init: str = ""                       # causal: the pretrained LM, a packaged name (smollm2), a local dir
+                                         # or a model id (pretrained.py)
+    finetune: str = "lora"               # causal: lora (peft adapters on every projection; embeddings train)
+                                         # | full (every weight)
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    freeze_layers: int = 0               # causal: the lowest N transformer layers stay as pretrained
     init_from: str = ""                  # local dir of a pretrained HF encoder-decoder (random init if "")
     d_model: int = 256
     encoder_layers: int = 3
@@ -247,6 +258,8 @@ CHOICES = {
     "train.latent_pool": ("mean", "tokens"),
     "train.feedback": ("hard", "soft"),
     "train.select_by": ("style", "judge"),
+    "generator.arch": ("seq2seq", "causal"),
+    "generator.finetune": ("lora", "full"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
 }
 
@@ -349,7 +362,22 @@ def load_config(task: str, preset: str = "auto", overrides: typing.Sequence[str]
     cfg.preset = preset
     for text in overrides:
         merge(cfg, parse_override(text))
+    check(cfg)
     return cfg
+
+
+def check(cfg: Config) -> None:
+    """Settings that each parse but do not go together."""
+    g = cfg.generator
+    if g.arch == "causal":
+        if not g.init:
+            raise ConfigError("generator.arch=causal needs generator.init: a packaged model (smollm2), a local "
+                              "directory or a model id")
+        unsupported = [name for name, on in (("generator.words_left", g.words_left),
+                                             ("generator.extract_to", bool(g.extract_to)),
+                                             ("train.latent_adv", cfg.train.latent_adv > 0)) if on]
+        if unsupported:
+            raise ConfigError(f"generator.arch=causal does not support {', '.join(unsupported)}")
 
 
 def config_from_dict(raw: dict) -> Config:

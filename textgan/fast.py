@@ -45,6 +45,9 @@ def _ctranslate2():
 
 def check_exportable(cfg) -> None:
     """ExportError unless CTranslate2 can decode this run's generators exactly as torch does."""
+    if cfg.generator.arch == "causal":
+        raise ExportError("the CTranslate2 engine is not implemented for causal generators (generator.arch=causal) "
+                          "yet; use --engine torch")
     if cfg.generator.words_left:
         raise ExportError("this model's decoder reads the words left at every step (generator.words_left, "
                           "summarization), which CTranslate2 cannot feed it; use --engine torch")
@@ -78,7 +81,7 @@ def export(run_dir: str | Path, quantization: str = "int8", force: bool = False)
     """Convert a run's generator(s) to CTranslate2 in `<run>/ct2-<quantization>/<generator dir>/`;
     returns that directory (reused when already there, unless `force`)."""
     from .checkpoint import generator_dirs, load_run_config, quiet_loading
-    from .tokenizer import Tokenizer
+    from .tokenizer import load_tokenizer
 
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; choose from {', '.join(QUANTIZATIONS)}")
@@ -89,7 +92,7 @@ def export(run_dir: str | Path, quantization: str = "int8", force: bool = False)
     out = export_dir(run_dir, quantization)
     if out.is_dir() and not force and all((out / d / "model.bin").is_file() for d in generator_dirs(cfg)):
         return out
-    vocabulary = _PieceVocabulary(Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize))
+    vocabulary = _PieceVocabulary(load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize))
 
     class Converter(ct2.converters.TransformersConverter):
         def load_tokenizer(self, tokenizer_class, model_name_or_path, **kwargs):

@@ -4,6 +4,7 @@ pairs), then `Trainer.fit`, curves at the end. The loop itself is trainer.py."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from .data import encode_split, prepare_data
 from .evaluate import task_directions
 from .models.judge import NgramJudge
 from .rewards import StyleClassifier
-from .tokenizer import EOS, Tokenizer
+from .tokenizer import EOS, PretrainedPieces, Tokenizer, domain_token, length_token, load_tokenizer
 from .trainer import Trainer
 
 
@@ -130,6 +131,26 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     return by_target
 
 
+def pretrained_pieces(cfg: Config, run_dir: Path, train_split) -> None:
+    """<run>/pieces/: the pretrained generator's tokenizer (generator.init) cut to the pieces of the training
+    text (tokenizer.PretrainedPieces), with our domain (and length) tokens; says what it starts from."""
+    from transformers import AutoTokenizer
+
+    from .pretrained import resolve
+
+    where = resolve(cfg.generator.init)
+    hf = AutoTokenizer.from_pretrained(where)
+    controls = [domain_token(d) for d in cfg.data.domains] + [length_token(k + 1) for k in range(cfg.data.length_tokens)]
+    pieces = PretrainedPieces.build(hf, (t for d in cfg.data.domains for t in train_split[d]["text"]), controls)
+    pieces.save(run_dir / "pieces")
+    g = cfg.generator
+    how = f"LoRA r={g.lora_r}" if g.finetune == "lora" else "full fine-tuning"
+    print(f"generator: pretrained causal LM {g.init} ({where}), {how}"
+          + (f", lowest {g.freeze_layers} layers frozen" if g.freeze_layers else "")
+          + f"; vocabulary cut to the {len(pieces.kept)} of its {len(hf)} pieces the training text uses",
+          file=sys.stderr)
+
+
 def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_split, accelerator,
                      selects: bool = False):
     """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
@@ -182,10 +203,13 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         if accelerator.is_main_process:
             run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
             checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
-            texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
-            Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
-                            cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage,
-                            cfg.data.length_tokens)
+            if cfg.generator.arch == "causal":
+                pretrained_pieces(cfg, run_dir, train_split)
+            else:
+                texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
+                Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
+                                cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage,
+                                cfg.data.length_tokens)
             by_domain = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
             NgramJudge(cfg.data.domains).fit(by_domain).save(run_dir / "judge.pt")
             if cfg.data.length_tokens:
@@ -195,7 +219,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         run_dir = Path(holder[0])
     accelerator.project_configuration.set_directories(str(run_dir))
     accelerator.project_configuration.logging_dir = str(run_dir)      # TensorBoard events: <run>/tensorboard/
-    tok = Tokenizer(run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize)
+    tok = load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize)
     judge = NgramJudge.load(run_dir / "judge.pt") if (run_dir / "judge.pt").exists() else None
     train_ids = encode_split(train_split, tok, cfg.data.max_len)
     dev_texts = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}

@@ -65,6 +65,20 @@ def draw(probs: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.size(1) - 1)
 
 
+def choose(raw: torch.Tensor, mode: str, tau: float, straight_through: bool = False):
+    """One decoding step's choice from raw logits (B, V) under `mode` (see Generator.sample): (token (B,),
+    the relaxed one-hot passed onward (B, V) for gumbel and soft or None, logits / tau)."""
+    logits = raw / tau
+    if mode == "gumbel":
+        p = F.gumbel_softmax(raw, tau=tau, hard=straight_through)  # softmax((raw + g) / tau)
+        return p.argmax(-1), p, logits
+    if mode == "soft":
+        p = logits.softmax(-1)
+        token = p.argmax(-1)
+        return token, straight_through_one_hot(p, token) if straight_through else p, logits
+    return draw(logits.softmax(-1)) if mode == "multinomial" else logits.argmax(-1), None, logits
+
+
 def start_tokens(to: int | torch.Tensor, batch: int, device) -> torch.Tensor:
     """The decoder's first input (B, 1): the domain token `to`, the same for every row or (B,) per row."""
     if isinstance(to, torch.Tensor):
@@ -184,6 +198,10 @@ class Generator(nn.Module):
         first = first[:, None] if src.dim() == 2 else F.one_hot(first, src.size(-1)).to(src.dtype)[:, None]
         return torch.cat([first, src], 1), torch.cat([src_mask.new_ones(src_mask.size(0), 1), src_mask], 1)
 
+    def exportable(self):
+        """The model `save_pretrained` writes for inference."""
+        return self.model
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -290,18 +308,7 @@ class Generator(nn.Module):
             if constraint is not None:
                 allowed.append(constraint.mask(rows, raw.device))
                 raw = raw.masked_fill(~allowed[-1], MASKED)
-            logits = raw / tau
-            if mode == "gumbel":
-                p = F.gumbel_softmax(raw, tau=tau, hard=straight_through)  # softmax((raw + g) / tau)
-                token = p.argmax(-1)
-            elif mode == "soft":
-                p = logits.softmax(-1)
-                token = p.argmax(-1)
-                if straight_through:
-                    p = straight_through_one_hot(p, token)
-            else:
-                p = None
-                token = draw(logits.softmax(-1)) if mode == "multinomial" else logits.argmax(-1)
+            token, p, logits = choose(raw, mode, tau, straight_through)
             token = token.masked_fill(done, PAD)
             if constraint is not None:
                 constraint.advance(rows, token.tolist())

@@ -1,0 +1,190 @@
+"""The causal generator (generator.arch=causal): a pretrained decoder-only LM as the rewriter.
+
+A tiny random Llama with a byte-level BPE tokenizer trained on the toy corpus, written by the test into a
+local directory, stands in for SmolLM2 (loaded through the same `from_pretrained(dir)` path); one test
+loads the real packaged SmolLM2 file (tests/test_pretrained.py)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from textgan.checkpoint import load_run
+from textgan.config import ConfigError
+from textgan.models.causal import CausalGenerator, positions, slice_vocabulary
+from textgan.runner import train
+from textgan.tokenizer import EOS, PretrainedPieces, load_tokenizer
+
+from conftest import ROOT
+
+TOY = ROOT / "corpora" / "toy"
+
+
+def toy_lines() -> list[str]:
+    return (TOY / "train.neg").read_text().splitlines() + (TOY / "train.pos").read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    """A directory AutoModelForCausalLM / AutoTokenizer.from_pretrained read: a random 2-layer Llama (d=32)
+    and a 400-piece byte-level BPE tokenizer trained on the toy corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(toy_lines(), trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                 unk_token="<|endoftext|>")
+    hf.save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(hf), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def causal_cfg(tiny_cfg, tiny_llama):
+    def make(*overrides):
+        return tiny_cfg("generator.arch=causal", f"generator.init={tiny_llama}", *overrides)
+    return make
+
+
+def pieces_and_model(tiny_llama, finetune="full"):
+    from transformers import AutoTokenizer
+
+    from textgan.config import GeneratorConfig
+    from textgan.models.causal import build_causal_lm
+
+    pieces = PretrainedPieces.build(AutoTokenizer.from_pretrained(str(tiny_llama)), toy_lines(), ["<2neg>", "<2pos>"])
+    model = build_causal_lm(GeneratorConfig(arch="causal", init=str(tiny_llama), finetune=finetune), pieces)
+    return pieces, model
+
+
+def test_pieces_round_trip_and_count_words(tiny_llama):
+    from textgan.tokenizer import Tokenizer
+
+    pieces, _ = pieces_and_model(tiny_llama)
+    tok = Tokenizer(None, ["neg", "pos"], "ptb_lower", pieces)
+    lines = toy_lines()[:50]
+    ids = tok.encode(lines, 64)
+    assert tok.decode(ids) == lines
+    assert tok.domain_ids == {"neg": 4, "pos": 5} and tok.vocab_size == 6 + len(pieces.kept)
+    starts = tok.word_starts()
+    assert all(sum(starts[i] for i in row) == len(line.split()) for row, line in zip(ids, lines))
+    assert tok.decode([ids[0] + [EOS] + ids[1]]) == [lines[0]]          # stops at EOS
+    assert pieces.encode("zzqx ü", out_type=str)                        # bytes never seen still encode
+
+
+def test_sliced_model_gives_the_pretrained_logits_of_kept_pieces(tiny_llama):
+    """Cutting the vocabulary keeps the pretrained model's function on the kept pieces: same hidden
+    states, and logits that are the pretrained logits of those pieces."""
+    from transformers import AutoModelForCausalLM
+
+    pieces, model = pieces_and_model(tiny_llama)
+    full = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
+    model.eval()
+    ours = torch.tensor([pieces.encode(toy_lines()[0])])
+    theirs = torch.tensor([[pieces.pretrained[i] for i in ours[0].tolist()]])
+    kept = torch.tensor(pieces.pretrained[6:])
+    with torch.no_grad():
+        a = model(input_ids=ours).logits[0, :, 6:]
+        b = full(input_ids=theirs).logits[0][:, kept]
+    assert torch.allclose(a, b, atol=1e-5)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+
+
+def test_left_padded_prompts_read_as_if_alone(tiny_llama):
+    """Teacher-forced logits of a row do not depend on the other rows of its batch (padding, lengths)."""
+    pieces, model = pieces_and_model(tiny_llama)
+    g = CausalGenerator(model.eval())
+    rows = [pieces.encode(t) for t in toy_lines()[:3]]
+    from textgan.data import pad
+
+    src, mask = pad(rows)
+    tgt, _ = pad([r + [EOS] for r in reversed(rows)])
+    together = g(src, mask, tgt, 5)
+    for i, r in enumerate(rows):
+        s, m = pad([r])
+        alone = g(s, m, tgt[i:i + 1], 5)
+        assert torch.allclose(together[i:i + 1, :alone.size(1)], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["greedy", "multinomial", "gumbel", "soft"])
+def test_sampling_agrees_with_teacher_forcing(tiny_llama, mode):
+    """The cached decoding loop's log-probabilities are those of one teacher-forced pass over its output
+    (greedy, multinomial: the loop feeds back the ids), and soft and Gumbel samples (fed back as
+    distributions) carry a gradient to the LoRA adapters."""
+    pieces, model = pieces_and_model(tiny_llama, finetune="lora")
+    g = CausalGenerator(model)
+    g.eval()
+    from textgan.data import pad
+
+    src, mask = pad([pieces.encode(t) for t in toy_lines()[:4]])
+    torch.manual_seed(1)
+    drawn = g.sample(src, mask, 5, mode=mode, max_len=12)
+    assert drawn.ids.shape == drawn.mask.shape and drawn.ids.size(1) <= 12
+    if mode in ("greedy", "multinomial"):
+        again = g.relax(src, mask, 5, drawn, "multinomial")
+        assert torch.allclose(again.logprobs[drawn.mask], drawn.logprobs[drawn.mask], atol=1e-4)
+    else:
+        (drawn.probs[..., 6:].sum() + drawn.probs[:, :, 7].sum()).backward()
+        grads = [p.grad for n, p in model.named_parameters() if "lora_" in n and p.grad is not None]
+        assert grads and any(float(x.abs().sum()) > 0 for x in grads)
+
+
+def test_config_refuses_what_a_causal_generator_cannot_do(tiny_cfg):
+    with pytest.raises(ConfigError, match="needs generator.init"):
+        tiny_cfg("generator.arch=causal")
+    with pytest.raises(ConfigError, match="does not support train.latent_adv"):
+        tiny_cfg("generator.arch=causal", "generator.init=smollm2", "train.latent_adv=0.5")
+
+
+@pytest.mark.parametrize("estimator", ["soft", "gumbel", "reinforce"])
+def test_every_estimator_trains_the_causal_generator(tmp_path, causal_cfg, estimator):
+    run_dir = train(causal_cfg(f"train.estimator={estimator}", "generator.finetune=lora", "generator.lora_r=4"),
+                    runs_dir=tmp_path, name="run")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 10 and rows[-1]["phase"] == "adv"
+    assert all(math.isfinite(v) for r in rows for k, v in r.items() if k.startswith("train/"))
+    ae = [r["train/g_loss"] for r in rows if r["phase"] == "ae" and "train/g_loss" in r]
+    assert ae[-1] < ae[0]                                    # the denoising loss falls within 4 steps
+    assert (run_dir / "pieces" / "pieces.json").is_file() and not (run_dir / "tokenizer.model").exists()
+
+
+def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, monkeypatch):
+    """The saved run (LoRA merged into plain weights) loads with from_pretrained and decodes what the
+    training model (adapters unmerged) decoded; `textgan.load` transfers with it; beam search is refused
+    with its reason."""
+    from textgan.data import pad
+    from textgan.trainer import Trainer
+    from textgan.transfer import StyleTransfer
+
+    lines, decoded = toy_lines()[:6], {}
+    fit = Trainer.fit
+
+    def fit_then_decode(self):
+        fit(self)
+        g = self.generators[0].eval()
+        src, mask = pad(self.tok.encode(lines, 32))
+        decoded["ids"] = g.generate(src, mask, self.tok.domain_ids["pos"], max_len=self.cfg.train.max_gen_len)
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_decode)
+    run_dir = train(causal_cfg("generator.finetune=lora", "generator.lora_r=4", "train.keep_best=false"),
+                    runs_dir=tmp_path, name="run")
+    cfg, tok, (g,), _ = load_run(run_dir)
+    assert isinstance(g, CausalGenerator) and not hasattr(g.model, "merge_and_unload")
+    src, mask = pad(tok.encode(lines, 32))
+    assert g.generate(src, mask, tok.domain_ids["pos"], max_len=cfg.train.max_gen_len) == decoded["ids"]
+    model = StyleTransfer(run_dir, device="cpu")
+    assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == tok.decode(decoded["ids"])
+    with pytest.raises(ValueError, match="beam search is not implemented"):
+        model.transfer(lines[:2], to="pos", beam=4)
+    assert isinstance(load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize).sp, PretrainedPieces)
