@@ -66,7 +66,8 @@ class GeneratorConfig:
                                          # | full (every weight)
     lora_r: int = 16
     lora_alpha: float = 32.0
-    freeze_layers: int = 0               # causal: the lowest N transformer layers stay as pretrained
+    freeze_layers: int = 0               # causal: the lowest N transformer layers and the embeddings stay as
+                                         # they start (the backward pass stops at layer N)
     init_from: str = ""                  # local dir of a pretrained HF encoder-decoder (random init if "")
     d_model: int = 256
     encoder_layers: int = 3

@@ -31,7 +31,8 @@ def build_causal_lm(cfg: GeneratorConfig, pieces) -> nn.Module:
     """The pretrained LM `cfg.init` with its vocabulary cut to `pieces` (tokenizer.PretrainedPieces), made
     ready to fine-tune as `cfg.finetune` says: `lora` adds peft's LoRA adapters (rank cfg.lora_r) to every
     linear layer but the output layer and trains them and the (small, sliced) embedding table, `full`
-    trains every weight; the lowest `cfg.freeze_layers` transformer layers stay frozen either way."""
+    trains every weight; with `cfg.freeze_layers` N > 0 the lowest N transformer layers and the embedding
+    table (tied to the output layer) stay as they start, so the backward pass stops at layer N."""
     model, _ = load_causal_lm(cfg.init)
     slice_vocabulary(model, pieces.source_rows(), {"pad": PAD, "bos": BOS, "eos": EOS})
     layers = next(m for m in model.modules() if isinstance(m, nn.ModuleList))
@@ -41,8 +42,12 @@ def build_causal_lm(cfg: GeneratorConfig, pieces) -> nn.Module:
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                                  target_modules="all-linear"))
         model.get_input_embeddings().weight.requires_grad_(True)
-    for layer in list(layers)[: cfg.freeze_layers]:
-        layer.requires_grad_(False)
+    if cfg.freeze_layers:
+        # the embeddings too: a gradient for them would have to pass through the frozen layers, whose
+        # backward pass freezing is meant to save
+        model.get_input_embeddings().weight.requires_grad_(False)
+        for layer in list(layers)[: cfg.freeze_layers]:
+            layer.requires_grad_(False)
     return model
 
 
