@@ -176,6 +176,26 @@ def test_pairs_are_filtered_by_the_style_classifier(tmp_path, tiny_cfg):
         train(tiny_cfg("train.pairs_min_style=0.5"), runs_dir=tmp_path, name="bad")
 
 
+@pytest.mark.parametrize("targets", ["both", "real"])
+def test_pairs_targets_real_trains_on_real_sentences_as_targets_only(tmp_path, tiny_cfg, monkeypatch, targets):
+    import textgan.runner as runner
+
+    seen = {}
+
+    class Capture(runner.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.update(pairs=self.pairs, train_ids=self.train_ids)
+
+    monkeypatch.setattr(runner, "Trainer", Capture)
+    train(tiny_cfg(*BOOT, "train.ae_steps=0", "train.bootstrap_steps=2", "train.d_steps=0", "train.adv_steps=0",
+                   f"train.pairs_targets={targets}"), runs_dir=tmp_path, name="run")
+    for domain, pairs in seen["pairs"].items():
+        real = {tuple(s) for s in seen["train_ids"][domain]}
+        share = sum(tuple(y) in real for _, y in pairs) / len(pairs)
+        assert share == 1.0 if targets == "real" else share < 0.9, (domain, share)
+
+
 def test_bootstrap_settings_without_pairs_are_refused(tmp_path, tiny_cfg):
     from textgan.config import ConfigError
 

@@ -188,3 +188,30 @@ def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, 
     with pytest.raises(ValueError, match="beam search is not implemented"):
         model.transfer(lines[:2], to="pos", beam=4)
     assert isinstance(load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize).sp, PretrainedPieces)
+
+
+def test_a_run_of_zero_steps_is_the_pretrained_model_as_it_starts(tmp_path, causal_cfg, tiny_llama):
+    """The zero-shot row: a run that trains nothing saves the cut pretrained model, which decodes as the
+    pretrained model prompted with source and domain token does."""
+    from textgan.data import pad
+
+    run_dir = train(causal_cfg("train.ae_steps=0", "train.d_steps=0", "train.adv_steps=0"), runs_dir=tmp_path,
+                    name="zero")
+    _, tok, (g,), _ = load_run(run_dir)
+    _, model = pieces_and_model(tiny_llama)
+    src, mask = pad(tok.encode(toy_lines()[:4], 32))
+    assert g.generate(src, mask, 5, max_len=8) == CausalGenerator(model.eval()).generate(src, mask, 5, max_len=8)
+
+
+def test_the_ctranslate2_engine_decodes_a_causal_run_as_torch_does(tmp_path, causal_cfg):
+    """float32 CTranslate2 (its Generator, prompt as start tokens) writes torch's greedy outputs; int8 runs."""
+    pytest.importorskip("ctranslate2")
+    from textgan.transfer import StyleTransfer
+
+    run_dir = train(causal_cfg("generator.finetune=full", "train.lr_g=2e-3"), runs_dir=tmp_path, name="run")
+    lines = toy_lines()[::40][:30]
+    torch_out = StyleTransfer(run_dir, device="cpu").transfer(lines, to="pos", normalized=True, tokenized=True)
+    ct2 = StyleTransfer(run_dir, device="cpu", engine="ctranslate2", quantization="float32")
+    assert ct2.transfer(lines, to="pos", normalized=True, tokenized=True) == torch_out
+    int8 = StyleTransfer(run_dir, device="cpu", engine="ctranslate2", quantization="int8")
+    assert len(int8.transfer(lines, to="pos", normalized=True, tokenized=True)) == len(lines)

@@ -20,6 +20,28 @@ from pathlib import Path
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
 
+def _pretrained_or_scratch(cfg, task: str, overrides: list[str]):
+    """The config as it is when its pretrained start (a packaged model) can be had; when it cannot (no
+    registry, no cache), the preset's from-scratch twin `<preset>-scratch`, said in one line, if the task
+    has one."""
+    from .config import ConfigError, load_config
+    from .pretrained import PACKAGED, PretrainedError, resolve
+
+    if cfg.generator.arch != "causal" or cfg.generator.init not in PACKAGED:
+        return cfg
+    try:
+        resolve(cfg.generator.init)
+        return cfg
+    except PretrainedError as err:
+        try:
+            scratch = load_config(task, f"{cfg.preset}-scratch", overrides)
+        except ConfigError:
+            raise err from None
+        print(f"textgan train: no pretrained start ({err}); training the from-scratch recipe instead "
+              f"(--preset {cfg.preset}-scratch)", file=sys.stderr)
+        return scratch
+
+
 def _train(args) -> int:
     import yaml
 
@@ -38,7 +60,7 @@ def _train(args) -> int:
         overrides = list(args.overrides)
         if args.estimator:
             overrides.append(f"train.estimator={args.estimator}")
-        cfg = load_config(args.task, args.preset, overrides)
+        cfg = _pretrained_or_scratch(load_config(args.task, args.preset, overrides), args.task, overrides)
     run_dir = train(cfg, runs_dir=args.runs_dir, name=args.name, resume=args.resume, data_dir=args.data_dir,
                     command=sys.argv)
     print(f"run saved in {run_dir}")

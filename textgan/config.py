@@ -173,6 +173,10 @@ class TrainConfig:
     # Keep only mined pairs whose pseudo target the reward's style classifier puts in the target domain
     # with at least this probability (0: keep all). Trains the classifier (style_steps) even without style_reward.
     pairs_min_style: float = 0.0
+    # Which halves of each mined pair (x, y~) are trained on: both (x -> y~ and y~ -> x) | real (y~ -> x
+    # alone: every target is a real sentence, so the generator never learns to write the miner's artifacts,
+    # the principle of back-translation; half the pairs per step)
+    pairs_targets: str = "both"
     # Cross-lingual piece embeddings learnt before training (crosslingual.py, saved as crosslingual.pt):
     # none | unsupervised (monolingual text only) | cedict (weak supervision: a CC-CEDICT seed dictionary)
     crosslingual: str = "none"
@@ -259,6 +263,7 @@ CHOICES = {
     "train.latent_pool": ("mean", "tokens"),
     "train.feedback": ("hard", "soft"),
     "train.select_by": ("style", "judge"),
+    "train.pairs_targets": ("both", "real"),
     "generator.arch": ("seq2seq", "causal"),
     "generator.finetune": ("lora", "full"),
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),

@@ -11,7 +11,9 @@ engine does the same on first use when that directory is missing. `CT2Generator`
 convert and serve keep their normalization, length bucketing, order and resume unchanged.
 
 The domain token that the torch decoder starts from goes in as the target prefix, with no start token
-before it (the converted model's `decoder_start_token` is None). Models CTranslate2 cannot run as
+before it (the converted model's `decoder_start_token` is None). A causal generator (a Llama-type
+decoder, generator.arch=causal) runs as CTranslate2's Generator with its prompt `<s> src <2to>` as start
+tokens (`CT2CausalGenerator`). Models CTranslate2 cannot run as
 trained are refused with the reason: a decoder that reads the words left at every step
 (`generator.words_left`), extraction-constrained decoding (`generator.extract_to`) and a target vocabulary
 (`generator.target_vocab`: thousands of banned pieces per direction, which CTranslate2's suppress lists
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .tokenizer import PAD
+from .tokenizer import BOS, EOS, PAD
 
 QUANTIZATIONS = ("int8", "int16", "float32")
 
@@ -45,9 +47,6 @@ def _ctranslate2():
 
 def check_exportable(cfg) -> None:
     """ExportError unless CTranslate2 can decode this run's generators exactly as torch does."""
-    if cfg.generator.arch == "causal":
-        raise ExportError("the CTranslate2 engine is not implemented for causal generators (generator.arch=causal) "
-                          "yet; use --engine torch")
     if cfg.generator.words_left:
         raise ExportError("this model's decoder reads the words left at every step (generator.words_left, "
                           "summarization), which CTranslate2 cannot feed it; use --engine torch")
@@ -107,7 +106,8 @@ def export(run_dir: str | Path, quantization: str = "int8", force: bool = False)
 
         def _load(self):
             spec = super()._load()
-            spec.config.decoder_start_token = None      # the domain token, given as target prefix, starts
+            if cfg.generator.arch != "causal":
+                spec.config.decoder_start_token = None  # the domain token, given as target prefix, starts
             return spec
 
     tmp = out.with_name(out.name + ".tmp")
@@ -119,6 +119,16 @@ def export(run_dir: str | Path, quantization: str = "int8", force: bool = False)
     return out
 
 
+def _engine(device: str, compute_type: str):
+    """(the ctranslate2 module, "cpu" | "cuda"), once it is known that it computes in compute_type there."""
+    ct2 = _ctranslate2()
+    device = "cuda" if str(device).startswith("cuda") else "cpu"
+    if compute_type not in ct2.get_supported_compute_types(device):
+        raise ExportError(f"CTranslate2 cannot compute in {compute_type} on this {device} (it can: "
+                          f"{', '.join(sorted(ct2.get_supported_compute_types(device)))})")
+    return ct2, device
+
+
 class CT2Generator:
     """One converted generator behind `Generator.generate`'s interface (padded id tensors in, id lists
     out, each up to and including EOS when written)."""
@@ -126,16 +136,15 @@ class CT2Generator:
     device = torch.device("cpu")
 
     def __init__(self, model_dir: Path, tok, device: str = "cpu", compute_type: str = "int8", threads: int = 0):
-        ct2 = _ctranslate2()
-        device = "cuda" if str(device).startswith("cuda") else "cpu"
-        if compute_type not in ct2.get_supported_compute_types(device):
-            raise ExportError(f"CTranslate2 cannot compute in {compute_type} on this {device} (it can: "
-                              f"{', '.join(sorted(ct2.get_supported_compute_types(device)))})")
+        ct2, device = _engine(device, compute_type)
         # On CPU, one thread per batch half beats two threads on one batch: these models are too small for
         # intra-op threading to pay (a trial on 20k Yelp lines, 2 cores: 1349 vs 857 lines/s through transfer).
         self.workers = 1 if device == "cuda" else threads or torch.get_num_threads()
         self.translator = ct2.Translator(str(model_dir), device=device, compute_type=compute_type,
                                          inter_threads=self.workers, intra_threads=1 if device == "cpu" else 0)
+        self.read_vocabulary(tok)
+
+    def read_vocabulary(self, tok) -> None:
         self.pieces = [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
         self.ids = {p: i for i, p in enumerate(self.pieces)}
 
@@ -152,10 +161,36 @@ class CT2Generator:
         return [[self.ids[p] for p in r.hypotheses[0] if self.ids[p] != PAD] for r in results]   # prefix not included
 
 
+class CT2CausalGenerator(CT2Generator):
+    """A converted causal generator (generator.arch=causal, a Llama-type decoder) behind the same interface:
+    the prompt `<s> src <2to>` goes in as start tokens, the continuation comes out."""
+
+    def __init__(self, model_dir: Path, tok, device: str = "cpu", compute_type: str = "int8", threads: int = 0):
+        ct2, device = _engine(device, compute_type)
+        # A 135M-parameter model is big enough for intra-op threads to pay: one worker, all cores.
+        self.workers = 1
+        self.generator = ct2.Generator(str(model_dir), device=device, compute_type=compute_type,
+                                       intra_threads=(threads or torch.get_num_threads()) if device == "cpu" else 0)
+        self.read_vocabulary(tok)
+
+    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1, sample: bool = False,
+                 max_len: int = 32, temperature: float = 1.0, words=None) -> list[list[int]]:
+        if words is not None:
+            raise ExportError("length requests need the torch engine")
+        prompts = [[self.pieces[BOS], *(self.pieces[t] for t in row[: int(n)]), self.pieces[to]]
+                   for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
+        results = self.generator.generate_batch(
+            prompts, max_length=max_len, beam_size=beam, sampling_topk=0 if sample else 1,
+            sampling_temperature=temperature, include_prompt_in_result=False, end_token=self.pieces[EOS],
+            return_end_token=True)
+        return [[self.ids[p] for p in r.sequences[0] if self.ids[p] != PAD] for r in results]
+
+
 def load_generators(run_dir: str | Path, cfg, tok, device: str = "cpu", quantization: str = "int8") -> list[CT2Generator]:
     """The run's generators on the CTranslate2 engine, converting them first if needed."""
     from .checkpoint import generator_dirs
 
     out = export(run_dir, quantization)
-    return [CT2Generator(out / name, tok, device, quantization) for name in generator_dirs(cfg)]
+    kind = CT2CausalGenerator if cfg.generator.arch == "causal" else CT2Generator
+    return [kind(out / name, tok, device, quantization) for name in generator_dirs(cfg)]
 

@@ -38,6 +38,8 @@ def plot_curves(metrics_file: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not metrics_file.exists():          # a run of zero steps logged nothing
+        return
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
     keys = sorted({k for r in rows for k in r if k not in ("step", "phase", "time")})
     loss_keys = [k for k in keys if k.startswith("train/") and not k.startswith("train/lr_")]   # (lr: not a loss)
@@ -86,6 +88,7 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     (x, y~) of x's domain s mined into t gives (x -> y~) to t and (y~ -> x) to s, the latter with a real
     sentence as its target (as in back-translation). Mined once by the main process into <run>/pairs/
     (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
+    With train.pairs_targets=real only (y~ -> x) is kept: every target a real sentence.
     With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
     pseudo target y~ at least that probability of being in t (the count kept is in pairs/kept.json).
     The `wordbyword` miner translates through the run's cross-lingual lexicon `xl`."""
@@ -117,7 +120,8 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
         count = 0
         for x, y, p in zip(sources, targets, in_style):
             if x and y and p >= min_style:
-                by_target[tgt].append((x, y))
+                if cfg.train.pairs_targets == "both":
+                    by_target[tgt].append((x, y))
                 by_target[src].append((y, x))
                 count += 1
         kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
@@ -206,6 +210,10 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
             if cfg.generator.arch == "causal":
                 pretrained_pieces(cfg, run_dir, train_split)
             else:
+                g = cfg.generator
+                print(f"generator: encoder-decoder from scratch (d={g.d_model}, {g.encoder_layers}+{g.decoder_layers} "
+                      f"layers)" if not g.init_from else f"generator: encoder-decoder from {g.init_from}",
+                      file=sys.stderr)
                 texts = [t for d in cfg.data.domains for t in list(train_split[d]["text"])[: cfg.tokenizer.sample_lines]]
                 Tokenizer.train(texts, run_dir / "tokenizer.model", cfg.data.domains, cfg.data.normalize,
                                 cfg.tokenizer.vocab_size, cfg.tokenizer.model_type, cfg.tokenizer.character_coverage,

@@ -170,6 +170,8 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
         bar = tqdm(total=self.total, initial=self.state.step, disable=not self.acc.is_main_process,
                    desc="train", dynamic_ncols=True)
         running: dict[str, list[float]] = {}
+        if self.total == 0:            # nothing to train (e.g. a pretrained generator used as it starts)
+            self.save_checkpoint()
         batches = self.batches()
         pair_batches = self.batches(self.pairs) if self.pairs else None
         steps = {"ae": self.ae_step,                                                 # each phase's step
