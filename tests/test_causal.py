@@ -220,21 +220,9 @@ def test_the_ctranslate2_engine_decodes_a_causal_run_as_torch_does(tmp_path, cau
 def test_a_causal_run_resumes_with_its_weights_adapters_and_optimizer_state(tmp_path, causal_cfg, monkeypatch):
     """--resume rebuilds the pretrained model with its adapters, then the checkpoint puts back every weight
     (LoRA and the cut embeddings), the optimizer moments, the schedules and the baseline."""
-    from test_training import _assert_same, _state
+    from test_training import _assert_same, saved_and_resumed_states
 
-    from textgan.trainer import Trainer
-
-    saved, resumed = {}, {}
-    save = Trainer.save_checkpoint
-
-    def save_and_copy(self):
-        save(self)
-        saved[self.state.step] = _state(self)
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_and_copy)
     options = ["train.estimator=reinforce", "train.baseline=ema", "generator.lora_r=4"]
-    run_dir = train(causal_cfg(*options), runs_dir=tmp_path, name="run")
-    monkeypatch.setattr(Trainer, "fit", lambda self: resumed.update(_state(self)))
-    train(causal_cfg(*options, "train.adv_steps=8"), resume=run_dir)
+    saved, resumed = saved_and_resumed_states(causal_cfg, options, tmp_path, monkeypatch)
     assert resumed["step"] == 10
     _assert_same(resumed, saved[10])

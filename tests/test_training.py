@@ -174,8 +174,9 @@ def _assert_same(a, b, where="state"):
         assert a == b, (where, a, b)
 
 
-def test_resume_restores_weights_optimizers_schedules_and_baseline(tmp_path, tiny_cfg, monkeypatch):
-    """What the last checkpoint held is what --resume starts from, not only its step counter."""
+def saved_and_resumed_states(make_cfg, options, tmp_path, monkeypatch) -> tuple[dict, dict]:
+    """Train a run of make_cfg(*options) copying the trainer's state at each checkpoint, then resume it with
+    the loop replaced by a copy of the state it starts from: ({step: state saved}, state resumed)."""
     from textgan.trainer import Trainer
 
     saved, resumed = {}, {}
@@ -186,10 +187,16 @@ def test_resume_restores_weights_optimizers_schedules_and_baseline(tmp_path, tin
         saved[self.state.step] = _state(self)
 
     monkeypatch.setattr(Trainer, "save_checkpoint", save_and_copy)
-    options = ["train.estimator=reinforce", "train.baseline=ema", "train.warmup_steps=50"]
-    run_dir = train(tiny_cfg(*options), runs_dir=tmp_path, name="run")
+    run_dir = train(make_cfg(*options), runs_dir=tmp_path, name="run")
     monkeypatch.setattr(Trainer, "fit", lambda self: resumed.update(_state(self)))
-    train(tiny_cfg(*options, "train.adv_steps=8"), resume=run_dir)
+    train(make_cfg(*options, "train.adv_steps=8"), resume=run_dir)
+    return saved, resumed
+
+
+def test_resume_restores_weights_optimizers_schedules_and_baseline(tmp_path, tiny_cfg, monkeypatch):
+    """What the last checkpoint held is what --resume starts from, not only its step counter."""
+    options = ["train.estimator=reinforce", "train.baseline=ema", "train.warmup_steps=50"]
+    saved, resumed = saved_and_resumed_states(tiny_cfg, options, tmp_path, monkeypatch)
     assert sorted(saved) == [10] and resumed["step"] == 10
     assert saved[10]["baseline"]["value"].numel() > 0                   # the baseline has learnt something
     _assert_same(resumed, saved[10])
