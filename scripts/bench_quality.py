@@ -181,6 +181,17 @@ def word_by_word(run_dir: Path, cfg, method: str, directions) -> tuple[dict, dic
     return {d.name: xl.word_by_word(tok, d.inputs, d.src, d.tgt) for d in directions}, xl.info
 
 
+def decoding(model: StyleTransfer, beam: int) -> str:
+    """How the test transfers were decoded, for the results README."""
+    d = model.cfg.decode
+    k = model.candidates_for(None, beam, sample=False)
+    if k > 1:
+        return (f"the greedy rewrite and {k - 1} samples at temperature {d.temperature} (seed {d.seed}) reranked "
+                f"by the run's reward: harmonic mean of its style classifier (weight {d.style_weight}) and the "
+                f"back generator's content probability (weight {d.content_weight}); rerank.py")
+    return f"beam search, {beam} beams" if beam > 1 else "greedy"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="sentiment")
@@ -216,9 +227,9 @@ def main() -> None:
     if args.run:
         run_dir = Path(args.run)
         cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-        for text in args.overrides:        # scoring an existing run: only the evaluator's settings may change
-            if not text.startswith("eval."):
-                parser.error(f"with --run only eval.* overrides apply (the run is trained); got {text!r}")
+        for text in args.overrides:        # scoring an existing run: only the evaluator's and decoding's settings
+            if not text.startswith(("eval.", "decode.")):
+                parser.error(f"with --run only eval.* and decode.* overrides apply (the run is trained); got {text!r}")
             merge(cfg, parse_override(text))
         train_seconds = None
     else:
@@ -244,6 +255,7 @@ def main() -> None:
     evaluator = Evaluator.load_or_train(cfg, evaluator_dir(cfg.task, args.runs_dir))
     directions = task_directions(cfg, test_set=args.test_set)
     model = StyleTransfer(run_dir, engine=args.engine, quantization=args.quantization)
+    model.cfg.decode = cfg.decode          # decode.* overrides of --run apply to the test transfers
     t0 = time.time()
     length_stats: dict = {}
     outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True, normalized=True,
@@ -301,6 +313,7 @@ def main() -> None:
         f"- model: {selected}\n{uncommitted}"
         f"- command: `{command}`\n- commit: {report['commit']} (the run was trained at {trained_at}, "
         f"see run.json)\n- machine: {report['machine']}\n"
+        f"- decoding: {decoding(model, args.beam)}\n"
         f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n"
         f"- config: [config.yaml](config.yaml); training curves: [training_curves.png](training_curves.png)\n\n"
         f"{table}")

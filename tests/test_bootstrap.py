@@ -170,10 +170,28 @@ def test_pairs_are_filtered_by_the_style_classifier(tmp_path, tiny_cfg):
     assert kept["pairs_min_style"] == 0.5 and (run_dir / "style.safetensors").exists()
     for direction in ("neg2pos", "pos2neg"):
         assert 0 < kept[direction]["kept"] < kept[direction]["mined"]
-    with pytest.raises(ConfigError, match="lower it"):              # a filter that leaves nothing
+    with pytest.raises(ConfigError, match="lower them"):            # a filter that leaves nothing
         train(replace(cfg, train=replace(cfg.train, pairs_min_style=0.999)), runs_dir=tmp_path, name="strict")
     with pytest.raises(ConfigError, match="set train.bootstrap"):
         train(tiny_cfg("train.pairs_min_style=0.5"), runs_dir=tmp_path, name="bad")
+
+
+def test_pairs_are_filtered_by_the_miners_score(tmp_path, tiny_cfg):
+    """train.pairs_min_score keeps exactly the pairs the miner scored at least that (pairs/*.tsv has them)."""
+    import csv
+
+    cfg = tiny_cfg(*BOOT, "train.ae_steps=0", "train.bootstrap_steps=1", "train.d_steps=0", "train.adv_steps=0",
+                   "train.pairs_min_score=0.9", "train.keep_best=false")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    kept = json.loads((run_dir / "pairs" / "kept.json").read_text())
+    assert kept["pairs_min_score"] == 0.9
+    for direction in ("neg2pos", "pos2neg"):
+        with open(run_dir / "pairs" / f"{direction}.tsv", newline="") as f:
+            scores = [float(row[0]) for row in list(csv.reader(f, delimiter="\t"))[1:]]
+        assert kept[direction]["mined"] == len(scores)
+        assert 0 < kept[direction]["kept"] == sum(s >= 0.9 for s in scores) < len(scores)
+    with pytest.raises(ConfigError, match="set train.bootstrap"):
+        train(tiny_cfg("train.pairs_min_score=0.5"), runs_dir=tmp_path, name="bad")
 
 
 @pytest.mark.parametrize("targets", ["both", "real"])

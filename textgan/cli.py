@@ -87,7 +87,7 @@ def _transfer(args) -> int:
         for d, t in zip(detected, targets):
             print(f"[detected {d}, writing {t}]", file=sys.stderr)
     outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized,
-                             max_words=args.max_words, ratio=args.ratio)
+                             max_words=args.max_words, ratio=args.ratio, candidates=args.candidates)
     for out in outputs:
         print(out)
     return 0
@@ -99,7 +99,8 @@ def _convert(args) -> int:
     result = convert(args.input, args.output, args.model, args.task, args.to, args.format, args.field, args.column,
                      args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
                      args.overwrite, args.runs_dir, show_progress=not args.quiet, max_words=args.max_words,
-                     ratio=args.ratio, engine=args.engine, quantization=args.quantization)
+                     ratio=args.ratio, engine=args.engine, quantization=args.quantization,
+                     candidates=args.candidates)
     if Path(args.output).exists():      # the main process (others return before the merge is visible)
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
@@ -143,6 +144,8 @@ def add_engine_options(p) -> None:
     p.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"],
                    help="inference engine: torch, or ctranslate2 (pip install -e \".[fast]\"; converted on first use)")
     p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="ctranslate2's weights")
+    p.add_argument("--candidates", type=int, help="rerank the greedy rewrite and N-1 samples by the run's reward "
+                   "(style classifier + content); default: the run's decode.candidates (1 = greedy)")
 
 
 def add_length_options(p) -> None:

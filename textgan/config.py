@@ -163,6 +163,7 @@ class TrainConfig:
     reward_mix: str = "sum"              # sum: w_s r_style + w_c log r_content | harmonic: their weighted harmonic mean
     style_steps: int = 300               # training steps of the style classifier (before phase 1), when the
                                          # reward, the pair filter or checkpoint selection (select_by) needs it
+    style_batch_size: int = 64           # ... its batch (its own: a causal generator's small batch starves it)
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
     # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
@@ -173,6 +174,8 @@ class TrainConfig:
     # Keep only mined pairs whose pseudo target the reward's style classifier puts in the target domain
     # with at least this probability (0: keep all). Trains the classifier (style_steps) even without style_reward.
     pairs_min_style: float = 0.0
+    pairs_min_score: float = 0.0         # ... and whose miner score is at least this (template/retrieve: the
+                                         # retrieval cosine of the neighbour whose markers filled the slots; 0: off)
     # Which halves of each mined pair (x, y~) are trained on: both (x -> y~ and y~ -> x) | real (y~ -> x
     # alone: every target is a real sentence, so the generator never learns to write the miner's artifacts,
     # the principle of back-translation; half the pairs per step)
@@ -233,6 +236,18 @@ class EvalConfig:
 
 
 @dataclass
+class DecodeConfig:
+    """How a trained run writes by default (textgan transfer / convert / serve, benchmarks); flags override."""
+    candidates: int = 1                  # K > 1: the greedy rewrite and K - 1 samples compete; each input keeps
+                                         # the one the run's reward scores best (rerank.py: style classifier and
+                                         # back-generator content, harmonic mean); 1 = greedy (or --beam)
+    temperature: float = 0.8             # ... sampling temperature of those candidates
+    style_weight: float = 1.0            # ... w_s, w_c of the harmonic mean
+    content_weight: float = 1.0
+    seed: int = 0                        # ... the samples' random seed (the same input gives the same output)
+
+
+@dataclass
 class Config:
     task: str = "sentiment"
     preset: str = "cpu"
@@ -243,6 +258,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     miner: MinerConfig = field(default_factory=MinerConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -374,6 +390,12 @@ def load_config(task: str, preset: str = "auto", overrides: typing.Sequence[str]
 
 def check(cfg: Config) -> None:
     """Settings that each parse but do not go together."""
+    d = cfg.decode
+    if d.candidates < 1 or d.temperature <= 0 or d.style_weight < 0 or d.content_weight < 0 \
+            or d.style_weight + d.content_weight <= 0:
+        raise ConfigError(f"decode needs candidates >= 1, temperature > 0 and non-negative weights, not both 0; "
+                          f"got candidates={d.candidates}, temperature={d.temperature}, "
+                          f"style_weight={d.style_weight}, content_weight={d.content_weight}")
     g = cfg.generator
     if g.arch == "causal":
         if not g.init:

@@ -90,13 +90,16 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
     With train.pairs_targets=real only (y~ -> x) is kept: every target a real sentence.
     With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
-    pseudo target y~ at least that probability of being in t (the count kept is in pairs/kept.json).
+    pseudo target y~ at least that probability of being in t, and with train.pairs_min_score > 0 only if the
+    miner scored the pair at least that (template/retrieve: the retrieval cosine); the counts kept are in
+    pairs/kept.json.
     The `wordbyword` miner translates through the run's cross-lingual lexicon `xl`."""
     if not 0 <= cfg.train.pairs_min_style < 1:
         raise ConfigError(f"train.pairs_min_style must be in [0, 1), got {cfg.train.pairs_min_style}")
     if cfg.train.bootstrap == "none":
-        if cfg.train.pairs_min_style:
-            raise ConfigError("train.pairs_min_style filters mined pairs: set train.bootstrap")
+        for key in ("pairs_min_style", "pairs_min_score"):
+            if getattr(cfg.train, key):
+                raise ConfigError(f"train.{key} filters mined pairs: set train.bootstrap")
         return None
     if cfg.train.bootstrap == "wordbyword" and xl is None:
         raise ConfigError("train.bootstrap=wordbyword translates through cross-lingual embeddings: set train.crosslingual")
@@ -118,20 +121,23 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
             in_style = style.probabilities([y or [EOS] for y in targets], accelerator.device)[
                 :, cfg.data.domains.index(tgt)].tolist()
         count = 0
-        for x, y, p in zip(sources, targets, in_style):
-            if x and y and p >= min_style:
+        min_score = cfg.train.pairs_min_score
+        for x, y, p, score in zip(sources, targets, in_style, pairs.scores):
+            if x and y and p >= min_style and (not min_score or score >= min_score):
                 if cfg.train.pairs_targets == "both":
                     by_target[tgt].append((x, y))
                 by_target[src].append((y, x))
                 count += 1
         kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
     if accelerator.is_main_process:
-        (out_dir / "kept.json").write_text(json.dumps({"pairs_min_style": min_style, **kept}, indent=2) + "\n")
+        (out_dir / "kept.json").write_text(json.dumps({"pairs_min_style": min_style,
+                                                     "pairs_min_score": cfg.train.pairs_min_score, **kept}, indent=2) + "\n")
         tqdm.write("  pairs kept: " + ", ".join(f"{k} {v['kept']}/{v['mined']}" for k, v in kept.items()))
     empty = [name for name, v in kept.items() if not v["kept"]]
     if empty:
-        raise ConfigError(f"no mined pair of {', '.join(empty)} is left after the style filter "
-                          f"(train.pairs_min_style {min_style}): lower it (pairs/kept.json has the counts)")
+        raise ConfigError(f"no mined pair of {', '.join(empty)} is left after the filters (train.pairs_min_style "
+                          f"{min_style}, train.pairs_min_score {cfg.train.pairs_min_score}): lower them "
+                          f"(pairs/kept.json has the counts)")
     return by_target
 
 
@@ -176,10 +182,10 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
         if accelerator.is_main_process and not path.exists():
             tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
             model.to(device)
-            info = model.fit([train_ids[d] for d in domains], t.style_steps, t.batch_size, seed=t.seed,
+            info = model.fit([train_ids[d] for d in domains], t.style_steps, t.style_batch_size, seed=t.seed,
                              device=device, log=tqdm.write)
             dev_ids = encode_split(dev_split, tok, cfg.data.max_len)
-            info.update(steps=t.style_steps, dev_accuracy=model.accuracy([dev_ids[d] for d in domains], device))
+            info.update(steps=t.style_steps, batch_size=t.style_batch_size, dev_accuracy=model.accuracy([dev_ids[d] for d in domains], device))
             tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
             save_file(model.state_dict(), str(path))
             (run_dir / "style.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -78,6 +78,7 @@ class StyleTransfer:
         judge_file = self.run_dir / "judge.pt"
         self.judge = NgramJudge.load(judge_file) if judge_file.exists() else None
         self.default_words = default_words(self.run_dir) if self.tok.length_ids else {}
+        self.style = None                    # the run's style classifier, loaded when reranking needs it
 
     @property
     def controls_length(self) -> bool:
@@ -133,10 +134,59 @@ class StyleTransfer:
         a, b = self.domains[0], self.domains[-1]
         return b if domain == a else a
 
+    def candidates_for(self, candidates: int | None, beam: int, sample: bool) -> int:
+        """How many candidates compete per input: `candidates`, or the run's decode.candidates when greedy
+        decoding is asked; ValueError for requests that do not go together or this engine cannot serve."""
+        if candidates is None:
+            candidates = self.cfg.decode.candidates if beam == 1 and not sample else 1
+        if candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {candidates}")
+        if candidates > 1 and (beam > 1 or sample):
+            raise ValueError("candidates > 1 reranks the greedy rewrite and sampled ones; it does not combine "
+                             "with beam search or plain sampling")
+        if candidates > 1 and self.engine != "torch":
+            raise ValueError(f"reranking {candidates} candidates (decode.candidates of {self.run_dir}) needs the "
+                             "torch engine, which scores each candidate with the back generator; use "
+                             "--engine torch, or --candidates 1 for greedy decoding with ctranslate2")
+        return candidates
+
+    def reranked(self, norm: list[str], domain: str, candidates: int, batch_size: int,
+                 words: list[int] | None, stats: dict | None) -> list[str]:
+        """Normalized rewrites into `domain`: per input the best of the greedy one and candidates - 1 samples
+        (rerank.py), drawn under decode.seed so the same input gives the same output."""
+        from .rerank import best_candidates, load_style_classifier
+
+        d = self.cfg.decode
+        if self.style is None:
+            self.style = load_style_classifier(self.run_dir, self.cfg, self.tok.vocab_size, self.device)
+        gen, max_len = self.generator_for(domain), self.cfg.train.max_gen_len
+        n, extra = len(norm), candidates - 1
+        greedy = transfer_normalized(gen, self.tok, norm, domain, max_len=max_len, batch_size=batch_size,
+                                     words=words, stats=stats)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(d.seed)
+            drawn = transfer_normalized(gen, self.tok, [t for t in norm for _ in range(extra)], domain,
+                                        sample=True, temperature=d.temperature, max_len=max_len,
+                                        batch_size=batch_size,
+                                        words=[w for w in words for _ in range(extra)] if words else None, stats=stats)
+        options = [[greedy[i], *drawn[i * extra:(i + 1) * extra]] for i in range(n)]
+        sources = self.tok.encode(norm, self.cfg.data.max_len)
+        encoded = [self.tok.encode(row, max_len) for row in options]
+        source_domain = self.other_domain(domain)
+        keep = [i for i in range(n) if sources[i]]
+        chosen = [0] * n
+        if keep:
+            best, _ = best_candidates(self.style, self.generator_for(source_domain), [sources[i] for i in keep],
+                                      [encoded[i] for i in keep], self.domains.index(domain),
+                                      self.tok.domain_ids[source_domain], d.style_weight, d.content_weight)
+            for i, b in zip(keep, best):
+                chosen[i] = b
+        return [options[i][chosen[i]] for i in range(n)]
+
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
                  temperature: float = 1.0, tokenized: bool = False, batch_size: int = 256,
                  normalized: bool = False, max_words: int | None = None, ratio: float | None = None,
-                 stats: dict | None = None) -> list[str]:
+                 stats: dict | None = None, candidates: int | None = None) -> list[str]:
         """Rewrite `texts` into domain `to`: one domain, one per text, or None for "the other one"
         (two-domain tasks; each text's domain is detected).
 
@@ -144,7 +194,10 @@ class StyleTransfer:
         says the texts already are in that form. Models with length control (summarization) write
         `max_words` words, or `ratio` times the input's words, or by default the target domain's median
         length; `stats["cut"]` counts outputs the hard cap had to shorten (see `transfer_normalized`).
+        `candidates` > 1 reranks the greedy rewrite and candidates - 1 samples by the run's reward
+        (rerank.py); None takes the run's decode.candidates for greedy decoding.
         """
+        candidates = self.candidates_for(candidates, beam, sample)
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
         if to is None:
             targets = [self.other_domain(d) for d in self.detect(norm, normalized=True)]
@@ -157,10 +210,14 @@ class StyleTransfer:
         outputs = [""] * len(texts)
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]
-            out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
-                                      beam=beam, sample=sample, temperature=temperature,
-                                      max_len=self.cfg.train.max_gen_len, batch_size=batch_size,
-                                      words=[words[i] for i in rows] if words else None, stats=stats)
+            asked = [words[i] for i in rows] if words else None
+            if candidates > 1:
+                out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, asked, stats)
+            else:
+                out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
+                                          beam=beam, sample=sample, temperature=temperature,
+                                          max_len=self.cfg.train.max_gen_len, batch_size=batch_size,
+                                          words=asked, stats=stats)
             for i, text in zip(rows, out):
                 outputs[i] = text if tokenized else self.tok.detokenize(text)
         return outputs

@@ -1,0 +1,104 @@
+"""Reranking sampled candidates by the run's reward (textgan/rerank.py, decode.candidates)."""
+
+import shutil
+
+import pytest
+
+from textgan.config import ConfigError
+from textgan.rerank import best_candidates, content_logprob, load_style_classifier
+from textgan.transfer import StyleTransfer
+
+LINES = ["the food was cold and the service slow .", "i loved the staff , so friendly !",
+         "worst pizza ever .", "great place , will come back ."]
+
+
+@pytest.fixture(scope="module")
+def model(trained_run):
+    return StyleTransfer(trained_run, device="cpu")
+
+
+def test_the_chosen_candidate_has_the_highest_harmonic_score(model):
+    """Each source keeps the candidate with the highest (w_s + w_c) / (w_s / r_style + w_c / r_content),
+    recomputed here one candidate at a time; with w_c = 0 the choice is the style classifier's alone."""
+    tok, cfg = model.tok, model.cfg
+    style = load_style_classifier(model.run_dir, cfg, tok.vocab_size, "cpu")
+    sources = tok.encode(LINES, 32)
+    options = [[tok.encode([text], 32)[0] for text in (LINES[i], LINES[(i + 1) % 4], LINES[(i + 2) % 4], "")]
+               for i in range(len(LINES))]
+    target, back = cfg.data.domains.index("pos"), model.generator_for("neg")
+    back_to = tok.domain_ids["neg"]
+    for w_s, w_c in ((1.0, 1.0), (3.0, 1.0), (1.0, 0.0)):
+        chosen, scores = best_candidates(style, back, sources, options, target, back_to, w_s, w_c)
+        for i, row in enumerate(options):
+            want = []
+            for cand in row:
+                r_style = float(style.probabilities([cand])[0, target])
+                r_content = float(content_logprob(back, [sources[i]], [cand], back_to).exp()[0])
+                want.append((w_s + w_c) / (w_s / max(r_style, 1e-6) + w_c / max(r_content, 1e-6)))
+            assert scores[i].tolist() == pytest.approx(want, rel=1e-4, abs=1e-6)
+            assert chosen[i] == max(range(len(want)), key=lambda k: (want[k], -k))
+    style_alone = style.probabilities([c for row in options for c in row])[:, target].view(len(LINES), 4)
+    assert chosen == style_alone.argmax(1).tolist()
+
+
+def test_reranked_transfer_is_seeded_and_never_worse_than_greedy_by_the_reward(model):
+    greedy = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
+    assert model.transfer(LINES, to="pos", normalized=True, tokenized=True, candidates=1) == greedy
+    assert model.cfg.decode.candidates == 1              # the run's default is plain greedy decoding
+    reranked = model.transfer(LINES, to="pos", normalized=True, tokenized=True, candidates=6)
+    assert model.transfer(LINES, to="pos", normalized=True, tokenized=True, candidates=6) == reranked
+    assert reranked != greedy                            # a tiny model's samples win somewhere
+    tok = model.tok
+    style = load_style_classifier(model.run_dir, model.cfg, tok.vocab_size, "cpu")
+    pairs = [[tok.encode([g], 32)[0], tok.encode([r], 32)[0]] for g, r in zip(greedy, reranked)]
+    _, scores = best_candidates(style, model.generator_for("neg"), tok.encode(LINES, 32), pairs,
+                                model.cfg.data.domains.index("pos"), tok.domain_ids["neg"])
+    assert bool((scores[:, 1] >= scores[:, 0] - 1e-6).all())
+
+
+def test_the_runs_decode_candidates_is_the_default_and_flags_override_it(model, monkeypatch):
+    monkeypatch.setattr(model.cfg.decode, "candidates", 6)
+    assert model.transfer(LINES, to="pos", normalized=True) == model.transfer(LINES, to="pos", normalized=True,
+                                                                              candidates=6)
+    assert model.candidates_for(None, beam=4, sample=False) == 1      # beam search asked: no reranking
+    assert model.candidates_for(None, beam=1, sample=True) == 1
+    with pytest.raises(ValueError, match="does not combine with beam search"):
+        model.transfer(LINES, to="pos", beam=4, candidates=3)
+    with pytest.raises(ValueError, match="at least 1"):
+        model.transfer(LINES, to="pos", candidates=0)
+    monkeypatch.setattr(model, "engine", "ctranslate2")
+    with pytest.raises(ValueError, match="needs the torch engine"):
+        model.candidates_for(None, beam=1, sample=False)
+
+
+def test_a_run_without_a_style_classifier_says_so(trained_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy, ignore=shutil.ignore_patterns("state", "tensorboard"))
+    (copy / "style.safetensors").unlink()
+    model = StyleTransfer(copy, device="cpu")
+    assert model.transfer(LINES[:1], to="pos")                           # greedy needs no classifier
+    with pytest.raises(ValueError, match="style classifier"):
+        model.transfer(LINES[:1], to="pos", candidates=2)
+
+
+def test_decode_settings_are_checked(tiny_cfg):
+    with pytest.raises(ConfigError, match="candidates >= 1"):
+        tiny_cfg("decode.candidates=0")
+    with pytest.raises(ConfigError, match="temperature > 0"):
+        tiny_cfg("decode.temperature=0")
+    assert tiny_cfg("decode.candidates=4").decode.candidates == 4
+
+
+def test_cli_transfer_and_convert_take_candidates(trained_run, model, tmp_path, capsys):
+    from textgan.cli import main
+
+    want = model.transfer(LINES, to="pos", candidates=4)
+    assert main(["transfer", "--model", str(trained_run), "--to", "pos", "--candidates", "4", *LINES]) == 0
+    assert capsys.readouterr().out.splitlines() == want
+    (tmp_path / "in.txt").write_text("".join(line + "\n" for line in LINES))
+    assert main(["convert", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.txt"), "--model", str(trained_run),
+                 "--to", "pos", "--candidates", "4", "--quiet"]) == 0
+    assert (tmp_path / "out.txt").read_text().splitlines() == want
+    capsys.readouterr()
+    assert main(["transfer", "--model", str(trained_run), "--candidates", "3", "--beam", "2", LINES[0]]) == 1
+    assert "does not combine with beam search" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Reranking sampled candidates at inference (`decode.candidates` K > 1): the greedy rewrite and K - 1
+samples at `decode.temperature` compete, and each input keeps the candidate its run's own reward likes
+best, the DualRL reward used as a selector instead of a training signal:
+
+    r_style(y)   = p_C(target domain | y)                 the run's style classifier (style.safetensors,
+                                                          rewards.StyleClassifier; not an evaluator judge)
+    r_content(y) = exp(1/|x| sum_t log p(x_t | y, x_<t))  the back generator rebuilding the input x from y
+    score(y)     = (w_s + w_c) / (w_s / r_style + w_c / r_content)      (rewards.combine, harmonic)
+
+The greedy rewrite is candidate 0, so K = 1 is plain greedy decoding and ties keep it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .data import pad
+from .losses import sequence_logprob
+from .rewards import StyleClassifier, combine
+
+
+def load_style_classifier(run_dir: Path, cfg, vocab_size: int, device) -> StyleClassifier:
+    """The run's style classifier; a clear error for runs trained without one."""
+    from safetensors.torch import load_file
+
+    from .checkpoint import max_positions
+
+    path = Path(run_dir) / "style.safetensors"
+    if not path.is_file():
+        raise ValueError(f"reranking candidates needs the run's style classifier ({path} is missing: the run "
+                         "was trained with neither a style reward, a pair filter nor select_by=style); "
+                         "use decode.candidates=1")
+    model = StyleClassifier(cfg.discriminator, vocab_size, len(cfg.data.domains), max_positions(cfg))
+    model.load_state_dict(load_file(str(path)))
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def content_logprob(back, sources: list[list[int]], outputs: list[list[int]], back_to: int,
+                    batch_size: int = 128) -> torch.Tensor:
+    """Mean log p(source | output) per pair (N,) under the back generator writing into token `back_to`."""
+    device = back.device
+    scores = []
+    for start in range(0, len(sources), batch_size):
+        src, src_mask = pad([y or [] for y in outputs[start:start + batch_size]])
+        tgt, tgt_mask = pad(sources[start:start + batch_size])
+        logits = back(src.to(device), src_mask.to(device), tgt.to(device), back_to)
+        scores.append(sequence_logprob(logits, tgt.to(device), tgt_mask.to(device)).cpu())
+    return torch.cat(scores) if scores else torch.zeros(0)
+
+
+@torch.no_grad()
+def best_candidates(style: StyleClassifier, back, sources: list[list[int]], candidates: list[list[list[int]]],
+                    target: int, back_to: int, w_style: float = 1.0, w_content: float = 1.0) -> tuple[list[int], torch.Tensor]:
+    """For each source (ids) the index of its best candidate (ids), and the scores (N, K).
+
+    candidates[i][k] is candidate k of source i (every source has K); target is the style classifier's
+    class index of the domain written, back_to the generator's domain token of the source's domain."""
+    n, k = len(sources), len(candidates[0]) if candidates else 0
+    flat = [c for row in candidates for c in row]
+    r_style = style.probabilities([c or [] for c in flat], device=next(style.parameters()).device)[:, target]
+    content = content_logprob(back, [s for s in sources for _ in range(k)], flat, back_to)
+    scores = combine(r_style, content, w_style, w_content, mix="harmonic").view(n, k)
+    return scores.argmax(1).tolist(), scores
