@@ -184,12 +184,13 @@ def word_by_word(run_dir: Path, cfg, method: str, directions) -> tuple[dict, dic
 def decoding(model: StyleTransfer, beam: int) -> str:
     """How the test transfers were decoded, for the results README."""
     d = model.cfg.decode
-    k = model.candidates_for(None, beam, sample=False)
+    k, w = model.candidates_for(None, beam, sample=False), model.guidance_for(None, beam)
+    guided = f", classifier-free guidance {w} away from the source domain's prompt" if w else ""
     if k > 1:
-        return (f"the greedy rewrite and {k - 1} samples at temperature {d.temperature} (seed {d.seed}) reranked "
-                f"by the run's reward: harmonic mean of its style classifier (weight {d.style_weight}) and the "
-                f"back generator's content probability (weight {d.content_weight}); rerank.py")
-    return f"beam search, {beam} beams" if beam > 1 else "greedy"
+        return (f"the greedy rewrite and {k - 1} samples at temperature {d.temperature} (seed {d.seed}){guided}, "
+                f"reranked by the run's reward: harmonic mean of its style classifier (weight {d.style_weight}) "
+                f"and the back generator's content probability (weight {d.content_weight}); rerank.py")
+    return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 
 def main() -> None:

@@ -87,7 +87,8 @@ def _transfer(args) -> int:
         for d, t in zip(detected, targets):
             print(f"[detected {d}, writing {t}]", file=sys.stderr)
     outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized,
-                             max_words=args.max_words, ratio=args.ratio, candidates=args.candidates)
+                             max_words=args.max_words, ratio=args.ratio, candidates=args.candidates,
+                             guidance=args.guidance)
     for out in outputs:
         print(out)
     return 0
@@ -100,7 +101,7 @@ def _convert(args) -> int:
                      args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
                      args.overwrite, args.runs_dir, show_progress=not args.quiet, max_words=args.max_words,
                      ratio=args.ratio, engine=args.engine, quantization=args.quantization,
-                     candidates=args.candidates)
+                     candidates=args.candidates, guidance=args.guidance)
     if Path(args.output).exists():      # the main process (others return before the merge is visible)
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
@@ -139,13 +140,15 @@ def _export(args) -> int:
 
 
 def add_engine_options(p) -> None:
-    from .fast import QUANTIZATIONS
+    from .config import QUANTIZATIONS
 
     p.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"],
                    help="inference engine: torch, or ctranslate2 (pip install -e \".[fast]\"; converted on first use)")
     p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="ctranslate2's weights")
     p.add_argument("--candidates", type=int, help="rerank the greedy rewrite and N-1 samples by the run's reward "
                    "(style classifier + content); default: the run's decode.candidates (1 = greedy)")
+    p.add_argument("--guidance", type=float, help="causal generators: classifier-free guidance weight away from the "
+                   "source domain (0 = off); default: the run's decode.guidance")
 
 
 def add_length_options(p) -> None:
@@ -381,13 +384,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input or a missing file: one line on stderr, not a traceback. Imported when
+    one is raised, so `textgan --help` does not load torch."""
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .convert import ConvertError
     from .corpora import CorpusError
     from .fast import ExportError
     from .pretrained import PretrainedError
+
+    return (ConfigError, CorpusError, CheckpointError, ConvertError, ExportError, PretrainedError, ValueError,
+            FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -398,15 +410,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, CheckpointError, ConvertError, ExportError, PretrainedError, ValueError,
-            FileNotFoundError) as err:
-        print(f"textgan {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
     except KeyboardInterrupt:
         again = {"train": "textgan train --resume <run dir>", "convert": "the same command again"}
         if args.command in again:
             print(f"\ninterrupted; to continue, run {again[args.command]}", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise
+        print(f"textgan {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_ERROR if not isinstance(err, ConfigError) else EXIT_USAGE
 
 
 if __name__ == "__main__":

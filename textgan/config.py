@@ -21,6 +21,9 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+QUANTIZATIONS = ("int8", "int16", "float32")   # CTranslate2 weights textgan exports (fast.py)
+
+
 class ConfigError(ValueError):
     """A bad key or value in a config file or override. The message is one line."""
 
@@ -245,6 +248,8 @@ class DecodeConfig:
     style_weight: float = 1.0            # ... w_s, w_c of the harmonic mean
     content_weight: float = 1.0
     seed: int = 0                        # ... the samples' random seed (the same input gives the same output)
+    guidance: float = 0.0                # causal generators: classifier-free guidance weight w away from the
+                                         # source domain's prompt (models/causal.py `guided`; 0 = off)
 
 
 @dataclass
@@ -392,10 +397,10 @@ def check(cfg: Config) -> None:
     """Settings that each parse but do not go together."""
     d = cfg.decode
     if d.candidates < 1 or d.temperature <= 0 or d.style_weight < 0 or d.content_weight < 0 \
-            or d.style_weight + d.content_weight <= 0:
-        raise ConfigError(f"decode needs candidates >= 1, temperature > 0 and non-negative weights, not both 0; "
-                          f"got candidates={d.candidates}, temperature={d.temperature}, "
-                          f"style_weight={d.style_weight}, content_weight={d.content_weight}")
+            or d.style_weight + d.content_weight <= 0 or d.guidance < 0:
+        raise ConfigError(f"decode needs candidates >= 1, temperature > 0, guidance >= 0 and non-negative "
+                          f"weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
+                          f"guidance={d.guidance}, style_weight={d.style_weight}, content_weight={d.content_weight}")
     g = cfg.generator
     if g.arch == "causal":
         if not g.init:

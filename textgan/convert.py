@@ -77,6 +77,7 @@ class Settings:
     engine: str = "torch"                # torch | ctranslate2 (fast.py)
     quantization: str = "int8"           # ctranslate2's weights
     candidates: int | None = None        # reranked candidates per line (None: the run's decode.candidates)
+    guidance: float = 0.0                # classifier-free guidance weight (causal generators)
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -179,7 +180,8 @@ class ModelEngine:
     """A trained run (textgan.transfer.StyleTransfer) as a convert Engine."""
 
     def __init__(self, model, to: str | None, beam: int = 1, tokenized: bool = False, batch_size: int = 256,
-                 max_words: int | None = None, ratio: float | None = None, candidates: int | None = None):
+                 max_words: int | None = None, ratio: float | None = None, candidates: int | None = None,
+                 guidance: float | None = None):
         if to is not None and to not in model.domains:
             raise ConvertError(f"unknown domain '{to}'; this model knows: {', '.join(model.domains)}")
         if to is None and len(model.domains) != 2:
@@ -188,6 +190,7 @@ class ModelEngine:
         self.max_words, self.ratio = max_words, ratio
         model.check_length_request(max_words, ratio)
         self.candidates = model.candidates_for(candidates, beam, sample=False)
+        self.guidance = model.guidance_for(guidance, beam)
         self.max_len = model.cfg.data.max_len
 
     def normalize(self, text: str) -> str:
@@ -204,7 +207,7 @@ class ModelEngine:
     def rewrite(self, texts: list[str], targets: list[str]) -> list[str]:
         return self.model.transfer(texts, to=targets, beam=self.beam, tokenized=self.tokenized, normalized=True,
                                    batch_size=self.batch_size, max_words=self.max_words, ratio=self.ratio,
-                                   candidates=self.candidates)
+                                   candidates=self.candidates, guidance=self.guidance)
 
 
 def split_words(words: list[str], word_lengths: list[int], max_len: int) -> list[str]:
@@ -430,7 +433,7 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
             errors: str = "strict", beam: int = 1, tokenized: bool = False, batch_size: int = 256,
             chunk_lines: int = 1024, overwrite: bool = False, runs_dir=None, show_progress: bool = True,
             max_words: int | None = None, ratio: float | None = None, engine: str = "torch",
-            quantization: str = "int8", candidates: int | None = None) -> dict:
+            quantization: str = "int8", candidates: int | None = None, guidance: float | None = None) -> dict:
     """Convert INPUT into OUTPUT with a trained run (see the module docstring); returns the summary counts
     plus `seconds` and `converted_now`. Under `accelerate launch` the chunks are shared among processes.
     `engine`: torch, or ctranslate2 with `quantization` weights (textgan.fast)."""
@@ -453,13 +456,13 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     model_dir = Path(model_dir) if model_dir else latest_run(task, runs_dir)
     try:
         model = StyleTransfer(model_dir, device=str(state.device), engine=engine, quantization=quantization)
-        rewriter = ModelEngine(model, to, beam, tokenized, batch_size, max_words, ratio, candidates)
+        rewriter = ModelEngine(model, to, beam, tokenized, batch_size, max_words, ratio, candidates, guidance)
     except (ValueError, ExportError) as err:
         raise ConvertError(str(err)) from err
     stat = input_path.stat()
     settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), to,
                         fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes,
-                        max_words, ratio, engine, quantization, rewriter.candidates)
+                        max_words, ratio, engine, quantization, rewriter.candidates, rewriter.guidance)
     codec = LineCodec(fmt, field, column, errors)
     started = time.time()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
+from .config import QUANTIZATIONS
 from .tokenizer import BOS, EOS, PAD
 
-QUANTIZATIONS = ("int8", "int16", "float32")
 
 
 class ExportError(RuntimeError):

@@ -22,14 +22,16 @@ ENGINES = ("torch", "ctranslate2")
 
 def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], to: str, beam: int = 1,
                         sample: bool = False, temperature: float = 1.0, max_len: int = 32,
-                        batch_size: int = 256, words: list[int] | None = None, stats: dict | None = None) -> list[str]:
+                        batch_size: int = 256, words: list[int] | None = None, stats: dict | None = None,
+                        guidance: float = 0.0, away: str | None = None) -> list[str]:
     """Normalized sentences -> normalized rewrites in domain `to`, in input order.
 
     Sentences are sorted by length so each batch carries little padding; empty inputs give "".
     Length control (a tokenizer with <len_k> tokens): `words[i]` is the length asked of text i (the
     generator reads the request, see models/generator.py); decoding stops at 2 * words + 4 pieces, and
     an output still longer than asked is cut to `words` words, counted in stats["cut"] (how often the
-    model needed the cap).
+    model needed the cap). guidance > 0 (causal generators): classifier-free guidance away from domain
+    `away` (CausalGenerator.guided).
     """
     if tok.length_ids and words is None:
         raise ValueError("this model controls length: give the number of words wanted per text")
@@ -43,8 +45,9 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
         src, mask = pad([encoded[i] for i in rows])
         asked = None if words is None else torch.tensor([words[i] for i in rows], dtype=torch.long, device=device)
         budget = max_len if words is None else min(max_len, 2 * max(words[i] for i in rows) + 4)
+        guide = {"guidance": guidance, "away": tok.domain_ids[away]} if guidance else {}
         ids = generator.generate(src.to(device), mask.to(device), tok.domain_ids[to], beam=beam,
-                                 sample=sample, temperature=temperature, max_len=budget, words=asked)
+                                 sample=sample, temperature=temperature, max_len=budget, words=asked, **guide)
         for i, text in zip(rows, tok.decode(ids)):
             if words is not None and len(text.split()) > words[i]:
                 text = " ".join(text.split()[: words[i]])
@@ -150,8 +153,22 @@ class StyleTransfer:
                              "--engine torch, or --candidates 1 for greedy decoding with ctranslate2")
         return candidates
 
+    def guidance_for(self, guidance: float | None, beam: int) -> float:
+        """The classifier-free guidance weight to decode with: `guidance`, or the run's decode.guidance
+        unless beam search is asked; ValueError where it cannot apply."""
+        if guidance is None:
+            guidance = self.cfg.decode.guidance if beam == 1 else 0.0
+        if guidance < 0:
+            raise ValueError(f"guidance must be at least 0, got {guidance}")
+        if guidance and (self.cfg.generator.arch != "causal" or self.engine != "torch" or beam > 1
+                         or len(self.domains) != 2):
+            raise ValueError(f"guidance {guidance} (decode.guidance of {self.run_dir} or --guidance) steers a "
+                             "causal generator away from the source domain on the torch engine, greedy or "
+                             "sampled, in a two-domain task; use --guidance 0 here")
+        return guidance
+
     def reranked(self, norm: list[str], domain: str, candidates: int, batch_size: int,
-                 words: list[int] | None, stats: dict | None) -> list[str]:
+                 words: list[int] | None, stats: dict | None, guidance: float = 0.0) -> list[str]:
         """Normalized rewrites into `domain`: per input the best of the greedy one and candidates - 1 samples
         (rerank.py), drawn under decode.seed so the same input gives the same output."""
         from .rerank import best_candidates, load_style_classifier
@@ -161,14 +178,16 @@ class StyleTransfer:
             self.style = load_style_classifier(self.run_dir, self.cfg, self.tok.vocab_size, self.device)
         gen, max_len = self.generator_for(domain), self.cfg.train.max_gen_len
         n, extra = len(norm), candidates - 1
+        guide = {"guidance": guidance, "away": self.other_domain(domain)}
         greedy = transfer_normalized(gen, self.tok, norm, domain, max_len=max_len, batch_size=batch_size,
-                                     words=words, stats=stats)
+                                     words=words, stats=stats, **guide)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)
             drawn = transfer_normalized(gen, self.tok, [t for t in norm for _ in range(extra)], domain,
                                         sample=True, temperature=d.temperature, max_len=max_len,
                                         batch_size=batch_size,
-                                        words=[w for w in words for _ in range(extra)] if words else None, stats=stats)
+                                        words=[w for w in words for _ in range(extra)] if words else None,
+                                        stats=stats, **guide)
         options = [[greedy[i], *drawn[i * extra:(i + 1) * extra]] for i in range(n)]
         sources = self.tok.encode(norm, self.cfg.data.max_len)
         encoded = [self.tok.encode(row, max_len) for row in options]
@@ -186,7 +205,8 @@ class StyleTransfer:
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
                  temperature: float = 1.0, tokenized: bool = False, batch_size: int = 256,
                  normalized: bool = False, max_words: int | None = None, ratio: float | None = None,
-                 stats: dict | None = None, candidates: int | None = None) -> list[str]:
+                 stats: dict | None = None, candidates: int | None = None,
+                 guidance: float | None = None) -> list[str]:
         """Rewrite `texts` into domain `to`: one domain, one per text, or None for "the other one"
         (two-domain tasks; each text's domain is detected).
 
@@ -195,9 +215,11 @@ class StyleTransfer:
         `max_words` words, or `ratio` times the input's words, or by default the target domain's median
         length; `stats["cut"]` counts outputs the hard cap had to shorten (see `transfer_normalized`).
         `candidates` > 1 reranks the greedy rewrite and candidates - 1 samples by the run's reward
-        (rerank.py); None takes the run's decode.candidates for greedy decoding.
+        (rerank.py); None takes the run's decode.candidates for greedy decoding. `guidance` > 0 steers a
+        causal generator away from the source domain (CausalGenerator.guided); None takes decode.guidance.
         """
         candidates = self.candidates_for(candidates, beam, sample)
+        guidance = self.guidance_for(guidance, beam)
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
         if to is None:
             targets = [self.other_domain(d) for d in self.detect(norm, normalized=True)]
@@ -212,12 +234,13 @@ class StyleTransfer:
             rows = [i for i, t in enumerate(targets) if t == domain]
             asked = [words[i] for i in rows] if words else None
             if candidates > 1:
-                out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, asked, stats)
+                out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, asked, stats, guidance)
             else:
                 out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
                                           beam=beam, sample=sample, temperature=temperature,
                                           max_len=self.cfg.train.max_gen_len, batch_size=batch_size,
-                                          words=asked, stats=stats)
+                                          words=asked, stats=stats, guidance=guidance,
+                                          away=self.other_domain(domain))
             for i, text in zip(rows, out):
                 outputs[i] = text if tokenized else self.tok.detokenize(text)
         return outputs

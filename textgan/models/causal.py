@@ -178,15 +178,60 @@ class CausalGenerator(Generator):
         drawn = self.sample(src, src_mask, to, mode="greedy", max_len=max_len, words=words)
         return [[t for t, keep in zip(row, m) if keep] for row, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]
 
+    @torch.inference_mode()
+    def guided(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, away: int, weight: float,
+               sample: bool = False, temperature: float = 1.0, max_len: int = 32,
+               words: torch.Tensor | None = None) -> list[list[int]]:
+        """Decoding with classifier-free guidance between two domain prompts (Sanchez et al. 2023, "Stay on
+        topic with classifier-free guidance"): each step reads the same prefix after [<s> x <2to>] and after
+        [<s> x <2away>] (the source's own domain, which asks for x back) and chooses from
+
+            log p~(y_t) = log p(y_t | x, <2to>, y_<t) + weight * (log p(y_t | x, <2to>, y_<t) - log p(y_t | x, <2away>, y_<t))
+
+        greedily or by sampling at `temperature`: the pieces the target domain makes likelier than the
+        source's gain, the ones both prompts agree on (content) stay. weight 0 is plain decoding. The two
+        prompts run as one batch of 2B rows, so a step costs about two."""
+        src, src_mask = self.condition(src, src_mask, words)
+        batch = src.size(0)
+        both = torch.cat([torch.full((batch,), to), torch.full((batch,), away)]).to(src.device)
+        inputs, mask = self.prompt(torch.cat([src, src]), torch.cat([src_mask, src_mask]), both)
+        where = positions(mask)
+        cache = DynamicCache()
+        done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        ids, masks = [], []
+        for _ in range(max_len):
+            out = self.model(inputs_embeds=inputs, attention_mask=mask, position_ids=where, use_cache=True,
+                             **{CACHE_ARG: cache})
+            cache = getattr(out, CACHE_ARG)
+            logp = out.logits[:, -1].float().log_softmax(-1)                              # (2B, V)
+            toward, back = logp[:batch], logp[batch:]
+            raw = self.restrict(toward + weight * (toward - back), to)                    # (B, V)
+            token, _, _ = choose(raw, "multinomial" if sample else "greedy", temperature)
+            token = token.masked_fill(done, PAD)
+            ids.append(token)
+            masks.append(~done)
+            done = done | (token == EOS)
+            if bool(done.all()):
+                break
+            inputs = self.embed(torch.cat([token, token])[:, None])
+            mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], 1)
+            where = where[:, -1:] + 1
+        rows, keep = torch.stack(ids, 1).tolist(), torch.stack(masks, 1).tolist()
+        return [[t for t, k in zip(row, m) if k] for row, m in zip(rows, keep)]
+
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
                  sample: bool = False, max_len: int = 32, temperature: float = 1.0,
-                 words: torch.Tensor | None = None) -> list[list[int]]:
-        """Inference: greedy, or sampling at `temperature`. Beam search is not implemented for this
-        generator and is refused with that reason."""
+                 words: torch.Tensor | None = None, guidance: float = 0.0, away: int | None = None) -> list[list[int]]:
+        """Inference: greedy, or sampling at `temperature`; with guidance > 0 away from the domain token
+        `away`, `guided`. Beam search is not implemented for this generator and is refused with that reason."""
         if beam > 1 and not sample:
             raise ValueError("beam search is not implemented for a causal generator (generator.arch=causal); "
                              "use --beam 1 (greedy) or sampling")
+        if guidance:
+            if away is None:
+                raise ValueError("guidance needs the domain to steer away from (away)")
+            return self.guided(src, src_mask, to, away, guidance, sample, temperature, max_len, words)
         if not sample:
             return self.greedy(src, src_mask, to, max_len, words)
         drawn = self.sample(src, src_mask, to, mode="multinomial", tau=temperature, max_len=max_len, words=words)
