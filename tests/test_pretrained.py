@@ -50,3 +50,32 @@ def test_unknown_names_and_missing_directories_say_what_to_do(tmp_path):
     done = subprocess.run([sys.executable, "-m", "textgan", "pretrained", "fetch", "nosuchmodel"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 1 and "unknown packaged model 'nosuchmodel'; known: smollm2" in done.stderr
+
+
+def test_train_falls_back_to_the_scratch_preset_when_the_packaged_start_cannot_be_had(tmp_path, monkeypatch, capsys):
+    """`textgan train` with a preset that starts from a packaged model trains `<preset>-scratch` (said in one
+    line) when the weights cannot be had, and refuses with the reason when the task has no such preset."""
+    import textgan.pretrained as pretrained
+    from textgan.cli import _pretrained_or_scratch
+    from textgan.config import load_config
+
+    task = tmp_path / "task.yaml"
+    task.write_text("task: toy\ndata: {corpus: toy, domains: [neg, pos]}\npresets:\n"
+                    "  cpu: {generator: {arch: causal, init: smollm2}}\n"
+                    "  cpu-scratch: {generator: {d_model: 32}}\n")
+    cfg = load_config(str(task), "cpu")
+
+    def unreachable(name):
+        raise pretrained.PretrainedError(f"{name}: the package registry cannot be reached")
+
+    monkeypatch.setattr(pretrained, "resolve", unreachable)
+    scratch = _pretrained_or_scratch(cfg, str(task), [])
+    assert scratch.preset == "cpu-scratch" and scratch.generator.arch == "seq2seq" and scratch.generator.d_model == 32
+    err = capsys.readouterr().err
+    assert "no pretrained start" in err and "cannot be reached" in err and "--preset cpu-scratch" in err
+    task.write_text("task: toy\ndata: {corpus: toy, domains: [neg, pos]}\npresets:\n"
+                    "  cpu: {generator: {arch: causal, init: smollm2}}\n")
+    with pytest.raises(pretrained.PretrainedError, match="cannot be reached"):
+        _pretrained_or_scratch(load_config(str(task), "cpu"), str(task), [])
+    monkeypatch.setattr(pretrained, "resolve", lambda name: tmp_path)
+    assert _pretrained_or_scratch(cfg, str(task), []) is cfg
