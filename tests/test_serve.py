@@ -189,6 +189,31 @@ def test_serve_with_the_ctranslate2_engine_falls_back_for_runs_it_cannot_run(tra
         assert r.status_code == 200 and r.json()["results"][0]["outputs"] == expected
 
 
+def test_serve_with_the_ctranslate2_engine_falls_back_for_runs_that_rerank_by_default(trained_run, tmp_path, capsys):
+    """A run whose decode.candidates needs the torch engine is served by torch, with a warning, and its
+    default (reranked) outputs are those `textgan transfer` writes."""
+    import shutil
+
+    import yaml
+
+    import textgan
+    from textgan.serve import Limits, create_app, load_models
+
+    run = tmp_path / "toy"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("state", "tensorboard", "ct2-*"))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["decode"] = {**cfg.get("decode", {}), "candidates": 3}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    models = load_models([str(run)], engine="ctranslate2")
+    assert models["toy"].model.engine == "torch"
+    err = capsys.readouterr().err
+    assert "is served with the torch engine" in err and "needs the torch engine" in err
+    expected = textgan.load(run, device="cpu").transfer(["the food was bad ."], to="pos")
+    with TestClient(create_app(models, Limits())) as c:
+        r = post(c, "/v1/transfer", {"task": "toy", "texts": ["the food was bad ."], "to": "pos"})
+        assert r.status_code == 200 and r.json()["results"][0]["outputs"] == expected
+
+
 # ---------------------------------------------------------------- a real server: batching, the browser
 
 def free_port() -> int:
