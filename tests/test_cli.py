@@ -22,6 +22,16 @@ def test_transfer_without_to_detects_and_says_so(trained_run, capsys):
     assert "[detected " in captured.err and len(captured.out.splitlines()) == 1
 
 
+def test_transfer_samples_at_a_temperature_and_refuses_one_out_of_range(trained_run, capsys):
+    assert main(["transfer", "--model", str(trained_run), "--to", "pos", "--sample", "--temperature", "2",
+                 "the food was bad ."]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["transfer", "--model", str(trained_run), "--to", "pos", "--sample", "--temperature", "0",
+                 "the food was bad ."]) != 0
+    err = capsys.readouterr().err
+    assert "temperature must be a number in [0.01, 10]; got 0.0" in err and "Traceback" not in err
+
+
 def test_transfer_stderr_holds_only_textgan_lines(trained_run):
     """No deprecation warnings, no "Loading weights" bar: a user sees what textgan says, nothing else.
     (A fresh process, so warnings that Python shows once per process are not hidden by earlier tests.)"""

@@ -120,6 +120,23 @@ BAD = [  # (what, request body or raw bytes, status, words of the message)
     ("unknown domain", {"task": "toy", "texts": ["a ."], "to": "happy"}, 422, "unknown domain 'happy'"),
     ("length on a model without", {"task": "toy", "texts": ["a ."], "max_words": 3}, 422, "has no length control"),
     ("beam and sampling", {"task": "toy", "texts": ["a ."], "beam": 2, "sample": True}, 422, "exclude each other"),
+    # temperatures: the range is [0.01, 10]; below it the logits overflow to inf
+    ("tiny temperature", {"task": "toy", "texts": ["a ."], "sample": True, "temperature": 1e-38}, 422,
+     "temperature must be a number in [0.01, 10]; got 1e-38"),
+    ("zero temperature", {"task": "toy", "texts": ["a ."], "sample": True, "temperature": 0}, 422, "got 0"),
+    ("negative temperature", {"task": "toy", "texts": ["a ."], "n": 2, "temperature": -1.5}, 422, "got -1.5"),
+    ("temperature over 10", {"task": "toy", "texts": ["a ."], "n": 2, "temperature": 11}, 422, "got 11"),
+    ("temperature as a bool", {"task": "toy", "texts": ["a ."], "temperature": True}, 422,
+     "temperature: Input should be a valid number"),
+    ("temperature as a string", {"task": "toy", "texts": ["a ."], "temperature": "2"}, 422, "temperature:"),
+    # lone surrogates: valid JSON escapes, not Unicode text (the response could not be written as UTF-8)
+    ("lone surrogate in a text", b'{"task": "toy", "texts": ["the soup \\ud800 ."]}', 422,
+     "texts.0: Value error, not valid Unicode: a lone surrogate U+D800 at character 9"),
+    ("low surrogate alone", b'{"task": "toy", "texts": ["a .", "\\udfff"]}', 422, "texts.1: Value error, not valid"),
+    ("lone surrogate in task", b'{"task": "toy\\ud800", "texts": ["a ."]}', 422, "task: Value error, not valid"),
+    ("lone surrogate in to", b'{"task": "toy", "texts": ["a ."], "to": "\\udbff"}', 422, "to: Value error, not valid"),
+    ("lone surrogate in a key", b'{"task": "toy", "texts": ["a ."], "\\ud800": 1}', 422,
+     "unable to parse raw data as a unicode string"),                  # pydantic refuses the body as a whole
 ]
 
 
@@ -136,6 +153,30 @@ def test_bad_input_gets_a_4xx_json_error_and_the_server_goes_on(client, what, bo
     assert message in error and "\n" not in error and error
     good = post(client, "/v1/transfer", {"task": "toy", "texts": ["the soup was cold ."]})
     assert good.status_code == 200 and good.json()["results"][0]["outputs"][0]
+
+
+def test_a_surrogate_pair_is_text_and_detect_refuses_a_lone_one(client):
+    """An escaped pair (\\ud83d\\ude00, one emoji) is fine; /v1/detect validates its texts as /v1/transfer does."""
+    body = b'{"task": "toy", "texts": ["the soup was great \\ud83d\\ude00"]}'
+    r = client.post("/v1/transfer", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["results"][0]["text"].endswith("\U0001F600")
+    r = client.post("/v1/detect", content=b'{"task": "toy", "texts": ["\\ud800"]}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "texts.0: Value error, not valid Unicode" in r.json()["error"]
+    assert post(client, "/v1/detect", {"task": "toy", "texts": ["a ."]}).status_code == 200
+
+
+def test_an_integer_temperature_samples_like_its_float(client, models):
+    """A person types 2, not 2.0: transformers refuses an int temperature, so the server passes a float."""
+    for temperature in (2, 2.0, 10, 0.01):
+        r = post(client, "/v1/transfer", {"task": "toy", "texts": ["the food was cold ."], "sample": True, "n": 2,
+                                          "temperature": temperature})
+        assert r.status_code == 200, (temperature, r.text)
+        assert len(r.json()["results"][0]["outputs"]) == 2
+    model = models["toy"].model
+    assert len(model.transfer(["the food was cold ."], to="pos", sample=True, temperature=3)) == 1
+    with pytest.raises(ValueError, match=r"temperature must be a number in \[0.01, 10\]"):
+        model.transfer(["the food was cold ."], to="pos", sample=True, temperature=0.001)
 
 
 def test_no_request_names_a_file_and_unknown_paths_are_json_404(client):
@@ -266,6 +307,31 @@ def test_concurrent_requests_share_batches_and_get_their_own_rows(live, models):
     assert after["batches"] - before["batches"] < len(texts)       # gathered, not one batch per request
 
 
+def test_an_unexpected_error_answers_json_500_and_keeps_the_connection(live, models, monkeypatch):
+    """Whatever no handler expected: JSON {"error": ...} with 500, no `connection: close`, and the same
+    keep-alive connection answers the next request."""
+    import http.client
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(models["toy"], "prepare", boom)
+    host, port = live.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = json.dumps({"task": "toy", "texts": ["the soup was cold ."]})
+    conn.request("POST", "/v1/transfer", body, {"content-type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 500 and json.loads(r.read()) == {"error": "internal error: RuntimeError: boom"}
+    assert (r.getheader("connection") or "").lower() != "close"
+    sock = conn.sock
+    monkeypatch.undo()
+    conn.request("POST", "/v1/transfer", body, {"content-type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read())["results"][0]["outputs"][0]
+    assert conn.sock is sock                                       # the same connection, not a new one
+    conn.close()
+
+
 def find_chromium() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -320,12 +386,24 @@ def test_demo_page_in_headless_chromium(live, browser, models, tmp_path):
     n.send_keys("2")
     browser.find_element(By.CSS_SELECTOR, "#examples button.example").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outputs .output")) == 2)
+    assert browser.find_element(By.ID, "temperature-box").is_displayed()       # sampling offers a temperature
+    temperature = browser.find_element(By.ID, "temperature")
+    temperature.clear()
+    temperature.send_keys("20")                                    # out of range: the server says so ...
+    browser.find_element(By.ID, "go").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "temperature must be"))
+    assert "error" in browser.find_element(By.ID, "status").get_attribute("class")
+    assert not browser.find_element(By.ID, "result").is_displayed()            # ... and no stale result stays
+    assert not browser.find_elements(By.CSS_SELECTOR, "#outputs .output")
+    n.clear()
+    n.send_keys("1")
 
     Select(browser.find_element(By.ID, "task")).select_by_value("toy_summarization")   # length slider
     assert browser.find_element(By.ID, "length-box").is_displayed()
     browser.save_screenshot(str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").stat().st_size > 1000
-    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in severe if not (e["source"] == "network" and "status of 422" in e["message"])]  # ours
 
 
 def test_textgan_serve_command_starts_with_the_newest_runs_and_stops(trained_run, tmp_path):

@@ -86,7 +86,8 @@ def _transfer(args) -> int:
         targets = [model.other_domain(d) for d in detected]
         for d, t in zip(detected, targets):
             print(f"[detected {d}, writing {t}]", file=sys.stderr)
-    outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, tokenized=args.tokenized,
+    outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, temperature=args.temperature,
+                             tokenized=args.tokenized,
                              max_words=args.max_words, ratio=args.ratio, candidates=args.candidates,
                              guidance=args.guidance)
     for out in outputs:
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="where to look for runs")
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0.01 to 10 (with --sample)")
     p.add_argument("--tokenized", action="store_true", help="print the tokenized form (for benchmarks)")
     add_length_options(p)
     add_engine_options(p)

@@ -26,17 +26,18 @@ model cannot honour). No request names a file: models are chosen when the server
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from .checkpoint import CheckpointError, latest_run, runs_root
-from .transfer import StyleTransfer
+from .transfer import StyleTransfer, check_temperature
 
 WEB = Path(__file__).parent / "web"
 log = logging.getLogger("textgan.serve")
@@ -80,18 +81,31 @@ class RequestError(Exception):
 
 # ---------------------------------------------------------------- request and response bodies
 
+def _encodable(text: str) -> str:
+    """JSON may carry a lone surrogate ("\\ud800"): valid JSON, not text, and not writable back as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"not valid Unicode: a lone surrogate U+{ord(text[err.start]):04X} "
+                         f"at character {err.start}") from None
+    return text
+
+
+Text = Annotated[StrictStr, AfterValidator(_encodable)]
+
+
 class TransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: StrictStr = Field(description="a served task (GET /v1/models)")
-    texts: list[StrictStr] = Field(description="sentences to rewrite; an empty string gives \"\"")
-    to: StrictStr | None = Field(None, description="target domain; default: per text, the one it is not in")
+    task: Text = Field(description="a served task (GET /v1/models)")
+    texts: list[Text] = Field(description="sentences to rewrite; an empty string gives \"\"")
+    to: Text | None = Field(None, description="target domain; default: per text, the one it is not in")
     max_words: StrictInt | None = Field(None, description="length control: words per output")
     ratio: StrictFloat | StrictInt | None = Field(None, description="length control: output words as a share of the input's")
     sample: StrictBool = Field(False, description="sample instead of greedy decoding")
     n: StrictInt = Field(1, description="outputs per text (n > 1 samples)")
     beam: StrictInt = Field(1, description="beam size (greedy: 1)")
-    temperature: StrictFloat | StrictInt = Field(1.0, description="sampling temperature")
+    temperature: StrictFloat | StrictInt = Field(1.0, description="sampling temperature, 0.01 to 10")
 
 
 class TransferResult(BaseModel):
@@ -112,8 +126,8 @@ class TransferResponse(BaseModel):
 class DetectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: StrictStr
-    texts: list[StrictStr]
+    task: Text
+    texts: list[Text]
 
 
 class DetectResult(BaseModel):
@@ -186,8 +200,10 @@ class Served:
             raise RequestError(422, f"beam must be between 1 and {limits.max_beam}; got {req.beam}")
         if req.beam > 1 and (req.sample or req.n > 1):
             raise RequestError(422, "beam search and sampling (sample, n > 1) exclude each other")
-        if not 0 < req.temperature <= 10:
-            raise RequestError(422, f"temperature must be in (0, 10]; got {req.temperature}")
+        try:
+            check_temperature(req.temperature)
+        except ValueError as err:
+            raise RequestError(422, str(err)) from None
         try:
             model.check_length_request(req.max_words, req.ratio)
         except ValueError as err:
@@ -390,17 +406,56 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class CatchAll:
+    """ASGI middleware: an error no handler expected still answers JSON {"error": ...} with 500, and the
+    connection stays usable (an exception left to the server would close a keep-alive connection)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watch(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as err:  # noqa: BLE001 - the point: no request may take the connection down
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise                                 # half a response is out: nothing better to send
+            body = json.dumps({"error": f"internal error: {type(err).__name__}: {err}"}).encode()   # ASCII
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
+def _printable(text: str) -> str:
+    """`text` safe to write as UTF-8: lone surrogates become \\udXXX escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+UNION_MEMBERS = {"float", "int", "str", "bool"}
+
+
 def one_line(err) -> tuple[int, str]:
     """A FastAPI validation error -> (status, one-line message)."""
     first = err.errors()[0]
     if first.get("type") == "json_invalid":
         return 400, f"invalid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
-    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+    # ("body", "temperature", "float"): the last part names the member of a union the value failed, not a field
+    where = _printable(".".join(str(x) for x in first.get("loc", ()) if x != "body" and x not in UNION_MEMBERS))
     if first.get("type") == "missing":
         return 422, f"missing field: {where}"
     if first.get("type") == "extra_forbidden":
         return 422, f"unknown field: {where}"
-    return 422, f"{where or 'body'}: {first.get('msg')}"
+    return 422, f"{where or 'body'}: {_printable(str(first.get('msg')))}"
 
 
 def create_app(models: dict[str, Served], limits: Limits | None = None, workers: int = 1, threads: int = 1):
@@ -438,6 +493,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_kb * 1024)
+    app.add_middleware(CatchAll)
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, err: RequestError):

@@ -18,6 +18,19 @@ from .models.judge import NgramJudge
 from .tokenizer import Tokenizer
 
 ENGINES = ("torch", "ctranslate2")
+# Sampling temperatures a caller may ask for. Below 0.01 the logits divided by it overflow float32 to
+# inf (1e-38 gives "probability tensor contains inf/nan"); greedy decoding is the limit anyway.
+TEMPERATURE_RANGE = (0.01, 10.0)
+
+
+def check_temperature(temperature) -> float:
+    """A sampling temperature as a float (2 -> 2.0: transformers refuses ints); ValueError outside
+    TEMPERATURE_RANGE or for what is not a number."""
+    low, high = TEMPERATURE_RANGE
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not low <= temperature <= high:
+        raise ValueError(f"temperature must be a number in [{low:g}, {high:g}]; got {temperature!r}")
+    return float(temperature)
 
 
 def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], to: str, beam: int = 1,
@@ -220,6 +233,7 @@ class StyleTransfer:
         """
         candidates = self.candidates_for(candidates, beam, sample)
         guidance = self.guidance_for(guidance, beam)
+        temperature = check_temperature(temperature)
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
         if to is None:
             targets = [self.other_domain(d) for d in self.detect(norm, normalized=True)]

@@ -67,6 +67,16 @@ function render(result) {
   $("result").hidden = false;
 }
 
+function clearResult() {   // an error must not leave the previous text's result on screen
+  $("outputs").replaceChildren();
+  $("detected").textContent = "";
+  $("result").hidden = true;
+}
+
+function showTemperature() {
+  $("temperature-box").hidden = (parseInt($("n").value, 10) || 1) < 2;
+}
+
 async function rewrite() {
   const m = current();
   const text = $("text").value.trim();
@@ -74,7 +84,7 @@ async function rewrite() {
   const body = { task: m.task, texts: [text] };
   if ($("direction").value) body.to = $("direction").value;
   const n = parseInt($("n").value, 10) || 1;
-  if (n > 1) { body.n = n; body.sample = true; }
+  if (n > 1) { body.n = n; body.sample = true; body.temperature = parseFloat($("temperature").value) || 0.7; }
   if (m.length_control) body.max_words = parseInt($("length").value, 10);
   $("go").disabled = true;
   setStatus("rewriting…");
@@ -84,10 +94,11 @@ async function rewrite() {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     });
     const data = await response.json();
-    if (!response.ok) { setStatus(data.error || `error ${response.status}`, true); return; }
+    if (!response.ok) { clearResult(); setStatus(data.error || `error ${response.status}`, true); return; }
     render(data.results[0]);
     setStatus(`${((performance.now() - started) / 1000).toFixed(2)} s · ${data.run}`);
   } catch (err) {
+    clearResult();
     setStatus(`the server did not answer: ${err}`, true);
   } finally {
     $("go").disabled = false;
@@ -106,6 +117,8 @@ async function start() {
   $("task").addEventListener("change", showTask);
   $("length").addEventListener("input", () => { $("length-value").textContent = $("length").value; });
   $("go").addEventListener("click", rewrite);
+  $("n").addEventListener("input", showTemperature);
+  showTemperature();
   $("text").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) rewrite();
   });
