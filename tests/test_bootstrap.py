@@ -176,6 +176,36 @@ def test_pairs_are_filtered_by_the_style_classifier(tmp_path, tiny_cfg):
         train(tiny_cfg("train.pairs_min_style=0.5"), runs_dir=tmp_path, name="bad")
 
 
+def test_pairs_are_filtered_by_the_style_of_their_real_sentence(tmp_path, tiny_cfg):
+    """train.pairs_min_style_real keeps exactly the pairs whose real sentence x (the TSVs' first text column)
+    the run's style classifier puts in x's own domain with at least that probability."""
+    import csv
+
+    from textgan.rerank import load_style_classifier
+    from textgan.tokenizer import EOS, load_tokenizer
+
+    cfg = tiny_cfg(*BOOT, "train.ae_steps=0", "train.bootstrap_steps=1", "train.d_steps=0", "train.adv_steps=0",
+                   "train.style_steps=60", "train.pairs_min_style_real=0.5", "train.keep_best=false")
+    run_dir = train(cfg, runs_dir=tmp_path, name="run")
+    kept = json.loads((run_dir / "pairs" / "kept.json").read_text())
+    assert kept["pairs_min_style_real"] == 0.5 and kept["pairs_min_style"] == 0
+    tok = load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize)
+    style = load_style_classifier(run_dir, cfg, tok.vocab_size, "cpu")
+    for direction in ("neg2pos", "pos2neg"):
+        src = direction.split("2")[0]
+        with open(run_dir / "pairs" / f"{direction}.tsv", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t"))[1:]
+        sources = tok.encode([row[1] for row in rows], cfg.data.max_len)
+        targets = tok.encode([row[2] for row in rows], cfg.data.max_len)
+        p = style.probabilities([x or [EOS] for x in sources])[:, cfg.data.domains.index(src)]
+        expected = sum(1 for x, y, q in zip(sources, targets, p.tolist()) if x and y and q >= 0.5)
+        assert 0 < kept[direction]["kept"] == expected < kept[direction]["mined"]
+    with pytest.raises(ConfigError, match="set train.bootstrap"):
+        train(tiny_cfg("train.pairs_min_style_real=0.5"), runs_dir=tmp_path, name="bad")
+    with pytest.raises(ConfigError, match=r"pairs_min_style_real must be in \[0, 1\)"):
+        train(tiny_cfg(*BOOT, "train.pairs_min_style_real=1.5"), runs_dir=tmp_path, name="bad2")
+
+
 def test_pairs_are_filtered_by_the_miners_score(tmp_path, tiny_cfg):
     """train.pairs_min_score keeps exactly the pairs the miner scored at least that (pairs/*.tsv has them)."""
     import csv

@@ -179,6 +179,9 @@ class TrainConfig:
     pairs_min_style: float = 0.0
     pairs_min_score: float = 0.0         # ... and whose miner score is at least this (template/retrieve: the
                                          # retrieval cosine of the neighbour whose markers filled the slots; 0: off)
+    pairs_min_style_real: float = 0.0    # ... and whose real sentence x the classifier puts in its own domain with
+                                         # at least this probability (0: off): with pairs_targets=real, the
+                                         # targets the generator learns to write are clearly of their style
     # Which halves of each mined pair (x, y~) are trained on: both (x -> y~ and y~ -> x) | real (y~ -> x
     # alone: every target is a real sentence, so the generator never learns to write the miner's artifacts,
     # the principle of back-translation; half the pairs per step)

@@ -90,14 +90,16 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
     With train.pairs_targets=real only (y~ -> x) is kept: every target a real sentence.
     With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
-    pseudo target y~ at least that probability of being in t, and with train.pairs_min_score > 0 only if the
+    pseudo target y~ at least that probability of being in t, with train.pairs_min_style_real > 0 only if it
+    gives the real sentence x at least that probability of being in s, and with train.pairs_min_score > 0 only if the
     miner scored the pair at least that (template/retrieve: the retrieval cosine); the counts kept are in
     pairs/kept.json.
     The `wordbyword` miner translates through the run's cross-lingual lexicon `xl`."""
-    if not 0 <= cfg.train.pairs_min_style < 1:
-        raise ConfigError(f"train.pairs_min_style must be in [0, 1), got {cfg.train.pairs_min_style}")
+    for key in ("pairs_min_style", "pairs_min_style_real"):
+        if not 0 <= getattr(cfg.train, key) < 1:
+            raise ConfigError(f"train.{key} must be in [0, 1), got {getattr(cfg.train, key)}")
     if cfg.train.bootstrap == "none":
-        for key in ("pairs_min_style", "pairs_min_score"):
+        for key in ("pairs_min_style", "pairs_min_style_real", "pairs_min_score"):
             if getattr(cfg.train, key):
                 raise ConfigError(f"train.{key} filters mined pairs: set train.bootstrap")
         return None
@@ -114,29 +116,35 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
     kept = {}
     min_style = cfg.train.pairs_min_style if style is not None else 0.0
+    min_real = cfg.train.pairs_min_style_real if style is not None else 0.0
+
+    def in_domain(seqs, domain: str, needed: float) -> list[float]:
+        if not needed:
+            return [1.0] * len(seqs)
+        return style.probabilities([s or [EOS] for s in seqs], accelerator.device)[
+            :, cfg.data.domains.index(domain)].tolist()
+
     for (src, tgt), pairs in mine_pairs(cfg.train.bootstrap, cfg.miner, {}, out_dir).items():
         sources, targets = tok.encode(pairs.sources, cfg.data.max_len), tok.encode(pairs.targets, cfg.data.max_len)
-        in_style = [1.0] * len(targets)
-        if min_style > 0:
-            in_style = style.probabilities([y or [EOS] for y in targets], accelerator.device)[
-                :, cfg.data.domains.index(tgt)].tolist()
+        in_style, real_in_style = in_domain(targets, tgt, min_style), in_domain(sources, src, min_real)
         count = 0
         min_score = cfg.train.pairs_min_score
-        for x, y, p, score in zip(sources, targets, in_style, pairs.scores):
-            if x and y and p >= min_style and (not min_score or score >= min_score):
+        for x, y, p, p_real, score in zip(sources, targets, in_style, real_in_style, pairs.scores):
+            if x and y and p >= min_style and p_real >= min_real and (not min_score or score >= min_score):
                 if cfg.train.pairs_targets == "both":
                     by_target[tgt].append((x, y))
                 by_target[src].append((y, x))
                 count += 1
         kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
     if accelerator.is_main_process:
-        (out_dir / "kept.json").write_text(json.dumps({"pairs_min_style": min_style,
+        (out_dir / "kept.json").write_text(json.dumps({"pairs_min_style": min_style, "pairs_min_style_real": min_real,
                                                      "pairs_min_score": cfg.train.pairs_min_score, **kept}, indent=2) + "\n")
         tqdm.write("  pairs kept: " + ", ".join(f"{k} {v['kept']}/{v['mined']}" for k, v in kept.items()))
     empty = [name for name, v in kept.items() if not v["kept"]]
     if empty:
         raise ConfigError(f"no mined pair of {', '.join(empty)} is left after the filters (train.pairs_min_style "
-                          f"{min_style}, train.pairs_min_score {cfg.train.pairs_min_score}): lower them "
+                          f"{min_style}, train.pairs_min_style_real {min_real}, train.pairs_min_score "
+                          f"{cfg.train.pairs_min_score}): lower them "
                           f"(pairs/kept.json has the counts)")
     return by_target
 
@@ -165,12 +173,12 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
                      selects: bool = False):
     """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
     training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy); it also filters
-    the mined pairs (train.pairs_min_style) and, when `selects`, judges style in the dev score that picks
+    the mined pairs (train.pairs_min_style, pairs_min_style_real) and, when `selects`, judges style in the dev score that picks
     the kept checkpoint (train.select_by=style). None when nothing needs it."""
     from safetensors.torch import load_file, save_file
 
     t = cfg.train
-    if not (t.style_reward or t.pairs_min_style or selects):
+    if not (t.style_reward or t.pairs_min_style or t.pairs_min_style_real or selects):
         return None
     domains = cfg.data.domains
     path = run_dir / "style.safetensors"
