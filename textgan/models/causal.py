@@ -136,6 +136,22 @@ class CausalGenerator(Generator):
         out = self.model(inputs_embeds=inputs, attention_mask=mask, position_ids=positions(mask), use_cache=False)
         return out.logits[:, prompt.size(1) - 1:]
 
+    def cached_decode(self, inputs: torch.Tensor, mask: torch.Tensor, steps: int, step) -> None:
+        """The key-value-cached decoding loop of `sample` and `guided`: reads the prompts `inputs` (R, P, H)
+        under `mask` (R, P), then at most `steps` times hands the last position's logits (R, V) to
+        `step`, which keeps what it chose and returns the next input embeddings (R, 1, H), or None to stop."""
+        where = positions(mask)
+        cache = DynamicCache()
+        for _ in range(steps):
+            out = self.model(inputs_embeds=inputs, attention_mask=mask, position_ids=where, use_cache=True,
+                             **{CACHE_ARG: cache})
+            cache = getattr(out, CACHE_ARG)
+            inputs = step(out.logits[:, -1])
+            if inputs is None:
+                return
+            mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], 1)
+            where = where[:, -1:] + 1
+
     def sample(self, src: torch.Tensor, src_mask: torch.Tensor, to: int | torch.Tensor, mode: str = "greedy",
                tau: float = 1.0, max_len: int | torch.Tensor = 32, straight_through: bool = False,
                words: torch.Tensor | None = None) -> Sample:
@@ -145,29 +161,23 @@ class CausalGenerator(Generator):
         src, src_mask = self.condition(src, src_mask, words)
         batch = src.size(0)
         inputs, mask = self.prompt(src, src_mask, to)
-        where = positions(mask)
-        cache = DynamicCache()
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         limit = torch.as_tensor(max_len, device=src.device).expand(batch)
         ids, masks, logprobs, probs = [], [], [], []
-        for step in range(int(limit.max())):
-            out = self.model(inputs_embeds=inputs, attention_mask=mask, position_ids=where, use_cache=True,
-                             **{CACHE_ARG: cache})
-            cache = getattr(out, CACHE_ARG)
-            raw = self.restrict(out.logits[:, -1].float(), to)                           # (B, V)
-            token, p, logits = choose(raw, mode, tau, straight_through)
+
+        def step(last: torch.Tensor) -> torch.Tensor | None:
+            nonlocal done
+            token, p, logits = choose(self.restrict(last.float(), to), mode, tau, straight_through)    # (B,)
             token = token.masked_fill(done, PAD)
             ids.append(token)
             masks.append(~done)
             logprobs.append(logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1))
             if p is not None:
                 probs.append(p)
-            done = done | (token == EOS) | (limit <= step + 1)
-            if bool(done.all()):
-                break
-            inputs = self.embed(p[:, None] if p is not None else token[:, None])
-            mask = torch.cat([mask, mask.new_ones(batch, 1)], 1)
-            where = where[:, -1:] + 1
+            done = done | (token == EOS) | (limit <= len(ids))
+            return None if bool(done.all()) else self.embed(p[:, None] if p is not None else token[:, None])
+
+        self.cached_decode(inputs, mask, int(limit.max()), step)
         return Sample(ids=torch.stack(ids, 1), mask=torch.stack(masks, 1), logprobs=torch.stack(logprobs, 1),
                       probs=torch.stack(probs, 1) if probs else None)
 
@@ -195,15 +205,12 @@ class CausalGenerator(Generator):
         batch = src.size(0)
         both = torch.cat([torch.full((batch,), to), torch.full((batch,), away)]).to(src.device)
         inputs, mask = self.prompt(torch.cat([src, src]), torch.cat([src_mask, src_mask]), both)
-        where = positions(mask)
-        cache = DynamicCache()
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         ids, masks = [], []
-        for _ in range(max_len):
-            out = self.model(inputs_embeds=inputs, attention_mask=mask, position_ids=where, use_cache=True,
-                             **{CACHE_ARG: cache})
-            cache = getattr(out, CACHE_ARG)
-            logp = out.logits[:, -1].float().log_softmax(-1)                              # (2B, V)
+
+        def step(last: torch.Tensor) -> torch.Tensor | None:
+            nonlocal done
+            logp = last.float().log_softmax(-1)                                          # (2B, V)
             toward, back = logp[:batch], logp[batch:]
             raw = self.restrict(toward + weight * (toward - back), to)                    # (B, V)
             token, _, _ = choose(raw, "multinomial" if sample else "greedy", temperature)
@@ -211,11 +218,9 @@ class CausalGenerator(Generator):
             ids.append(token)
             masks.append(~done)
             done = done | (token == EOS)
-            if bool(done.all()):
-                break
-            inputs = self.embed(torch.cat([token, token])[:, None])
-            mask = torch.cat([mask, mask.new_ones(2 * batch, 1)], 1)
-            where = where[:, -1:] + 1
+            return None if bool(done.all()) else self.embed(torch.cat([token, token])[:, None])
+
+        self.cached_decode(inputs, mask, max_len, step)
         rows, keep = torch.stack(ids, 1).tolist(), torch.stack(masks, 1).tolist()
         return [[t for t, k in zip(row, m) if k] for row, m in zip(rows, keep)]
 
