@@ -71,7 +71,7 @@ def test_kill_9_at_random_points_then_resume_gives_identical_bytes(trained_run, 
     """kill -9 a conversion mid-file (twice), then finish it: the bytes equal an uninterrupted run's, and
     each run converted only what its predecessors had not. Fails if `_load_progress` ignores the progress
     record (a restart also gives identical bytes, but converts every line again)."""
-    lines = 3000
+    lines = 1500
     src = write(tmp_path / "in.txt", toy_lines(lines, seed=1))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference.txt"
