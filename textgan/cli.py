@@ -87,9 +87,8 @@ def _transfer(args) -> int:
         for d, t in zip(detected, targets):
             print(f"[detected {d}, writing {t}]", file=sys.stderr)
     outputs = model.transfer(texts, to=targets, beam=args.beam, sample=args.sample, temperature=args.temperature,
-                             tokenized=args.tokenized,
-                             max_words=args.max_words, ratio=args.ratio, candidates=args.candidates,
-                             guidance=args.guidance)
+                             tokenized=args.tokenized, max_words=args.max_words, ratio=args.ratio,
+                             candidates=args.candidates, guidance=args.guidance)
     for out in outputs:
         print(out)
     return 0

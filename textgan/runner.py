@@ -90,10 +90,10 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
     With train.pairs_targets=real only (y~ -> x) is kept: every target a real sentence.
     With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
-    pseudo target y~ at least that probability of being in t, with train.pairs_min_style_real > 0 only if it
-    gives the real sentence x at least that probability of being in s, and with train.pairs_min_score > 0 only if the
-    miner scored the pair at least that (template/retrieve: the retrieval cosine); the counts kept are in
-    pairs/kept.json.
+    pseudo target y~ at least that probability of being in t, with train.pairs_min_style_real > 0 only if
+    it gives the real sentence x at least that probability of being in s, and with train.pairs_min_score > 0
+    only if the miner scored the pair at least that (template/retrieve: the retrieval cosine); the counts
+    kept are in pairs/kept.json.
     The `wordbyword` miner translates through the run's cross-lingual lexicon `xl`."""
     for key in ("pairs_min_style", "pairs_min_style_real"):
         if not 0 <= getattr(cfg.train, key) < 1:
@@ -137,8 +137,9 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
                 count += 1
         kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
     if accelerator.is_main_process:
-        (out_dir / "kept.json").write_text(json.dumps({"pairs_min_style": min_style, "pairs_min_style_real": min_real,
-                                                     "pairs_min_score": cfg.train.pairs_min_score, **kept}, indent=2) + "\n")
+        filters = {"pairs_min_style": min_style, "pairs_min_style_real": min_real,
+                   "pairs_min_score": cfg.train.pairs_min_score}
+        (out_dir / "kept.json").write_text(json.dumps({**filters, **kept}, indent=2) + "\n")
         tqdm.write("  pairs kept: " + ", ".join(f"{k} {v['kept']}/{v['mined']}" for k, v in kept.items()))
     empty = [name for name, v in kept.items() if not v["kept"]]
     if empty:
@@ -173,8 +174,8 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
                      selects: bool = False):
     """The reward's style classifier (rewards.StyleClassifier), trained once by the main process on the
     training sentences into <run>/style.safetensors (+ style.json: steps, dev accuracy); it also filters
-    the mined pairs (train.pairs_min_style, pairs_min_style_real) and, when `selects`, judges style in the dev score that picks
-    the kept checkpoint (train.select_by=style). None when nothing needs it."""
+    the mined pairs (train.pairs_min_style, pairs_min_style_real) and, when `selects`, judges style in the
+    dev score that picks the kept checkpoint (train.select_by=style). None when nothing needs it."""
     from safetensors.torch import load_file, save_file
 
     t = cfg.train
