@@ -22,6 +22,9 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 QUANTIZATIONS = ("int8", "int16", "float32")   # CTranslate2 weights textgan exports (fast.py)
+# Sampling temperatures decoding accepts (decode.temperature, --temperature, the server's `temperature`).
+# Below 0.01 the logits divided by it overflow float32 to inf ("probability tensor contains inf/nan").
+TEMPERATURE_RANGE = (0.01, 10.0)
 
 
 class ConfigError(ValueError):
@@ -399,10 +402,11 @@ def load_config(task: str, preset: str = "auto", overrides: typing.Sequence[str]
 def check(cfg: Config) -> None:
     """Settings that each parse but do not go together."""
     d = cfg.decode
-    if d.candidates < 1 or d.temperature <= 0 or d.style_weight < 0 or d.content_weight < 0 \
+    if d.candidates < 1 or not TEMPERATURE_RANGE[0] <= d.temperature <= TEMPERATURE_RANGE[1] \
+            or d.style_weight < 0 or d.content_weight < 0 \
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0:
-        raise ConfigError(f"decode needs candidates >= 1, temperature > 0, guidance >= 0 and non-negative "
-                          f"weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
+        raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
+                          f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, style_weight={d.style_weight}, content_weight={d.content_weight}")
     g = cfg.generator
     if g.arch == "causal":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .config import TEMPERATURE_RANGE
 from .checkpoint import default_words, latest_run, load_run
 from .data import pad
 from .models.generator import Generator
@@ -18,9 +19,6 @@ from .models.judge import NgramJudge
 from .tokenizer import Tokenizer
 
 ENGINES = ("torch", "ctranslate2")
-# Sampling temperatures a caller may ask for. Below 0.01 the logits divided by it overflow float32 to
-# inf (1e-38 gives "probability tensor contains inf/nan"); greedy decoding is the limit anyway.
-TEMPERATURE_RANGE = (0.01, 10.0)
 
 
 def check_temperature(temperature) -> float:
