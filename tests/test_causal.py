@@ -250,3 +250,35 @@ def test_a_causal_run_resumes_with_its_weights_adapters_and_optimizer_state(tmp_
     saved, resumed = saved_and_resumed_states(causal_cfg, options, tmp_path, monkeypatch)
     assert resumed["step"] == 10
     _assert_same(resumed, saved[10])
+
+
+def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_weight(tmp_path, causal_cfg,
+                                                                                        monkeypatch):
+    """decode.guidance_candidates: each input keeps, of its greedy rewrites at decode.guidance and at each
+    listed weight, the one the reranker (rerank.best_candidates) scores best; candidates=1 asks for the one
+    greedy rewrite at decode.guidance, and guidance 0 turns the ladder off with the guidance."""
+    from textgan.rerank import best_candidates
+    from textgan.transfer import StyleTransfer
+
+    ladder = [0.5, 2.0, 6.0]
+    run_dir = train(causal_cfg("decode.guidance=0.5", "decode.guidance_candidates=[2.0, 6.0]"), runs_dir=tmp_path,
+                    name="run")
+    model = StyleTransfer(run_dir, device="cpu")
+    lines = toy_lines()[:8]
+    at = {w: model.transfer(lines, to="pos", normalized=True, tokenized=True, candidates=1, guidance=w) for w in ladder}
+    assert len({tuple(out) for out in at.values()}) > 1          # the weights write different rewrites
+    out = model.transfer(lines, to="pos", normalized=True, tokenized=True)
+    tok, d = model.tok, model.cfg.decode
+    options = [[tok.encode([at[w][i]], model.cfg.train.max_gen_len)[0] for w in ladder] for i in range(len(lines))]
+    chosen, _ = best_candidates(model.style, model.generator_for("neg"), tok.encode(lines, model.cfg.data.max_len),
+                                options, model.domains.index("pos"), tok.domain_ids["neg"], d.style_weight,
+                                d.content_weight)
+    assert out == [at[ladder[k]][i] for i, k in enumerate(chosen)]
+    assert model.transfer(lines, to="pos", normalized=True, tokenized=True, guidance=0.5) == out
+    monkeypatch.setattr("textgan.rerank.best_candidates", lambda style, back, sources, options, *rest: (
+        [len(row) - 1 for row in options], None))                 # a reranker that keeps the last candidate
+    assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == at[6.0]
+    assert model.ladder_for(None, beam=1, sample=False, guidance=0.0) == []
+    assert model.ladder_for(None, beam=1, sample=True, guidance=0.5) == []
+    with pytest.raises(ConfigError, match="guidance >= 0"):
+        causal_cfg("decode.guidance_candidates=[1.0, -0.5]")

@@ -146,7 +146,8 @@ def add_engine_options(p) -> None:
                    help="inference engine: torch, or ctranslate2 (pip install -e \".[fast]\"; converted on first use)")
     p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="ctranslate2's weights")
     p.add_argument("--candidates", type=int, help="rerank the greedy rewrite and N-1 samples by the run's reward "
-                   "(style classifier + content); default: the run's decode.candidates (1 = greedy)")
+                   "(style classifier + content), with the greedy rewrites at the run's decode.guidance_candidates; "
+                   "default: the run's decode.candidates (1 = one greedy rewrite, no reranking)")
     p.add_argument("--guidance", type=float, help="causal generators: classifier-free guidance weight away from the "
                    "source domain (0 = off); default: the run's decode.guidance")
 

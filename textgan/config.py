@@ -256,6 +256,10 @@ class DecodeConfig:
     seed: int = 0                        # ... the samples' random seed (the same input gives the same output)
     guidance: float = 0.0                # causal generators: classifier-free guidance weight w away from the
                                          # source domain's prompt (models/causal.py `guided`; 0 = off)
+    # Causal generators with guidance > 0: one more greedy candidate per weight listed here (a guidance
+    # ladder); the rewrites at decode.guidance and at these weights (and the K - 1 samples, if any) compete
+    # by the reranker's score, so each input gets the mildest push that flips its style. [] = off.
+    guidance_candidates: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -404,7 +408,7 @@ def check(cfg: Config) -> None:
     d = cfg.decode
     if d.candidates < 1 or not TEMPERATURE_RANGE[0] <= d.temperature <= TEMPERATURE_RANGE[1] \
             or d.style_weight < 0 or d.content_weight < 0 \
-            or d.style_weight + d.content_weight <= 0 or d.guidance < 0:
+            or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates):
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, style_weight={d.style_weight}, content_weight={d.content_weight}")

@@ -78,6 +78,7 @@ class Settings:
     quantization: str = "int8"           # ctranslate2's weights
     candidates: int | None = None        # reranked candidates per line (None: the run's decode.candidates)
     guidance: float = 0.0                # classifier-free guidance weight (causal generators)
+    ladder: tuple[float, ...] = ()       # ... and the weights of the greedy rewrites that compete with it
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -189,8 +190,10 @@ class ModelEngine:
         self.model, self.to, self.beam, self.tokenized, self.batch_size = model, to, beam, tokenized, batch_size
         self.max_words, self.ratio = max_words, ratio
         model.check_length_request(max_words, ratio)
+        self.asked = candidates
         self.candidates = model.candidates_for(candidates, beam, sample=False)
         self.guidance = model.guidance_for(guidance, beam)
+        self.ladder = tuple(model.ladder_for(candidates, beam, False, self.guidance))
         self.max_len = model.cfg.data.max_len
 
     def normalize(self, text: str) -> str:
@@ -207,7 +210,7 @@ class ModelEngine:
     def rewrite(self, texts: list[str], targets: list[str]) -> list[str]:
         return self.model.transfer(texts, to=targets, beam=self.beam, tokenized=self.tokenized, normalized=True,
                                    batch_size=self.batch_size, max_words=self.max_words, ratio=self.ratio,
-                                   candidates=self.candidates, guidance=self.guidance)
+                                   candidates=self.asked, guidance=self.guidance)
 
 
 def split_words(words: list[str], word_lengths: list[int], max_len: int) -> list[str]:
@@ -462,7 +465,8 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     stat = input_path.stat()
     settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), to,
                         fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes,
-                        max_words, ratio, engine, quantization, rewriter.candidates, rewriter.guidance)
+                        max_words, ratio, engine, quantization, rewriter.candidates, rewriter.guidance,
+                        rewriter.ladder)
     codec = LineCodec(fmt, field, column, errors)
     started = time.time()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]

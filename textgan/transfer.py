@@ -178,28 +178,40 @@ class StyleTransfer:
                              "sampled, in a two-domain task; use --guidance 0 here")
         return guidance
 
+    def ladder_for(self, candidates: int | None, beam: int, sample: bool, guidance: float) -> list[float]:
+        """The extra guidance weights whose greedy rewrites compete (decode.guidance_candidates): used with
+        the run's default decoding (`candidates` None) or reranking asked (> 1), with guidance on; never with
+        beam search, sampling, guidance 0 or `candidates` 1 (one greedy rewrite asked)."""
+        if candidates == 1 or beam > 1 or sample or not guidance:
+            return []
+        return list(self.cfg.decode.guidance_candidates)
+
     def reranked(self, norm: list[str], domain: str, candidates: int, batch_size: int,
-                 words: list[int] | None, stats: dict | None, guidance: float = 0.0) -> list[str]:
-        """Normalized rewrites into `domain`: per input the best of the greedy one and candidates - 1 samples
-        (rerank.py), drawn under decode.seed so the same input gives the same output."""
+                 words: list[int] | None, stats: dict | None, guidance: float = 0.0,
+                 ladder: list[float] = ()) -> list[str]:
+        """Normalized rewrites into `domain`: per input the best (rerank.py) of the greedy one, one greedy
+        rewrite per guidance weight of `ladder`, and candidates - 1 samples drawn under decode.seed (so the
+        same input gives the same output)."""
         from .rerank import best_candidates, load_style_classifier
 
         d = self.cfg.decode
         if self.style is None:
             self.style = load_style_classifier(self.run_dir, self.cfg, self.tok.vocab_size, self.device)
         gen, max_len = self.generator_for(domain), self.cfg.train.max_gen_len
-        n, extra = len(norm), candidates - 1
-        guide = {"guidance": guidance, "away": self.other_domain(domain)}
-        greedy = transfer_normalized(gen, self.tok, norm, domain, max_len=max_len, batch_size=batch_size,
-                                     words=words, stats=stats, **guide)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(d.seed)
-            drawn = transfer_normalized(gen, self.tok, [t for t in norm for _ in range(extra)], domain,
-                                        sample=True, temperature=d.temperature, max_len=max_len,
-                                        batch_size=batch_size,
-                                        words=[w for w in words for _ in range(extra)] if words else None,
-                                        stats=stats, **guide)
-        options = [[greedy[i], *drawn[i * extra:(i + 1) * extra]] for i in range(n)]
+        n, extra, away = len(norm), candidates - 1, self.other_domain(domain)
+        greedy = [transfer_normalized(gen, self.tok, norm, domain, max_len=max_len, batch_size=batch_size,
+                                      words=words, stats=stats if k == 0 else None, guidance=w, away=away)
+                  for k, w in enumerate([guidance, *ladder])]
+        drawn: list[str] = []
+        if extra:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(d.seed)
+                drawn = transfer_normalized(gen, self.tok, [t for t in norm for _ in range(extra)], domain,
+                                            sample=True, temperature=d.temperature, max_len=max_len,
+                                            batch_size=batch_size,
+                                            words=[w for w in words for _ in range(extra)] if words else None,
+                                            stats=stats, guidance=guidance, away=away)
+        options = [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra]] for i in range(n)]
         sources = self.tok.encode(norm, self.cfg.data.max_len)
         encoded = [self.tok.encode(row, max_len) for row in options]
         source_domain = self.other_domain(domain)
@@ -228,9 +240,11 @@ class StyleTransfer:
         `candidates` > 1 reranks the greedy rewrite and candidates - 1 samples by the run's reward
         (rerank.py); None takes the run's decode.candidates for greedy decoding. `guidance` > 0 steers a
         causal generator away from the source domain (CausalGenerator.guided); None takes decode.guidance.
+        With guidance on, the greedy rewrites at decode.guidance_candidates compete too, unless candidates=1.
         """
-        candidates = self.candidates_for(candidates, beam, sample)
         guidance = self.guidance_for(guidance, beam)
+        ladder = self.ladder_for(candidates, beam, sample, guidance)
+        candidates = self.candidates_for(candidates, beam, sample)
         temperature = check_temperature(temperature)
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
         if to is None:
@@ -244,14 +258,15 @@ class StyleTransfer:
         outputs = [""] * len(texts)
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]
-            asked = [words[i] for i in rows] if words else None
-            if candidates > 1:
-                out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, asked, stats, guidance)
+            row_words = [words[i] for i in rows] if words else None
+            if candidates > 1 or ladder:
+                out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, row_words, stats,
+                                    guidance, ladder)
             else:
                 out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
                                           beam=beam, sample=sample, temperature=temperature,
                                           max_len=self.cfg.train.max_gen_len, batch_size=batch_size,
-                                          words=asked, stats=stats, guidance=guidance,
+                                          words=row_words, stats=stats, guidance=guidance,
                                           away=self.other_domain(domain))
             for i, text in zip(rows, out):
                 outputs[i] = text if tokenized else self.tok.detokenize(text)
