@@ -185,11 +185,14 @@ def decoding(model: StyleTransfer, beam: int) -> str:
     """How the test transfers were decoded, for the results README."""
     d = model.cfg.decode
     k, w = model.candidates_for(None, beam, sample=False), model.guidance_for(None, beam)
+    ladder = model.ladder_for(None, beam, False, w)
     guided = f", classifier-free guidance {w} away from the source domain's prompt" if w else ""
-    if k > 1:
-        return (f"the greedy rewrite and {k - 1} samples at temperature {d.temperature} (seed {d.seed}){guided}, "
-                f"reranked by the run's reward: harmonic mean of its style classifier (weight {d.style_weight}) "
-                f"and the back generator's content probability (weight {d.content_weight}); rerank.py")
+    if k > 1 or ladder:
+        rungs = f" and the greedy rewrites at guidance {', '.join(map(str, ladder))} (a guidance ladder)" if ladder else ""
+        drawn = f" and {k - 1} samples at temperature {d.temperature} (seed {d.seed})" if k > 1 else ""
+        return (f"the greedy rewrite{guided}{rungs}{drawn}, reranked by the run's reward: harmonic mean of its "
+                f"style classifier (weight {d.style_weight}) and the back generator's content probability "
+                f"(weight {d.content_weight}); rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 
