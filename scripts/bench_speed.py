@@ -159,9 +159,10 @@ def inference(model: StyleTransfer, device: str, batch_size: int, naive_lines: i
             "outputs_identical_to_naive": f"{agree}/{naive_n}"}
 
 
-def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: int, engine: str = "torch") -> dict:
-    """`textgan convert` in a fresh process; lines/s from its summary, peak RSS of that process (its own
-    VmHWM: see RSS_PROBE)."""
+def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: int, engine: str = "torch",
+                 extra: list[str] = ()) -> dict:
+    """`textgan convert` in a fresh process (with the `extra` flags); lines/s from its summary, peak RSS of
+    that process (its own VmHWM: see RSS_PROBE)."""
     src, out = workdir / f"in{len(lines)}.txt", workdir / f"out{len(lines)}.txt"
     if not src.exists():
         src.write_text("".join(line + "\n" for line in lines))
@@ -170,7 +171,7 @@ def convert_file(model_dir: Path, lines: list[str], workdir: Path, batch_size: i
     code = RSS_PROBE
     cmd = [sys.executable, "-c", code, "convert", str(src), "-o", str(out), "--model", str(model_dir),
            "--quiet", "--batch-size", str(batch_size), "--tokenized", "--engine", backend,
-           "--quantization", quantization or "int8"]
+           "--quantization", quantization or "int8", *extra]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
