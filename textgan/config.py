@@ -258,7 +258,7 @@ class DecodeConfig:
                                          # source domain's prompt (models/causal.py `guided`; 0 = off)
     # Causal generators with guidance > 0: one more greedy candidate per weight listed here (a guidance
     # ladder); the rewrites at decode.guidance and at these weights (and the K - 1 samples, if any) compete
-    # by the reranker's score, so each input gets the mildest push that flips its style. [] = off.
+    # by the reranker's score: each input gets the push whose rewrite the run's reward likes best. [] = off.
     guidance_candidates: list[float] = field(default_factory=list)
 
 
@@ -411,7 +411,8 @@ def check(cfg: Config) -> None:
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates):
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
-                          f"guidance={d.guidance}, style_weight={d.style_weight}, content_weight={d.content_weight}")
+                          f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
+                          f"content_weight={d.content_weight}")
     g = cfg.generator
     if g.arch == "causal":
         if not g.init:

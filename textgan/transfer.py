@@ -214,13 +214,12 @@ class StyleTransfer:
         options = [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra]] for i in range(n)]
         sources = self.tok.encode(norm, self.cfg.data.max_len)
         encoded = [self.tok.encode(row, max_len) for row in options]
-        source_domain = self.other_domain(domain)
         keep = [i for i in range(n) if sources[i]]
         chosen = [0] * n
         if keep:
-            best, _ = best_candidates(self.style, self.generator_for(source_domain), [sources[i] for i in keep],
+            best, _ = best_candidates(self.style, self.generator_for(away), [sources[i] for i in keep],
                                       [encoded[i] for i in keep], self.domains.index(domain),
-                                      self.tok.domain_ids[source_domain], d.style_weight, d.content_weight)
+                                      self.tok.domain_ids[away], d.style_weight, d.content_weight)
             for i, b in zip(keep, best):
                 chosen[i] = b
         return [options[i][chosen[i]] for i in range(n)]
