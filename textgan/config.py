@@ -118,6 +118,12 @@ class MinerConfig:
     restarts: int = 0                    # ... extra starts from random subsets (the first starts from the lead)
     max_sources: int = 0                 # extract, wordbyword: sentences mined per direction (the first ones; 0: all)
     words: int = 8                       # ... summary length of the search alone as a system (`transfer`)
+    # ... a last step scored by a pretrained causal LM reading the article (extract.py, J_LM): "" = off, or a
+    # packaged model (smollm2), a local directory or a model id; the rescore_top best neighbours by J compete
+    rescore_lm: str = ""
+    rescore_top: int = 24
+    rescore_weight: float = 1.0
+    rescore_prompt: str = "Article: {article}\nHeadline:"
     # wordbyword (translation, Kim et al. 2018): sum log q(y_i | x_i) + lm_weight * log S_LM(y_i | y_<i)
     candidates: int = 10                 # ... target pieces considered for each source piece (CSLS nearest)
     temperature: float = 0.1             # ... q = softmax(CSLS / temperature) over them
@@ -421,6 +427,10 @@ def check(cfg: Config) -> None:
     if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):
         raise ConfigError("decode.fluency_weight > 0 needs a pretrained LM to score fluency: set decode.fluency_lm "
                           "(a packaged model such as smollm2, a local directory or a model id) or generator.init")
+    m = cfg.miner
+    if m.rescore_lm and (m.rescore_top < 1 or m.rescore_weight < 0):
+        raise ConfigError(f"miner.rescore_lm needs rescore_top >= 1 and rescore_weight >= 0; got rescore_top="
+                          f"{m.rescore_top}, rescore_weight={m.rescore_weight}")
     g = cfg.generator
     if g.arch == "causal":
         if not g.init:
