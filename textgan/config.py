@@ -122,7 +122,7 @@ class MinerConfig:
     # packaged model (smollm2), a local directory or a model id; the rescore_top best neighbours by J compete
     rescore_lm: str = ""
     rescore_top: int = 24
-    rescore_weight: float = 1.0
+    rescore_weight: float = 0.5
     rescore_prompt: str = "Article: {article}\nHeadline:"
     # wordbyword (translation, Kim et al. 2018): sum log q(y_i | x_i) + lm_weight * log S_LM(y_i | y_<i)
     candidates: int = 10                 # ... target pieces considered for each source piece (CSLS nearest)
