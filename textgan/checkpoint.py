@@ -116,6 +116,13 @@ def replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover_dir(final: Path) -> None:
+    """Undo what a kill between replace_dir's two renames left: `final` gone, its previous version at .old."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.is_dir():
+        old.rename(final)
+
+
 def generator_dirs(cfg: Config) -> list[str]:
     return ["generator"] if cfg.generator.shared else ["generator_ab", "generator_ba"]
 
