@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 
 from conftest import ROOT, TINY
+from textgan.distributed import LaunchError, Lockstep, PeerLostError, check_launch, first_line, group_kwargs, watch
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TIMEOUT = "60"          # the process group's timeout in these tests (seconds): a hang fails fast
@@ -188,10 +190,10 @@ def test_two_machines_convert_then_lose_one_and_finish(machines, trained_run, tm
     merged output is byte-identical to one process's."""
     from textgan.convert import convert
 
-    src = corpus_file(tmp_path / "in.txt", 2000)
-    convert(src, tmp_path / "one.txt", trained_run, to="pos", chunk_lines=50, show_progress=False)
+    src = corpus_file(tmp_path / "in.txt", 1200)
+    convert(src, tmp_path / "one.txt", trained_run, to="pos", chunk_lines=40, show_progress=False)
     out = tmp_path / "two.txt"
-    args = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--chunk-lines", "50",
+    args = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--chunk-lines", "40",
             "--dist-timeout", TIMEOUT]
     pair = machines.start(*args)
     progress = tmp_path / "two.txt.progress0.json"
@@ -204,11 +206,53 @@ def test_two_machines_convert_then_lose_one_and_finish(machines, trained_run, tm
     assert "run the same command again on every machine" in lost_peer_line(log, "convert")
     assert not out.exists()
     done = sum(json.loads((tmp_path / f"two.txt.progress{r}.json").read_text())["counts"]["lines"] for r in (0, 1))
-    assert 0 < done < 2000
+    assert 0 < done < 1200
 
     pair = machines.start(*args)
     (rc0, log0), (rc1, log1) = pair.wait(0, timeout=600), pair.wait(1, timeout=120)
     assert rc0 == 0 and rc1 == 0, log0[-3000:] + log1[-3000:]
-    assert re.search(rf"2000 lines \({2000 - done} in this run", log0), log0[-2000:]   # only the remainder
+    assert re.search(rf"1200 lines \({1200 - done} in this run", log0), log0[-2000:]   # only the remainder
     assert out.read_bytes() == (tmp_path / "one.txt").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "logs", "one.txt", "two.txt"]
+
+def test_a_launch_that_leaves_each_machine_alone_is_refused():
+    simple = {"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+    with pytest.raises(LaunchError, match="add --multi_gpu"):
+        check_launch(1, simple)
+    check_launch(2, {**simple, "WORLD_SIZE": "2"})            # torchrun formed the group
+    check_launch(1, {"ACCELERATE_USE_CPU": "False"})           # accelerate launch of one process
+    check_launch(1, {})                                        # plain `textgan train`
+
+
+def test_a_failed_collective_becomes_one_line_naming_what_is_kept():
+    gloo = ("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:17596: Connection "
+            "reset by peer. This is typically caused by a remote worker hanging or bugs in the application.")
+    assert first_line(RuntimeError(gloo)) == "Read error [127.0.0.1]:17596: Connection reset by peer"
+    with pytest.raises(PeerLostError) as caught:
+        with watch(2, lambda: "the checkpoint of step 40 is kept"):
+            raise torch.distributed.DistBackendError(gloo + "\nmore lines")
+    message = str(caught.value)
+    assert "\n" not in message and "Connection reset by peer" in message and message.endswith("step 40 is kept")
+    with pytest.raises(torch.distributed.DistBackendError):          # one process: nothing to lose
+        with watch(1, lambda: ""):
+            raise torch.distributed.DistBackendError(gloo)
+    with pytest.raises(RuntimeError, match="^a bug$"):               # raised outside torch.distributed
+        with watch(2, lambda: ""):
+            raise RuntimeError("a bug")
+    with pytest.raises(ValueError, match="positive"):
+        group_kwargs(0)
+
+
+def test_lockstep_of_one_process_counts_its_items():
+    """With one process the all-reduce is the identity: the rounds end when the announced items are done."""
+    from accelerate import PartialState
+
+    steps = Lockstep(PartialState(cpu=True), 2)
+    with pytest.raises(RuntimeError, match="never done"):
+        steps.finish()
+    steps.step()
+    steps.step()
+    assert steps.total == 0
+    with pytest.raises(RuntimeError, match="more items than announced"):
+        steps.step()
+    steps.finish()
