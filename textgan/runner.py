@@ -243,7 +243,8 @@ def _train(cfg: Config, accelerator: Accelerator, where: dict, runs_dir, name, r
         holder = [None]
         if accelerator.is_main_process:
             run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
-            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
+            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes,
+                                      accelerator.mixed_precision)
             if cfg.generator.arch == "causal":
                 pretrained_pieces(cfg, run_dir, train_split)
             else:
