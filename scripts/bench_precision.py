@@ -87,7 +87,7 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(cfg, steps: int, lines: int) -> dict:
+def measure(cfg, steps: int, lines: int, phases: list[str], save) -> dict:
     from accelerate import Accelerator
 
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16")
@@ -110,7 +110,7 @@ def measure(cfg, steps: int, lines: int) -> dict:
         result["generator_parameters"] = sum(p.numel() for g in first.generators for p in g.parameters())
         result["trainable_generator_parameters"] = sum(p.numel() for p in first.g_params() if p.requires_grad)
         batches, pair_batches = first.batches(), first.batches(pairs)
-        for phase in PHASES:
+        for phase in phases:
             tokens, seconds, losses = 0, dict.fromkeys(trainers, 0.0), {k: [] for k in trainers}
             for i in range(steps + 2):                                    # two warm-up steps
                 seqs_a, seqs_b = next(batches)
@@ -139,8 +139,9 @@ def measure(cfg, steps: int, lines: int) -> dict:
                 result[f"{phase}_mean_loss_{name}"] = sum(losses[name]) / len(losses[name])
             print(f"{phase}: fp32 {result[f'{phase}_tokens_per_s_fp32']:.0f} tokens/s, bf16 "
                   f"{result[f'{phase}_tokens_per_s_bf16']:.0f} tokens/s", flush=True)
-        dtypes = {str(p.dtype) for t in trainers.values() for g in t.generators for p in g.parameters()}
-        result["parameter_dtypes_after_training"] = sorted(dtypes)
+            dtypes = {str(p.dtype) for t in trainers.values() for g in t.generators for p in g.parameters()}
+            result["parameter_dtypes_after_training"] = sorted(dtypes)
+            save(result)                                  # after each phase: a cut-short run keeps what it measured
     return result
 
 
@@ -150,7 +151,7 @@ def report(r: dict) -> str:
         f"| {label} | {tr[f'{ph}_tokens_per_s_fp32']:.0f} | {tr[f'{ph}_tokens_per_s_bf16']:.0f} | "
         f"{tr[f'{ph}_tokens_per_s_bf16'] / tr[f'{ph}_tokens_per_s_fp32']:.2f}x | "
         f"{tr[f'{ph}_mean_loss_fp32']:.3f} / {tr[f'{ph}_mean_loss_bf16']:.3f} |"
-        for ph, label in PHASES.items())
+        for ph, label in PHASES.items() if f"{ph}_tokens_per_s_fp32" in tr)
     text = f"""# Speed: mixed precision (bf16 autocast) against fp32, {r['task']} --preset {r['preset']}, on {m.get('gpu') or m['cpu']}
 
 Command: {code(r['command'])} at commit {r['commit']}, {r['date']}.
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu-scratch")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per phase and precision")
     parser.add_argument("--lines", type=int, default=20000, help="training lines per domain (the batches' pool)")
+    parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
     parser.add_argument("--name", help="results/speed/<name> (default: cpu-<threads>t-precision[-<preset>])")
     parser.add_argument("--out", default=str(ROOT / "results" / "speed"))
     parser.add_argument("--note", default="", help="a paragraph for the README (e.g. whether the machine was shared)")
@@ -198,11 +200,15 @@ def main() -> None:
     results["bf16_matmul_peak_gflop_per_s"] = bf16_matmul_peak(device)
     print(f"matmul peak: fp32 {results['matmul_peak_gflop_per_s']:.1f}, bf16 "
           f"{results['bf16_matmul_peak_gflop_per_s']:.1f} GFLOP/s", flush=True)
-    results["training"] = measure(cfg, args.steps, args.lines)
     out_dir = Path(args.out) / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "README.md").write_text(report(results))
+
+    def save(training: dict) -> None:
+        results["training"] = training
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out_dir / "README.md").write_text(report(results))
+
+    measure(cfg, args.steps, args.lines, args.phases, save)
     print(f"written to {out_dir}")
 
 

@@ -133,21 +133,6 @@ def corpus_file(path: Path, lines: int) -> Path:
 
 
 @pytest.mark.slow
-def test_two_process_convert_shards_chunks_and_merges_in_order(trained_run, tmp_path):
-    """Under `accelerate launch` each process converts every other chunk; the merged file is byte-identical
-    to a one-process conversion."""
-    src = corpus_file(tmp_path / "in.txt", 95)
-    args = ["convert", str(src), "--model", str(trained_run), "--to", "pos", "--quiet", "--chunk-lines", "10"]
-    subprocess.run([sys.executable, "-m", "textgan", *args, "-o", str(tmp_path / "one.txt")], cwd=ROOT, env=ENV,
-                   check=True, timeout=300)
-    out = subprocess.run(launch_cmd(*args, "-o", str(tmp_path / "two.txt")), cwd=ROOT, env=ENV,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert (tmp_path / "two.txt").read_bytes() == (tmp_path / "one.txt").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "one.txt", "two.txt"]
-
-
-@pytest.mark.slow
 def test_two_machines_train_then_lose_one_and_resume(machines, tmp_path):
     """Two machines train one run; machine 1 is SIGKILLed after the first checkpoint: machine 0 stops
     within seconds with one line naming the kept checkpoint, and both relaunched with --resume continue at
@@ -185,12 +170,13 @@ def test_two_machines_train_then_lose_one_and_resume(machines, tmp_path):
 
 @pytest.mark.slow
 def test_two_machines_convert_then_lose_one_and_finish(machines, trained_run, tmp_path):
-    """Two machines convert a file chunk by chunk; machine 0 (the one that merges) is SIGKILLed midway:
-    machine 1 stops with one line, nothing is merged, and both relaunched redo only what was left; the
-    merged output is byte-identical to one process's."""
+    """Two machines convert a file chunk by chunk (each every other chunk); machine 0 (the one that merges)
+    is SIGKILLed midway: machine 1 stops with one line, nothing is merged, and both relaunched redo only
+    what was left; the merged output is byte-identical to one process's, and no part or record is left.
+    (It stands for the one-machine 2-process conversion too: the same group of 2, the same merge.)"""
     from textgan.convert import convert
 
-    src = corpus_file(tmp_path / "in.txt", 1200)
+    src = corpus_file(tmp_path / "in.txt", 800)
     convert(src, tmp_path / "one.txt", trained_run, to="pos", chunk_lines=40, show_progress=False)
     out = tmp_path / "two.txt"
     args = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--chunk-lines", "40",
@@ -206,12 +192,12 @@ def test_two_machines_convert_then_lose_one_and_finish(machines, trained_run, tm
     assert "run the same command again on every machine" in lost_peer_line(log, "convert")
     assert not out.exists()
     done = sum(json.loads((tmp_path / f"two.txt.progress{r}.json").read_text())["counts"]["lines"] for r in (0, 1))
-    assert 0 < done < 1200
+    assert 0 < done < 800
 
     pair = machines.start(*args)
     (rc0, log0), (rc1, log1) = pair.wait(0, timeout=600), pair.wait(1, timeout=120)
     assert rc0 == 0 and rc1 == 0, log0[-3000:] + log1[-3000:]
-    assert re.search(rf"1200 lines \({1200 - done} in this run", log0), log0[-2000:]   # only the remainder
+    assert re.search(rf"800 lines \({800 - done} in this run", log0), log0[-2000:]   # only the remainder
     assert out.read_bytes() == (tmp_path / "one.txt").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "logs", "one.txt", "two.txt"]
 

@@ -113,7 +113,8 @@ def test_bf16_run_saves_fp32_weights_that_load(tmp_path):
     import textgan
 
     out = subprocess.run([sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
-                          "--name", "bf16", "--mixed-precision", "bf16", *TINY], cwd=ROOT, capture_output=True,
+                          "--name", "bf16", "--mixed-precision", "bf16", *TINY, "train.ae_steps=2", "train.d_steps=1",
+                          "train.adv_steps=1", "train.style_steps=5"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "toy" / "bf16"
