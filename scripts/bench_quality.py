@@ -190,9 +190,11 @@ def decoding(model: StyleTransfer, beam: int) -> str:
     if k > 1 or ladder:
         rungs = f" and the greedy rewrites at guidance {', '.join(map(str, ladder))} (a guidance ladder)" if ladder else ""
         drawn = f" and {k - 1} samples at temperature {d.temperature} (seed {d.seed})" if k > 1 else ""
+        fluent = (f", plus {d.fluency_weight} x the candidate's total log-probability under "
+                  f"{d.fluency_lm or model.cfg.generator.init} (the pretrained LM, not fine-tuned)") if d.fluency_weight else ""
         return (f"the greedy rewrite{guided}{rungs}{drawn}, reranked by the run's reward: harmonic mean of its "
                 f"style classifier (weight {d.style_weight}) and the back generator's content probability "
-                f"(weight {d.content_weight}); rerank.py")
+                f"(weight {d.content_weight}){fluent}; rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 

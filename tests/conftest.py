@@ -104,3 +104,34 @@ def runs_of_three_ages(trained_run, tmp_path):
     for run, age in ((older, 3600), (newer, 60), (unfinished, 0)):
         os.utime(run, (now - age, now - age))
     return SimpleNamespace(runs_dir=tmp_path / "runs", older=older, newer=newer, unfinished=unfinished)
+
+
+def toy_lines() -> list[str]:
+    """Every line of the toy corpus' training text, both domains."""
+    toy = ROOT / "corpora" / "toy"
+    return (toy / "train.neg").read_text().splitlines() + (toy / "train.pos").read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    """A directory AutoModelForCausalLM / AutoTokenizer.from_pretrained read: a random 2-layer Llama (d=32)
+    and a 400-piece byte-level BPE tokenizer trained on the toy corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(toy_lines(), trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                 unk_token="<|endoftext|>")
+    hf.save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(hf), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out

@@ -16,38 +16,7 @@ from textgan.models.causal import CausalGenerator, positions, slice_vocabulary
 from textgan.runner import train
 from textgan.tokenizer import EOS, PretrainedPieces, load_tokenizer
 
-from conftest import ROOT
-
-TOY = ROOT / "corpora" / "toy"
-
-
-def toy_lines() -> list[str]:
-    return (TOY / "train.neg").read_text().splitlines() + (TOY / "train.pos").read_text().splitlines()
-
-
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory):
-    """A directory AutoModelForCausalLM / AutoTokenizer.from_pretrained read: a random 2-layer Llama (d=32)
-    and a 400-piece byte-level BPE tokenizer trained on the toy corpus."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    out = tmp_path_factory.mktemp("tiny-llama")
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(toy_lines(), trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    hf = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                 unk_token="<|endoftext|>")
-    hf.save_pretrained(out)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(hf), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+from conftest import toy_lines
 
 
 @pytest.fixture
@@ -257,7 +226,7 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     """decode.guidance_candidates: each input keeps, of its greedy rewrites at decode.guidance and at each
     listed weight, the one the reranker (rerank.best_candidates) scores best; candidates=1 asks for the one
     greedy rewrite at decode.guidance, and guidance 0 turns the ladder off with the guidance."""
-    from textgan.rerank import best_candidates
+    from textgan.rerank import FluencyLM, best_candidates
     from textgan.transfer import StyleTransfer
 
     ladder = [0.5, 2.0, 6.0]
@@ -278,7 +247,34 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     monkeypatch.setattr("textgan.rerank.best_candidates", lambda style, back, sources, options, *rest: (
         [len(row) - 1 for row in options], None))                 # a reranker that keeps the last candidate
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == at[6.0]
+    monkeypatch.undo()
+    model.cfg.decode.fluency_weight = 1e4                            # the fluency LM's total log-prob decides
+    fluency = FluencyLM.load(model.cfg.generator.init)
+    scores = fluency.logprob([at[w][i] for i in range(len(lines)) for w in ladder]).view(len(lines), len(ladder))
+    assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == [
+        at[ladder[k]][i] for i, k in enumerate(scores.argmax(1).tolist())]
     assert model.ladder_for(None, beam=1, sample=False, guidance=0.0) == []
     assert model.ladder_for(None, beam=1, sample=True, guidance=0.5) == []
     with pytest.raises(ConfigError, match="guidance >= 0"):
         causal_cfg("decode.guidance_candidates=[1.0, -0.5]")
+    with pytest.raises(ConfigError, match="fluency_weight=-1"):
+        causal_cfg("decode.fluency_weight=-1")
+
+
+def test_the_fluency_lm_scores_each_text_alone_whatever_its_batch(tiny_llama):
+    """FluencyLM.logprob: the total log p of [end-of-text] + " text\\n" under the LM, the same for a text alone
+    and padded in a batch with longer ones."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from textgan.rerank import FluencyLM
+
+    lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)), AutoTokenizer.from_pretrained(str(tiny_llama))
+    fluency = FluencyLM(lm, tok)
+    lines = toy_lines()[:6]
+    batch = fluency.logprob(lines)
+    ids = torch.tensor([[tok.eos_token_id, *tok(" " + lines[0] + "\n", add_special_tokens=False)["input_ids"]]])
+    with torch.no_grad():
+        by_hand = lm(input_ids=ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None]).sum()
+    assert batch.shape == (6,) and torch.allclose(batch[0], by_hand, atol=1e-4)
+    assert torch.allclose(fluency.logprob([lines[3]]), batch[3:4], atol=1e-4)
+    assert (batch < 0).all()

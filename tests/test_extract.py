@@ -84,3 +84,48 @@ def test_bootstrap_phase_trains_on_extracted_pairs(tmp_path):
     assert boot[-1]["train/pairs_title"] < boot[0]["train/pairs_title"]            # summarizer learns the pairs
     assert boot[-1]["train/pairs_article"] < boot[0]["train/pairs_article"]        # reconstructor learns them back
     assert any(r["phase"] == "boot" and "dev/rougeL_article2title" in r for r in rows)
+
+
+def test_prompted_lm_shares_the_prompt_cache_and_scores_as_one_sequence(tiny_llama):
+    """PromptedLM.logprob: log p(" s\\n" | [end-of-text] prompt(x)) with the prompt read once for all
+    candidates, equal to the LM reading each whole sequence; template "" scores without the article."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from textgan.extract import PromptedLM
+
+    lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval(), AutoTokenizer.from_pretrained(str(tiny_llama))
+    article, texts = "the food was cold and the service slow", ["food cold", "the service was slow", "cold"]
+    sums, counts = PromptedLM(lm, tok, template="review: {article}\nshort:").logprob(article, texts)
+    prompt = [tok.eos_token_id, *tok("review: " + article + "\nshort:", add_special_tokens=False)["input_ids"]]
+    for text, got, n in zip(texts, sums, counts):
+        piece = tok(" " + text + "\n", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + piece])
+        with torch.no_grad():
+            token = lm(input_ids=ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
+        assert n == len(piece) and math.isclose(got, float(token[len(prompt) - 1:].sum()), abs_tol=1e-3)
+    alone, _ = PromptedLM(lm, tok, template="").logprob(article, texts)
+    assert alone != sums and all(s < 0 for s in alone)
+
+
+def test_rescoring_with_a_pretrained_lm_picks_among_the_end_points_neighbours(tiny_llama):
+    """miner.rescore_lm: weight 0 keeps the search's end point; a large weight the neighbour (of the
+    rescore_top best by J) whose mean LM log-prob given the article is highest."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from textgan.extract import PromptedLM
+
+    lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval(), AutoTokenizer.from_pretrained(str(tiny_llama))
+    rescorer = PromptedLM(lm, tok)
+    ngram, idf = NgramLM(HEADLINES), idf_weights(ARTICLES)
+    plain = Extractor(ngram, idf, sim_weight=1.0)
+    for article in ARTICLES:
+        end, _, _ = plain.search(article, 3)
+        kept, _, _ = Extractor(ngram, idf, sim_weight=1.0, rescorer=rescorer, rescore_weight=0.0).search(article, 3)
+        assert kept == end
+        chosen, score, _ = Extractor(ngram, idf, sim_weight=1.0, rescorer=rescorer, rescore_top=5,
+                                     rescore_weight=1e4).search(article, 3)
+        neighbours = np.unique(np.concatenate([np.array([end]), Extractor.swaps(np.array(end), len(article))]), axis=0)
+        top = neighbours[np.argsort(-plain.objective(article, neighbours), kind="stable")[:5]]
+        sums, counts = rescorer.logprob(" ".join(article), [" ".join(article[i] for i in row) for row in top])
+        assert chosen == top[int(np.argmax(np.array(sums) / np.array(counts)))].tolist()

@@ -87,6 +87,9 @@ def test_decode_settings_are_checked(tiny_cfg):
     with pytest.raises(ConfigError, match="temperature > 0"):
         tiny_cfg("decode.temperature=0")
     assert tiny_cfg("decode.candidates=4").decode.candidates == 4
+    with pytest.raises(ConfigError, match="needs a pretrained LM to score fluency"):
+        tiny_cfg("decode.fluency_weight=0.01")                     # an encoder-decoder from scratch: no LM
+    assert tiny_cfg("decode.fluency_weight=0.01", "decode.fluency_lm=smollm2").decode.fluency_lm == "smollm2"
 
 
 def test_cli_transfer_and_convert_take_candidates(trained_run, model, tmp_path, capsys):

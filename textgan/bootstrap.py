@@ -413,8 +413,15 @@ class ExtractMiner:
         started = time.time()
         articles, headlines = ([t.split() for t in texts] for texts in texts_by_domain.values())
         c = self.cfg
+        rescorer = None
+        if c.rescore_lm:
+            from .extract import PromptedLM
+            from .pretrained import load_causal_lm
+
+            rescorer = PromptedLM(*load_causal_lm(c.rescore_lm), template=c.rescore_prompt)
         self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,
-                                   c.search_steps, c.restarts)
+                                   c.search_steps, c.restarts, rescorer=rescorer, rescore_top=c.rescore_top,
+                                   rescore_weight=c.rescore_weight)
         self.lengths = [len(h) for h in headlines if h]
         self.log(f"headline {c.lm_order}-gram model and article IDF ({time.time() - started:.0f} s)")
         return self

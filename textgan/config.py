@@ -118,6 +118,12 @@ class MinerConfig:
     restarts: int = 0                    # ... extra starts from random subsets (the first starts from the lead)
     max_sources: int = 0                 # extract, wordbyword: sentences mined per direction (the first ones; 0: all)
     words: int = 8                       # ... summary length of the search alone as a system (`transfer`)
+    # ... a last step scored by a pretrained causal LM reading the article (extract.py, J_LM): "" = off, or a
+    # packaged model (smollm2), a local directory or a model id; the rescore_top best neighbours by J compete
+    rescore_lm: str = ""
+    rescore_top: int = 24
+    rescore_weight: float = 1.0
+    rescore_prompt: str = "Article: {article}\nHeadline:"
     # wordbyword (translation, Kim et al. 2018): sum log q(y_i | x_i) + lm_weight * log S_LM(y_i | y_<i)
     candidates: int = 10                 # ... target pieces considered for each source piece (CSLS nearest)
     temperature: float = 0.1             # ... q = softmax(CSLS / temperature) over them
@@ -265,6 +271,10 @@ class DecodeConfig:
     # ladder); the rewrites at decode.guidance and at these weights (and the K - 1 samples, if any) compete
     # by the reranker's score: each input gets the push whose rewrite the run's reward likes best. [] = off.
     guidance_candidates: list[float] = field(default_factory=list)
+    # Reranking (candidates > 1 or a ladder): + fluency_weight * log p_LM(candidate), its total log-prob
+    # under a pretrained causal LM (rerank.py): fluency_lm, or "" for the generator's generator.init.
+    fluency_weight: float = 0.0
+    fluency_lm: str = ""
 
 
 @dataclass
@@ -413,11 +423,19 @@ def check(cfg: Config) -> None:
     d = cfg.decode
     if d.candidates < 1 or not TEMPERATURE_RANGE[0] <= d.temperature <= TEMPERATURE_RANGE[1] \
             or d.style_weight < 0 or d.content_weight < 0 \
-            or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates):
+            or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates) \
+            or d.fluency_weight < 0:
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
-                          f"content_weight={d.content_weight}")
+                          f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}")
+    if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):
+        raise ConfigError("decode.fluency_weight > 0 needs a pretrained LM to score fluency: set decode.fluency_lm "
+                          "(a packaged model such as smollm2, a local directory or a model id) or generator.init")
+    m = cfg.miner
+    if m.rescore_lm and (m.rescore_top < 1 or m.rescore_weight < 0):
+        raise ConfigError(f"miner.rescore_lm needs rescore_top >= 1 and rescore_weight >= 0; got rescore_top="
+                          f"{m.rescore_top}, rescore_weight={m.rescore_weight}")
     g = cfg.generator
     if g.arch == "causal":
         if not g.init:

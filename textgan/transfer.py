@@ -93,6 +93,7 @@ class StyleTransfer:
         self.judge = NgramJudge.load(judge_file) if judge_file.exists() else None
         self.default_words = default_words(self.run_dir) if self.tok.length_ids else {}
         self.style = None                    # the run's style classifier, loaded when reranking needs it
+        self.fluency = None                  # the reranker's fluency LM (decode.fluency_weight > 0), loaded then
 
     @property
     def controls_length(self) -> bool:
@@ -192,7 +193,7 @@ class StyleTransfer:
         """Normalized rewrites into `domain`: per input the best (rerank.py) of the greedy one, one greedy
         rewrite per guidance weight of `ladder`, and candidates - 1 samples drawn under decode.seed (so the
         same input gives the same output)."""
-        from .rerank import best_candidates, load_style_classifier
+        from .rerank import FluencyLM, best_candidates, load_style_classifier
 
         d = self.cfg.decode
         if self.style is None:
@@ -216,10 +217,16 @@ class StyleTransfer:
         encoded = [self.tok.encode(row, max_len) for row in options]
         keep = [i for i in range(n) if sources[i]]
         chosen = [0] * n
+        fluency = None
+        if keep and d.fluency_weight:
+            if self.fluency is None:
+                self.fluency = FluencyLM.load(d.fluency_lm or self.cfg.generator.init, self.device)
+            fluency = self.fluency.logprob([t for i in keep for t in options[i]])
         if keep:
             best, _ = best_candidates(self.style, self.generator_for(away), [sources[i] for i in keep],
                                       [encoded[i] for i in keep], self.domains.index(domain),
-                                      self.tok.domain_ids[away], d.style_weight, d.content_weight)
+                                      self.tok.domain_ids[away], d.style_weight, d.content_weight,
+                                      fluency, d.fluency_weight)
             for i, b in zip(keep, best):
                 chosen[i] = b
         return [options[i][chosen[i]] for i in range(n)]
