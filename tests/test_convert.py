@@ -256,3 +256,34 @@ def test_convert_corpus_script_converts_each_file_of_a_split_and_skips_finished_
     assert count_lines(tmp_path / "test.neg.pos") == count_lines(source)
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stderr.count("done already, skipped") == 2
+
+
+@pytest.mark.parametrize("lines,chunk_lines,stop_after", [(95, 10, 3), (95, 10, 0), (30, 10, 2), (7, 10, 0), (0, 5, 0)])
+def test_chunks_left_counts_what_each_rank_converts(tmp_path, lines, chunk_lines, stop_after):
+    """The lockstep of several processes (distributed.Lockstep) needs each rank to announce how many chunks it
+    has left: the count equals the chunks convert_shard then converts, fresh and after an interruption."""
+    from textgan.convert import Progress, _load_progress, chunks_left, part_paths
+
+    src = tmp_path / "in.txt"
+    write(src, [f"line {i} the food" for i in range(lines)])
+    for rank in (0, 1):
+        out = tmp_path / f"out{rank}.txt"
+        settings = Settings(str(src), src.stat().st_size, 0, "echo", "pos", chunk_lines=chunk_lines, processes=2)
+        done = []
+
+        def own_chunk():
+            done.append(1)
+            if len(done) == stop_after:
+                raise KeyboardInterrupt               # a kill after this chunk's record
+
+        assert chunks_left(settings, Progress(settings.fingerprint()), rank, lines) == len(range(rank, -(-lines // chunk_lines), 2))
+        try:
+            convert_shard(settings, out, EchoEngine(), LineCodec("txt"), rank, after_own_chunk=own_chunk)
+        except KeyboardInterrupt:
+            progress = _load_progress(part_paths(out, rank)[1], settings)
+            left = chunks_left(settings, progress, rank, lines)
+            done.clear()
+            convert_shard(settings, out, EchoEngine(), LineCodec("txt"), rank, after_own_chunk=lambda: done.append(1))
+            assert len(done) == left
+        progress = _load_progress(part_paths(out, rank)[1], settings)
+        assert progress.done and chunks_left(settings, progress, rank, lines) == 0

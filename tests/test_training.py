@@ -9,7 +9,7 @@ from textgan.checkpoint import CheckpointError, load_run, new_models, save_model
 from textgan.tokenizer import Tokenizer
 from textgan.runner import train
 
-from conftest import train_then_kill
+from conftest import ROOT, TINY, train_then_kill
 
 
 def _metrics(run_dir):
@@ -100,6 +100,30 @@ def test_run_dir_records_how_it_was_made(trained_run):
     for name in ("config.yaml", "tokenizer.model", "discriminator.safetensors", "judge.pt", "state"):
         assert (trained_run / name).exists(), name
     assert any((trained_run / "generator").glob("*.safetensors"))
+
+
+def test_bf16_run_saves_fp32_weights_that_load(tmp_path):
+    """`textgan train --mixed-precision bf16` (CPU autocast here) trains under autocast and saves fp32 weights
+    that load and decode in fp32. A process of its own: accelerate's precision is fixed once per process."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    import textgan
+
+    out = subprocess.run([sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path),
+                          "--name", "bf16", "--mixed-precision", "bf16", *TINY, "train.ae_steps=2", "train.d_steps=1",
+                          "train.adv_steps=1", "train.style_steps=5"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "toy" / "bf16"
+    assert json.loads((run / "run.json").read_text())["mixed_precision"] == "bf16"
+    files = [f for f in run.rglob("*.safetensors") if "state" not in f.relative_to(run).parts]
+    assert files and all(t.dtype == torch.float32 for f in files for t in load_file(f).values())
+    model = textgan.load(run, device="cpu")
+    assert all(p.dtype == torch.float32 for g in model.generators for p in g.parameters())
+    assert all(isinstance(t, str) for t in model.transfer(["the food was cold .", "great staff"], to="pos"))
 
 
 def test_save_load_gives_identical_greedy_outputs(tmp_path, tiny_cfg):

@@ -76,7 +76,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, processes: int) -> None:
+def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, processes: int,
+                   mixed_precision: str = "no") -> None:
     import accelerate
     import datasets
     import sentencepiece
@@ -85,7 +86,8 @@ def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, 
     save_config(cfg, run_dir / "config.yaml")
     info = {
         "command": command, "seed": cfg.train.seed, "commit": _commit(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "device": device, "processes": processes, "machine": platform.platform(), "python": sys.version.split()[0],
+        "device": device, "processes": processes, "mixed_precision": mixed_precision,
+        "machine": platform.platform(), "python": sys.version.split()[0],
         "cpu_count": os.cpu_count(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "accelerate": accelerate.__version__, "datasets": datasets.__version__,
@@ -114,6 +116,13 @@ def replace_dir(tmp: Path, final: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(final: Path) -> None:
+    """Undo what a kill between replace_dir's two renames left: `final` gone, its previous version at .old."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.is_dir():
+        old.rename(final)
 
 
 def generator_dirs(cfg: Config) -> list[str]:

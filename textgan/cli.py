@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .distributed import DEFAULT_TIMEOUT
+
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
 
@@ -49,15 +51,17 @@ def _train(args) -> int:
     from .config import config_from_dict, load_config, merge, parse_override
     from .runner import train
 
+    overrides = list(args.overrides)
+    if args.mixed_precision:
+        overrides.append(f"train.mixed_precision={args.mixed_precision}")
     if args.resume:
         config_file = Path(args.resume) / "config.yaml"
         if not config_file.is_file():
             raise CheckpointError(f"{args.resume} is not a run directory (no config.yaml)")
         cfg = config_from_dict(yaml.safe_load(config_file.read_text()))
-        for text in args.overrides:  # e.g. extend a finished run: --resume RUN train.adv_steps=3000
+        for text in overrides:  # e.g. extend a finished run: --resume RUN train.adv_steps=3000
             merge(cfg, parse_override(text))
     else:
-        overrides = list(args.overrides)
         if args.estimator:
             overrides.append(f"train.estimator={args.estimator}")
         cfg = _pretrained_or_scratch(load_config(args.task, args.preset, overrides), args.task, overrides)
@@ -101,8 +105,8 @@ def _convert(args) -> int:
                      args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
                      args.overwrite, args.runs_dir, show_progress=not args.quiet, max_words=args.max_words,
                      ratio=args.ratio, engine=args.engine, quantization=args.quantization,
-                     candidates=args.candidates, guidance=args.guidance)
-    if Path(args.output).exists():      # the main process (others return before the merge is visible)
+                     candidates=args.candidates, guidance=args.guidance, timeout=args.dist_timeout)
+    if result["rank"] == 0 and Path(args.output).exists():     # once, by the process that merged
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
     return 0
@@ -275,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="auto", help="cpu | gpu | auto (gpu when CUDA is available)")
     p.add_argument("--estimator", choices=["soft", "gumbel", "reinforce"], help="gradient estimator for G")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--mixed-precision", choices=["auto", "no", "bf16", "fp16"],
+                   help="autocast the forward passes (train.mixed_precision; auto: bf16 on a GPU that has it, "
+                        "else fp32); weights and saved models stay fp32")
     p.add_argument("--name", help="run name (default: a timestamp)")
     p.add_argument("--runs-dir", help="where runs go (default: ./runs or $TEXTGAN_RUNS)")
     p.add_argument("--data-dir", help="corpus root to search first")
@@ -315,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-lines", type=int, default=1024, help="lines per resume step")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (when the new one is done)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help="under accelerate launch: how long a process waits for the others (longer than one "
+                        "chunk takes) before it stops, the finished chunks kept")
     add_length_options(p)
     add_engine_options(p)
     p.set_defaults(func=_convert)
@@ -393,11 +403,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     from .config import ConfigError
     from .convert import ConvertError
     from .corpora import CorpusError
+    from .distributed import LaunchError, PeerLostError
     from .fast import ExportError
     from .pretrained import PretrainedError
 
     return (ConfigError, CorpusError, CheckpointError, ConvertError, ExportError, PretrainedError, ValueError,
-            FileNotFoundError)
+            FileNotFoundError, LaunchError, PeerLostError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -229,6 +229,11 @@ class TrainConfig:
     # text, seed and epochs), so test ACC of a run selected by it is optimistic; kept for comparison.
     select_by: str = "style"
     threads: int = 0                     # torch CPU threads; 0 = torch's default
+    # Under accelerate launch: seconds a process waits at a collective (a gradient all-reduce, a barrier) for
+    # the others before it stops with one line (textgan/distributed.py). A killed peer is noticed within
+    # seconds anyway; this bounds the wait for one that hangs or drops off the network, and must exceed the
+    # longest stretch one process works alone (the main process mining pairs, evaluating on dev).
+    dist_timeout: float = 1800.0
 
 
 @dataclass

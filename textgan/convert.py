@@ -30,6 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from . import distributed
+from .distributed import DEFAULT_TIMEOUT
+
 FORMATS = ("txt", "jsonl", "tsv")
 LONG = ("truncate", "split")
 ERRORS = ("strict", "replace")
@@ -319,9 +322,20 @@ def _load_progress(path: Path, settings: Settings) -> Progress:
     return progress
 
 
+def chunks_left(settings: Settings, progress: Progress, rank: int, total_lines: int) -> int:
+    """How many chunks rank `rank` still has to convert (chunk k belongs to rank k mod processes)."""
+    if progress.done:
+        return 0
+    chunks = -(-total_lines // settings.chunk_lines)
+    first = progress.next_chunk + (rank - progress.next_chunk) % settings.processes
+    return len(range(first, chunks, settings.processes))
+
+
 def convert_shard(settings: Settings, output: Path, engine: Engine, codec: LineCodec, rank: int = 0,
-                  on_chunk: Callable[[int], None] | None = None) -> Progress:
-    """Convert the chunks of rank `rank` (chunk k belongs to rank k mod processes), resuming if possible."""
+                  on_chunk: Callable[[int], None] | None = None,
+                  after_own_chunk: Callable[[], None] | None = None) -> Progress:
+    """Convert the chunks of rank `rank` (chunk k belongs to rank k mod processes), resuming if possible;
+    `after_own_chunk()` is called once each of them is recorded."""
     part, progress_file = part_paths(output, rank)
     progress = _load_progress(progress_file, settings)
     if progress.done:
@@ -357,6 +371,8 @@ def convert_shard(settings: Settings, output: Path, engine: Engine, codec: LineC
                 for key, value in counts.items():
                     progress.counts[key] += value
                 _save_progress(progress_file, progress)
+                if after_own_chunk:
+                    after_own_chunk()
             if on_chunk:
                 on_chunk(n_lines)
     progress.done = True
@@ -436,10 +452,14 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
             errors: str = "strict", beam: int = 1, tokenized: bool = False, batch_size: int = 256,
             chunk_lines: int = 1024, overwrite: bool = False, runs_dir=None, show_progress: bool = True,
             max_words: int | None = None, ratio: float | None = None, engine: str = "torch",
-            quantization: str = "int8", candidates: int | None = None, guidance: float | None = None) -> dict:
+            quantization: str = "int8", candidates: int | None = None, guidance: float | None = None,
+            timeout: float = DEFAULT_TIMEOUT) -> dict:
     """Convert INPUT into OUTPUT with a trained run (see the module docstring); returns the summary counts
-    plus `seconds` and `converted_now`. Under `accelerate launch` the chunks are shared among processes.
-    `engine`: torch, or ctranslate2 with `quantization` weights (textgan.fast)."""
+    plus `seconds`, `converted_now` and this process's `rank`. Under `accelerate launch` the chunks are shared among processes,
+    on one machine or several (OUTPUT's directory shared by all), which go through their chunks in lockstep
+    (distributed.Lockstep): no process waits for the others longer than one chunk, and `timeout` seconds
+    bound that wait. A lost process stops the others with distributed.PeerLostError; the finished chunks
+    are kept. `engine`: torch, or ctranslate2 with `quantization` weights (textgan.fast)."""
     import torch
     from accelerate import PartialState
     from tqdm.auto import tqdm
@@ -455,7 +475,8 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
         raise ConvertError("--batch-size, --chunk-lines and --beam must be at least 1")
     input_path, output = Path(input_path), Path(output)
     check_paths(input_path, output, overwrite)
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=not torch.cuda.is_available(), **distributed.group_kwargs(timeout))
+    distributed.check_launch(state.num_processes)
     model_dir = Path(model_dir) if model_dir else latest_run(task, runs_dir)
     try:
         model = StyleTransfer(model_dir, device=str(state.device), engine=engine, quantization=quantization)
@@ -471,20 +492,35 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     started = time.time()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]
     before = sum(p.counts["lines"] for p in earlier)
+    total = count_lines(input_path)
+    lockstep = distributed.Lockstep(state, chunks_left(settings, earlier[state.process_index], state.process_index,
+                                                       total))
     bar = None
     if show_progress and state.is_main_process:
-        total = count_lines(input_path)
         bar = tqdm(total=total, initial=min(earlier[0].next_chunk * chunk_lines, total), unit="line",
                    desc=f"convert {input_path.name}", dynamic_ncols=True, smoothing=0.1)
-    try:
-        convert_shard(settings, output, rewriter, codec, state.process_index, on_chunk=bar.update if bar else None)
-    finally:
-        if bar:
-            bar.close()
-    state.wait_for_everyone()
-    counts = _counts(output, state.num_processes)
-    if state.is_main_process:
-        merge_parts(output, state.num_processes, chunk_lines)
-    state.wait_for_everyone()
+
+    def kept() -> str:
+        return (f"the finished chunks are kept in {output.name}.part*; run the same command again on every "
+                f"machine to finish")
+
+    with distributed.watch(state.num_processes, kept):
+        try:
+            convert_shard(settings, output, rewriter, codec, state.process_index,
+                          on_chunk=bar.update if bar else None,
+                          after_own_chunk=lockstep.step if state.num_processes > 1 else None)
+        finally:
+            if bar:
+                bar.close()
+        if state.num_processes > 1:
+            lockstep.finish()                  # every process is done: the parts are complete
+        counts = _counts(output, state.num_processes)
+        if state.is_main_process:
+            missing = [str(p) for r in range(state.num_processes) if not (p := part_paths(output, r)[0]).exists()]
+            if missing:
+                raise ConvertError(f"{', '.join(missing)} not found: under several machines the output's "
+                                   f"directory must be one they all share (NFS or the like)")
+            merge_parts(output, state.num_processes, chunk_lines)
+        state.wait_for_everyone()
     seconds = time.time() - started
-    return {**counts, "seconds": seconds, "converted_now": counts["lines"] - before}
+    return {**counts, "seconds": seconds, "converted_now": counts["lines"] - before, "rank": state.process_index}

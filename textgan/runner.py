@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import Config, ConfigError, save_config
 from .bootstrap import mine_pairs, segmenter
 from .corpora import CorpusError, load_card
@@ -205,11 +205,33 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
 
 def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
           data_dir=None, command: list[str] | None = None) -> Path:
-    """Train a task end to end (or resume a run) and return its run directory."""
+    """Train a task end to end (or resume a run) and return its run directory. Under `accelerate launch`
+    a lost process (a machine gone) stops the others with distributed.PeerLostError, which says which
+    checkpoint is kept."""
+    if cfg.train.dist_timeout <= 0:
+        raise ConfigError(f"train.dist_timeout must be positive seconds, got {cfg.train.dist_timeout}")
     # cpu=True without CUDA is what makes Accelerate form a gloo process group from torchrun's variables.
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg),
                               gradient_accumulation_steps=cfg.train.grad_accum,
-                              log_with="tensorboard", project_dir=str(runs_dir or "runs"))
+                              log_with="tensorboard", project_dir=str(runs_dir or "runs"),
+                              kwargs_handlers=distributed.accelerator_handlers(cfg.train.dist_timeout))
+    distributed.check_launch(accelerator.num_processes)
+    where: dict = {}                                   # run_dir and trainer, once they exist
+
+    def kept() -> str:
+        if "run_dir" not in where:
+            return "no run directory was made yet: launch it again"
+        run_dir, trainer = where["run_dir"], where.get("trainer")
+        if trainer is None or trainer.saved_step is None:
+            return f"no checkpoint was written yet in {run_dir}: start the run again"
+        return (f"the checkpoint of step {trainer.saved_step} is kept in {run_dir / 'state'}: relaunch every "
+                f"machine with `textgan train --resume {run_dir}`")
+
+    with distributed.watch(accelerator.num_processes, kept):
+        return _train(cfg, accelerator, where, runs_dir, name, resume, data_dir, command)
+
+
+def _train(cfg: Config, accelerator: Accelerator, where: dict, runs_dir, name, resume, data_dir, command) -> Path:
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed)
@@ -221,7 +243,8 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
         holder = [None]
         if accelerator.is_main_process:
             run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
-            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes)
+            checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes,
+                                      accelerator.mixed_precision)
             if cfg.generator.arch == "causal":
                 pretrained_pieces(cfg, run_dir, train_split)
             else:
@@ -240,6 +263,10 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
             holder = [str(run_dir)]
         broadcast_object_list(holder)
         run_dir = Path(holder[0])
+    where["run_dir"] = run_dir
+    if not run_dir.is_dir():
+        raise checkpoint.CheckpointError(f"{run_dir}, made by the main process, is not on this machine: "
+                                         f"--runs-dir must be a directory every machine shares (NFS or the like)")
     accelerator.project_configuration.set_directories(str(run_dir))
     accelerator.project_configuration.logging_dir = str(run_dir)      # TensorBoard events: <run>/tensorboard/
     tok = load_tokenizer(run_dir, cfg.data.domains, cfg.data.normalize)
@@ -256,6 +283,7 @@ def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Pat
     style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator, selects)
     pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style, xl)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
+    where["trainer"] = trainer
     if dev_references:
         trainer.dev_pairs = {d.name: d for d in task_directions(cfg, data_dir, "dev") if d.references}
     if resume:

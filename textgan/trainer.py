@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -79,6 +80,7 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
         opt_d = torch.optim.AdamW(self.critic.parameters(), lr=t.lr_d, betas=(0.5, 0.999), weight_decay=0.01)
         self.opt_g, self.opt_d = accelerator.prepare(opt_g, opt_d)
         self.state = TrainState()
+        self.saved_step: int | None = None         # the step of the checkpoint in state/ (None: none yet)
         adv_scale = t.lr_g_adv / t.lr_g if t.lr_g_adv > 0 else 1.0
         g_warmup = warmup(t.warmup_steps)
         self.starts = {"ae": 0, "boot": t.ae_steps, "d": t.ae_steps + t.bootstrap_steps,
@@ -127,6 +129,9 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
     def save_checkpoint(self) -> None:
         """Resume state (accelerate save_state) and the inference files, each swapped in atomically."""
         tmp = self.run_dir / "state.tmp"
+        if self.acc.is_main_process:       # what a process killed while saving left
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.acc.wait_for_everyone()
         self.acc.save_state(str(tmp))
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
@@ -134,9 +139,13 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
             if not self.keeps_best() or not (self.run_dir / "best.json").exists():
                 checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
         self.acc.wait_for_everyone()
+        self.saved_step = self.state.step
 
     def load_checkpoint(self) -> None:
         state = self.run_dir / "state"
+        if self.acc.is_main_process:
+            checkpoint.recover_dir(state)
+        self.acc.wait_for_everyone()
         if not state.is_dir():
             raise checkpoint.CheckpointError(f"{self.run_dir} has no checkpoint to resume from (no state/ dir)")
         try:
@@ -144,6 +153,7 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
         except Exception as err:  # noqa: BLE001 - any failure means this checkpoint cannot be used
             raise checkpoint.CheckpointError(f"checkpoint {state} is unreadable ({type(err).__name__}: {err}); "
                                              f"delete it to start over") from err
+        self.saved_step = self.state.step
 
     def apply_config_lrs(self) -> None:
         """After loading a checkpoint: the optimizers and schedulers come back with the learning rates the run
@@ -217,4 +227,5 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
             bar.close()
             self.save_checkpoint()
             raise
-        bar.close()
+        finally:
+            bar.close()            # before any error line: not on the bar's line
