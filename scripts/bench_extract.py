@@ -25,7 +25,7 @@ from bench_quality import commit, machine  # noqa: E402
 from textgan.config import load_config  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
 from textgan.evaluate import first_words, published_baselines, task_directions  # noqa: E402
-from textgan.extract import Extractor, PromptedLM  # noqa: E402
+from textgan.extract import Extractor  # noqa: E402
 from textgan.bootstrap import ExtractMiner  # noqa: E402
 from textgan.metrics import rouge  # noqa: E402
 
@@ -63,11 +63,11 @@ def main() -> None:
         systems[name] = outs[direction.name][: len(articles)]
     seconds = {}
     systems["search (headline trigram model)"], seconds["search (headline trigram model)"] = search(miner, articles, args.words)
-    from textgan.pretrained import load_causal_lm
+    from textgan.pretrained import PromptedLM
 
     started = time.time()
     extractor: Extractor = miner.extractor
-    extractor.rescorer = PromptedLM(*load_causal_lm(args.rescore_lm), template=cfg.miner.rescore_prompt)
+    extractor.rescorer = PromptedLM.load(args.rescore_lm, template=cfg.miner.rescore_prompt)
     extractor.rescore_top, extractor.rescore_weight = cfg.miner.rescore_top, cfg.miner.rescore_weight
     load_seconds = time.time() - started
     lm_row = f"search + {args.rescore_lm} last step (top {cfg.miner.rescore_top}, weight {cfg.miner.rescore_weight})"

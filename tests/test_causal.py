@@ -226,7 +226,8 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     """decode.guidance_candidates: each input keeps, of its greedy rewrites at decode.guidance and at each
     listed weight, the one the reranker (rerank.best_candidates) scores best; candidates=1 asks for the one
     greedy rewrite at decode.guidance, and guidance 0 turns the ladder off with the guidance."""
-    from textgan.rerank import FluencyLM, best_candidates
+    from textgan.pretrained import PromptedLM
+    from textgan.rerank import best_candidates
     from textgan.transfer import StyleTransfer
 
     ladder = [0.5, 2.0, 6.0]
@@ -249,8 +250,8 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == at[6.0]
     monkeypatch.undo()
     model.cfg.decode.fluency_weight = 1e4                            # the fluency LM's total log-prob decides
-    fluency = FluencyLM.load(model.cfg.generator.init)
-    scores = fluency.logprob([at[w][i] for i in range(len(lines)) for w in ladder]).view(len(lines), len(ladder))
+    fluency, _ = PromptedLM.load(model.cfg.generator.init).logprob([at[w][i] for i in range(len(lines)) for w in ladder])
+    scores = torch.tensor(fluency).view(len(lines), len(ladder))
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == [
         at[ladder[k]][i] for i, k in enumerate(scores.argmax(1).tolist())]
     assert model.ladder_for(None, beam=1, sample=False, guidance=0.0) == []
@@ -262,19 +263,19 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
 
 
 def test_the_fluency_lm_scores_each_text_alone_whatever_its_batch(tiny_llama):
-    """FluencyLM.logprob: the total log p of [end-of-text] + " text\\n" under the LM, the same for a text alone
-    and padded in a batch with longer ones."""
+    """PromptedLM with no prompt (the reranker's fluency term): the total log p of [end-of-text] + " text\\n"
+    under the LM, the same for a text alone and padded in a batch with longer ones."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textgan.rerank import FluencyLM
+    from textgan.pretrained import PromptedLM
 
     lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)), AutoTokenizer.from_pretrained(str(tiny_llama))
-    fluency = FluencyLM(lm, tok)
+    fluency = PromptedLM(lm, tok)
     lines = toy_lines()[:6]
-    batch = fluency.logprob(lines)
+    batch, counts = fluency.logprob(lines)
     ids = torch.tensor([[tok.eos_token_id, *tok(" " + lines[0] + "\n", add_special_tokens=False)["input_ids"]]])
     with torch.no_grad():
         by_hand = lm(input_ids=ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None]).sum()
-    assert batch.shape == (6,) and torch.allclose(batch[0], by_hand, atol=1e-4)
-    assert torch.allclose(fluency.logprob([lines[3]]), batch[3:4], atol=1e-4)
-    assert (batch < 0).all()
+    assert len(batch) == 6 and math.isclose(batch[0], float(by_hand), abs_tol=1e-4) and counts[0] == ids.shape[1] - 1
+    assert math.isclose(fluency.logprob([lines[3]])[0][0], batch[3], abs_tol=1e-4)
+    assert all(b < 0 for b in batch)

@@ -87,16 +87,16 @@ def test_bootstrap_phase_trains_on_extracted_pairs(tmp_path):
 
 
 def test_prompted_lm_shares_the_prompt_cache_and_scores_as_one_sequence(tiny_llama):
-    """PromptedLM.logprob: log p(" s\\n" | [end-of-text] prompt(x)) with the prompt read once for all
+    """pretrained.PromptedLM.logprob: log p(" s\\n" | [end-of-text] prompt(x)) with the prompt read once for all
     candidates, equal to the LM reading each whole sequence; template "" scores without the article."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textgan.extract import PromptedLM
+    from textgan.pretrained import PromptedLM
 
     lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval(), AutoTokenizer.from_pretrained(str(tiny_llama))
     article, texts = "the food was cold and the service slow", ["food cold", "the service was slow", "cold"]
-    sums, counts = PromptedLM(lm, tok, template="review: {article}\nshort:").logprob(article, texts)
+    sums, counts = PromptedLM(lm, tok, template="review: {article}\nshort:").logprob(texts, article)
     prompt = [tok.eos_token_id, *tok("review: " + article + "\nshort:", add_special_tokens=False)["input_ids"]]
     for text, got, n in zip(texts, sums, counts):
         piece = tok(" " + text + "\n", add_special_tokens=False)["input_ids"]
@@ -104,7 +104,7 @@ def test_prompted_lm_shares_the_prompt_cache_and_scores_as_one_sequence(tiny_lla
         with torch.no_grad():
             token = lm(input_ids=ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
         assert n == len(piece) and math.isclose(got, float(token[len(prompt) - 1:].sum()), abs_tol=1e-3)
-    alone, _ = PromptedLM(lm, tok, template="").logprob(article, texts)
+    alone, _ = PromptedLM(lm, tok, template="").logprob(texts, article)
     assert alone != sums and all(s < 0 for s in alone)
 
 
@@ -113,10 +113,10 @@ def test_rescoring_with_a_pretrained_lm_picks_among_the_end_points_neighbours(ti
     rescore_top best by J) whose mean LM log-prob given the article is highest."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textgan.extract import PromptedLM
+    from textgan.pretrained import PromptedLM
 
     lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval(), AutoTokenizer.from_pretrained(str(tiny_llama))
-    rescorer = PromptedLM(lm, tok)
+    rescorer = PromptedLM(lm, tok, template="Article: {article}\nHeadline:")
     ngram, idf = NgramLM(HEADLINES), idf_weights(ARTICLES)
     plain = Extractor(ngram, idf, sim_weight=1.0)
     for article in ARTICLES:
@@ -127,5 +127,5 @@ def test_rescoring_with_a_pretrained_lm_picks_among_the_end_points_neighbours(ti
                                      rescore_weight=1e4).search(article, 3)
         neighbours = np.unique(np.concatenate([np.array([end]), Extractor.swaps(np.array(end), len(article))]), axis=0)
         top = neighbours[np.argsort(-plain.objective(article, neighbours), kind="stable")[:5]]
-        sums, counts = rescorer.logprob(" ".join(article), [" ".join(article[i] for i in row) for row in top])
+        sums, counts = rescorer.logprob([" ".join(article[i] for i in row) for row in top], " ".join(article))
         assert chosen == top[int(np.argmax(np.array(sums) / np.array(counts)))].tolist()

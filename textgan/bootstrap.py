@@ -415,10 +415,9 @@ class ExtractMiner:
         c = self.cfg
         rescorer = None
         if c.rescore_lm:
-            from .extract import PromptedLM
-            from .pretrained import load_causal_lm
+            from .pretrained import PromptedLM
 
-            rescorer = PromptedLM(*load_causal_lm(c.rescore_lm), template=c.rescore_prompt)
+            rescorer = PromptedLM.load(c.rescore_lm, template=c.rescore_prompt)
         self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,
                                    c.search_steps, c.restarts, rescorer=rescorer, rescore_top=c.rescore_top,
                                    rescore_weight=c.rescore_weight)

@@ -21,7 +21,7 @@ J rises at every step taken (a test checks it).
 With a pretrained LM (miner.rescore_lm), the search ends with one more step: the end point and its swaps,
 the miner.rescore_top best by J, are scored again as
 
-    J_LM(s) = J(s) + w * 1/|s| log p_LM(s | prompt(x))      (PromptedLM; w = miner.rescore_weight)
+    J_LM(s) = J(s) + w * 1/|s| log p_LM(s | prompt(x))      (pretrained.PromptedLM; w = miner.rescore_weight)
 
 and the best by J_LM is the summary: the pretrained LM reads the article, which the trigram model cannot.
 Scoring every move of the climb this way costs too much on a CPU (~k (n - k) LM calls a step).
@@ -83,7 +83,7 @@ class Extractor:
     """The search of the module docstring for one article at a time."""
 
     def __init__(self, lm: NgramLM, idf: dict[str, float], sim_weight: float = 1.0, steps: int = 30,
-                 restarts: int = 0, seed: int = 0, rescorer: "PromptedLM | None" = None, rescore_top: int = 24,
+                 restarts: int = 0, seed: int = 0, rescorer=None, rescore_top: int = 24,
                  rescore_weight: float = 1.0):
         self.lm, self.idf, self.sim_weight, self.steps, self.restarts = lm, idf, sim_weight, steps, restarts
         self.rescorer, self.rescore_top, self.rescore_weight = rescorer, rescore_top, rescore_weight
@@ -146,7 +146,7 @@ class Extractor:
         candidates = np.unique(np.concatenate([end[None], self.swaps(end, len(words))]), axis=0)
         scores = self.objective(words, candidates, cache)
         top = np.argsort(-scores, kind="stable")[: self.rescore_top]
-        sums, counts = self.rescorer.logprob(" ".join(words), [" ".join(words[i] for i in row) for row in candidates[top]])
+        sums, counts = self.rescorer.logprob([" ".join(words[i] for i in row) for row in candidates[top]], " ".join(words))
         rescored = scores[top] + self.rescore_weight * np.array(sums) / np.maximum(np.array(counts), 1)
         pick = int(rescored.argmax())
         return candidates[top[pick]].tolist(), float(rescored[pick]), best[2]
@@ -160,49 +160,3 @@ class Extractor:
         candidates[np.arange(len(candidates)), np.repeat(np.arange(k), len(out))] = np.tile(out, k)
         return np.sort(candidates, axis=1)
 
-
-class PromptedLM:
-    """log p_LM(s | prompt(x)) of candidate summaries s of one article x under a pretrained causal LM.
-
-    The prompt (`template`, "{article}" replaced by x; "" for an unconditional score read after the LM's
-    end-of-text token) is read once and its keys and values are shared by every candidate (KV cache);
-    each candidate is " s" and a closing newline. Returns the total log-prob and the token count of each.
-    """
-
-    def __init__(self, model, tokenizer, template: str = "Article: {article}\nHeadline:", batch_size: int = 64):
-        self.model, self.tok, self.template, self.batch_size = model.eval(), tokenizer, template, batch_size
-        start = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
-        if start is None:
-            raise ValueError("the LM's tokenizer has neither an end-of-text nor a begin token")
-        self.start = start
-
-    def logprob(self, article: str, texts: list[str]):
-        import torch
-
-        prompt = [self.start, *self.tok(self.template.format(article=article), add_special_tokens=False)["input_ids"]] \
-            if self.template else [self.start]
-        device = next(self.model.parameters()).device
-        with torch.no_grad():
-            past = None
-            if len(prompt) > 1:                                   # all but the prompt's last token, cached once
-                past = self.model(input_ids=torch.tensor([prompt[:-1]], device=device), use_cache=True).past_key_values
-            sums, counts = [], []
-            for b in range(0, len(texts), self.batch_size):
-                rows = [[prompt[-1], *self.tok(" " + t + "\n", add_special_tokens=False)["input_ids"]]
-                        for t in texts[b:b + self.batch_size]]
-                ids = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long, device=device)  # (B, L)
-                mask = torch.zeros_like(ids)
-                for r, row in enumerate(rows):
-                    ids[r, :len(row)], mask[r, :len(row)] = torch.tensor(row), 1
-                cache = None
-                if past is not None:
-                    import copy
-
-                    cache = copy.deepcopy(past)
-                    cache.batch_repeat_interleave(len(rows))
-                full_mask = torch.cat([torch.ones(len(rows), len(prompt) - 1, dtype=torch.long, device=device), mask], 1)
-                logits = self.model(input_ids=ids, attention_mask=full_mask, past_key_values=cache).logits.float()
-                token = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]   # (B, L - 1)
-                sums += (token * mask[:, 1:]).sum(1).tolist()
-                counts += mask[:, 1:].sum(1).tolist()
-        return sums, counts

@@ -10,8 +10,9 @@ best, the DualRL reward used as a selector instead of a training signal:
 
     log p_LM(y)  = sum_t log p_LM(y_t | y_<t) over y's pieces and a closing newline, under a pretrained
                    causal LM (decode.fluency_lm, by default the generator's own generator.init, as
-                   released, without the run's fine-tuning) read after its end-of-text token: a total,
-                   not a mean, so it also prefers the shorter of two equally fluent rewrites.
+                   released, without the run's fine-tuning) read after its end-of-text token
+                   (pretrained.PromptedLM, no prompt): a total, not a mean, so it also prefers the
+                   shorter of two equally fluent rewrites.
 
 The greedy rewrite is candidate 0, so K = 1 is plain greedy decoding and ties keep it.
 """
@@ -57,42 +58,6 @@ def content_logprob(back, sources: list[list[int]], outputs: list[list[int]], ba
     return torch.cat(scores) if scores else torch.zeros(0)
 
 
-class FluencyLM:
-    """log p_LM(y) of the module docstring: a pretrained causal LM scoring texts on its own tokenizer."""
-
-    def __init__(self, model, tokenizer, batch_size: int = 64):
-        self.model, self.tok, self.batch_size = model.eval(), tokenizer, batch_size
-        start = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
-        if start is None:
-            raise ValueError("the fluency LM's tokenizer has neither an end-of-text nor a begin token")
-        self.start = start
-
-    @classmethod
-    def load(cls, init: str, device="cpu") -> "FluencyLM":
-        from .pretrained import load_causal_lm
-
-        model, tokenizer = load_causal_lm(init)
-        return cls(model.to(device), tokenizer)
-
-    @torch.no_grad()
-    def logprob(self, texts: list[str]) -> torch.Tensor:
-        """Total log p_LM of each text (N,); each distinct text is scored once."""
-        distinct = sorted(set(texts), key=len)
-        device = next(self.model.parameters()).device
-        found: dict[str, float] = {}
-        for start in range(0, len(distinct), self.batch_size):
-            batch = distinct[start:start + self.batch_size]
-            rows = [[self.start, *self.tok(" " + t + "\n", add_special_tokens=False)["input_ids"]] for t in batch]
-            ids = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long, device=device)  # (B, T)
-            mask = torch.zeros_like(ids)
-            for r, row in enumerate(rows):
-                ids[r, :len(row)], mask[r, :len(row)] = torch.tensor(row), 1
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()       # (B, T, V)
-            token = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T - 1)
-            found.update(zip(batch, (token * mask[:, 1:]).sum(1).tolist()))
-        return torch.tensor([found[t] for t in texts])
-
-
 @torch.no_grad()
 def best_candidates(style: StyleClassifier, back, sources: list[list[int]], candidates: list[list[list[int]]],
                     target: int, back_to: int, w_style: float = 1.0, w_content: float = 1.0,
@@ -101,7 +66,7 @@ def best_candidates(style: StyleClassifier, back, sources: list[list[int]], cand
 
     candidates[i][k] is candidate k of source i (every source has K); target is the style classifier's
     class index of the domain written, back_to the generator's domain token of the source's domain;
-    fluency (N, K), if given, is log p_LM of each candidate (FluencyLM), weighted by w_fluency."""
+    fluency (N, K), if given, is log p_LM of each candidate (pretrained.PromptedLM), weighted by w_fluency."""
     n, k = len(sources), len(candidates[0]) if candidates else 0
     flat = [c for row in candidates for c in row]
     r_style = style.probabilities([c or [] for c in flat], device=next(style.parameters()).device)[:, target]

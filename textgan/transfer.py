@@ -193,7 +193,8 @@ class StyleTransfer:
         """Normalized rewrites into `domain`: per input the best (rerank.py) of the greedy one, one greedy
         rewrite per guidance weight of `ladder`, and candidates - 1 samples drawn under decode.seed (so the
         same input gives the same output)."""
-        from .rerank import FluencyLM, best_candidates, load_style_classifier
+        from .pretrained import PromptedLM
+        from .rerank import best_candidates, load_style_classifier
 
         d = self.cfg.decode
         if self.style is None:
@@ -220,8 +221,8 @@ class StyleTransfer:
         fluency = None
         if keep and d.fluency_weight:
             if self.fluency is None:
-                self.fluency = FluencyLM.load(d.fluency_lm or self.cfg.generator.init, self.device)
-            fluency = self.fluency.logprob([t for i in keep for t in options[i]])
+                self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
+            fluency = torch.tensor(self.fluency.logprob([t for i in keep for t in options[i]])[0])
         if keep:
             best, _ = best_candidates(self.style, self.generator_for(away), [sources[i] for i in keep],
                                       [encoded[i] for i in keep], self.domains.index(domain),
