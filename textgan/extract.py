@@ -84,7 +84,7 @@ class Extractor:
 
     def __init__(self, lm: NgramLM, idf: dict[str, float], sim_weight: float = 1.0, steps: int = 30,
                  restarts: int = 0, seed: int = 0, rescorer=None, rescore_top: int = 24,
-                 rescore_weight: float = 1.0):
+                 rescore_weight: float = 0.5):
         self.lm, self.idf, self.sim_weight, self.steps, self.restarts = lm, idf, sim_weight, steps, restarts
         self.rescorer, self.rescore_top, self.rescore_weight = rescorer, rescore_top, rescore_weight
         self.rng = random.Random(seed)
@@ -159,4 +159,3 @@ class Extractor:
         candidates = np.repeat(chosen[None], k * len(out), axis=0)             # (k (n-k), k)
         candidates[np.arange(len(candidates)), np.repeat(np.arange(k), len(out))] = np.tile(out, k)
         return np.sort(candidates, axis=1)
-

@@ -218,12 +218,12 @@ class StyleTransfer:
         encoded = [self.tok.encode(row, max_len) for row in options]
         keep = [i for i in range(n) if sources[i]]
         chosen = [0] * n
-        fluency = None
-        if keep and d.fluency_weight:
-            if self.fluency is None:
-                self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
-            fluency = torch.tensor(self.fluency.logprob([t for i in keep for t in options[i]])[0])
         if keep:
+            fluency = None
+            if d.fluency_weight:
+                if self.fluency is None:
+                    self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
+                fluency = torch.tensor(self.fluency.logprob([t for i in keep for t in options[i]])[0])
             best, _ = best_candidates(self.style, self.generator_for(away), [sources[i] for i in keep],
                                       [encoded[i] for i in keep], self.domains.index(domain),
                                       self.tok.domain_ids[away], d.style_weight, d.content_weight,
