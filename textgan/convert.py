@@ -489,7 +489,7 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
                         max_words, ratio, engine, quantization, rewriter.candidates, rewriter.guidance,
                         rewriter.ladder)
     codec = LineCodec(fmt, field, column, errors)
-    started = time.time()
+    started = time.perf_counter()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]
     before = sum(p.counts["lines"] for p in earlier)
     total = count_lines(input_path)
@@ -522,5 +522,5 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
                                    f"directory must be one they all share (NFS or the like)")
             merge_parts(output, state.num_processes, chunk_lines)
         state.wait_for_everyone()
-    seconds = time.time() - started
+    seconds = time.perf_counter() - started
     return {**counts, "seconds": seconds, "converted_now": counts["lines"] - before, "rank": state.process_index}
