@@ -186,6 +186,43 @@ def test_errors_are_one_line_and_leave_nothing_behind(trained_run, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_an_unfinished_output_is_not_finished_with_another_decoding_of_the_run(trained_run, tmp_path, capsys,
+                                                                               monkeypatch):
+    """Interrupted after its first chunk, a conversion is refused when the run's decode section changed in the
+    meantime (two decodings in one file), and finishes once it is as it was."""
+    import shutil
+
+    import yaml
+
+    from textgan.convert import ModelEngine
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    src = write(tmp_path / "in.txt", toy_lines(100))
+    args = ["convert", str(src), "-o", str(tmp_path / "out.txt"), "--model", str(run), "--to", "pos", "--quiet",
+            "--chunk-lines", "40"]
+    rewrite, calls = ModelEngine.rewrite, []
+
+    def interrupted_at_the_second_chunk(self, texts, targets):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return rewrite(self, texts, targets)
+
+    monkeypatch.setattr(ModelEngine, "rewrite", interrupted_at_the_second_chunk)
+    assert main(args) == 130 and "run the same command again" in capsys.readouterr().err
+    monkeypatch.setattr(ModelEngine, "rewrite", rewrite)
+    config = run / "config.yaml"
+    original = config.read_text()
+    edited = yaml.safe_load(original)
+    edited["decode"]["style_weight"] += 1.0
+    config.write_text(yaml.safe_dump(edited))
+    assert main(args) == 1
+    assert "the run's decode section" in capsys.readouterr().err
+    config.write_text(original)
+    assert main(args) == 0
+    assert "100 lines (60 in this run" in capsys.readouterr().err
+
+
 def test_helpers():
     assert clean_output("a\tb\nc\r\x0bd\u2028e\x85f") == "a b c d e f"
     assert split_words(["a", "bb", "c", "dd"], [1, 2, 1, 2], 3) == ["a bb", "c dd"]

@@ -82,6 +82,7 @@ class Settings:
     candidates: int | None = None        # reranked candidates per line (None: the run's decode.candidates)
     guidance: float = 0.0                # classifier-free guidance weight (causal generators)
     ladder: tuple[float, ...] = ()       # ... and the weights of the greedy rewrites that compete with it
+    decode: str = ""                     # the run's decode section (reranker weights, fluency term...), JSON
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -316,8 +317,8 @@ def _load_progress(path: Path, settings: Settings) -> Progress:
                            f".part* to start over") from err
     if progress.fingerprint != settings.fingerprint():
         raise ConvertError(f"{path} belongs to an unfinished conversion with other settings (input, model, "
-                           f"format, --to, --beam, --batch-size, processes ...); run that command again to "
-                           f"finish it, or delete {path.parent / (path.name.split('.progress')[0] + '.part*')} "
+                           f"the run's decode section, format, --to, --beam, --batch-size, processes ...); run "
+                           f"that command again to finish it, or delete {path.parent / (path.name.split('.progress')[0] + '.part*')} "
                            f"and its .progress*.json to start over")
     return progress
 
@@ -487,7 +488,7 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), to,
                         fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes,
                         max_words, ratio, engine, quantization, rewriter.candidates, rewriter.guidance,
-                        rewriter.ladder)
+                        rewriter.ladder, json.dumps(asdict(model.cfg.decode), sort_keys=True))
     codec = LineCodec(fmt, field, column, errors)
     started = time.perf_counter()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]
