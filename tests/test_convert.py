@@ -4,6 +4,7 @@ import functools
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +13,14 @@ import tracemalloc
 
 import pytest
 import torch
+import yaml
 
 from conftest import ROOT
 from textgan.cli import main
 from textgan.convert import (
     ConvertError,
     LineCodec,
+    ModelEngine,
     Settings,
     clean_output,
     convert,
@@ -198,12 +201,6 @@ def test_an_unfinished_output_is_not_finished_with_another_decoding_of_the_run(t
                                                                                monkeypatch):
     """Interrupted after its first chunk, a conversion is refused when the run's decode section changed in the
     meantime (two decodings in one file), and finishes once it is as it was."""
-    import shutil
-
-    import yaml
-
-    from textgan.convert import ModelEngine
-
     run = shutil.copytree(trained_run, tmp_path / "run")
     src = write(tmp_path / "in.txt", toy_lines(100))
     args = ["convert", str(src), "-o", str(tmp_path / "out.txt"), "--model", str(run), "--to", "pos", "--quiet",
