@@ -36,9 +36,9 @@ METRICS = (("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"))
 def search(miner: ExtractMiner, articles: list[str], words: int) -> tuple[list[str], float]:
     """The miner's transfer (words words of each article) and its seconds."""
     miner.cfg.words = words
-    started = time.time()
+    started = time.perf_counter()
     out = miner.transfer(articles, "article", "title")
-    return out, time.time() - started
+    return out, time.perf_counter() - started
 
 
 def main() -> None:
@@ -65,11 +65,11 @@ def main() -> None:
     systems["search (headline trigram model)"], seconds["search (headline trigram model)"] = search(miner, articles, args.words)
     from textgan.pretrained import PromptedLM
 
-    started = time.time()
+    started = time.perf_counter()
     extractor: Extractor = miner.extractor
     extractor.rescorer = PromptedLM.load(args.rescore_lm, template=cfg.miner.rescore_prompt)
     extractor.rescore_top, extractor.rescore_weight = cfg.miner.rescore_top, cfg.miner.rescore_weight
-    load_seconds = time.time() - started
+    load_seconds = time.perf_counter() - started
     lm_row = f"search + {args.rescore_lm} last step (top {cfg.miner.rescore_top}, weight {cfg.miner.rescore_weight})"
     systems[lm_row], seconds[lm_row] = search(miner, articles, args.words)
 

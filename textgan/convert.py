@@ -316,10 +316,11 @@ def _load_progress(path: Path, settings: Settings) -> Progress:
         raise ConvertError(f"{path} is unreadable ({err}); delete it and {path.name.split('.progress')[0]}"
                            f".part* to start over") from err
     if progress.fingerprint != settings.fingerprint():
+        parts = path.parent / (path.name.split(".progress")[0] + ".part*")
         raise ConvertError(f"{path} belongs to an unfinished conversion with other settings (input, model, "
                            f"the run's decode section, format, --to, --beam, --batch-size, processes ...); run "
-                           f"that command again to finish it, or delete {path.parent / (path.name.split('.progress')[0] + '.part*')} "
-                           f"and its .progress*.json to start over")
+                           f"that command again to finish it, or delete {parts} and its .progress*.json to start "
+                           f"over")
     return progress
 
 
