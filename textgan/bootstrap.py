@@ -25,6 +25,9 @@ Miners here:
 - `wordbyword` (translation): each sentence translated piece by piece through the run's cross-lingual
   lexicon (train.crosslingual), a target-language n-gram model choosing among each piece's candidates
   (Kim et al. 2018); the reverse pairs teach the generator to turn word-by-word output into real text.
+- `mine` (translation; mining.py): real sentences of both languages paired as translations when a
+  pretrained multilingual encoder (miner.encoder, multilingual-e5-small) finds them mutual nearest
+  neighbours by margin score (Artetxe & Schwenk 2019; CRISS).
 
 Text is cut into units by a Segmenter (`miner.units`): `words` (whitespace words, every CJK character a
 unit of its own: character n-gram markers for Chinese) or `pieces` (the run's SentencePiece pieces: for
@@ -34,12 +37,10 @@ markers no longer cut words in half, "垃|圾").
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -48,6 +49,8 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .extract import BOS, EOS, Extractor, NgramLM, idf_weights
+from .mining import MiningMiner
+from .pairs import Pairs
 from .tokenizer import _CJK, _CJK_GAP, units
 
 Ngram = tuple[str, ...]
@@ -107,35 +110,6 @@ def segmenter(name: str, tok=None):
     return PieceUnits(tok)
 
 
-@dataclass
-class Pairs:
-    """Pseudo-parallel pairs of one direction, with the miner's confidence in each (higher: better)."""
-
-    src: str
-    tgt: str
-    sources: list[str]
-    targets: list[str]
-    scores: list[float]
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def save(self, path: Path) -> None:
-        """A TSV people can read: score, source, pseudo target."""
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
-            writer.writerow(["score", self.src, self.tgt])
-            writer.writerows([f"{s:.4f}", a, b] for s, a, b in zip(self.scores, self.sources, self.targets))
-
-    @classmethod
-    def load(cls, path: Path) -> "Pairs":
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
-        (_, src, tgt), body = rows[0], rows[1:]
-        return cls(src, tgt, [r[1] for r in body], [r[2] for r in body], [float(r[0]) for r in body])
-
-
-# ---------------------------------------------------------------- style markers
 class StyleMarkers:
     """Attribute markers by salience (Li et al. 2018, section 3.1):
 
@@ -556,7 +530,7 @@ class WordByWordMiner:
 
 
 MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner, "extract": ExtractMiner,
-          "wordbyword": WordByWordMiner}
+          "wordbyword": WordByWordMiner, "mine": MiningMiner}
 
 
 def make_miner(name: str, cfg, log=print, segment=None, lexicon=None):

@@ -129,6 +129,11 @@ class MinerConfig:
     temperature: float = 0.1             # ... q = softmax(CSLS / temperature) over them
     lm_weight: float = 0.5               # ... weight of the target-language n-gram model (0.5, 10 candidates: best on dev)
     beam: int = 5                        # ... paths kept
+    # mine (translation, mining.py): mutual nearest neighbours by margin score under a pretrained encoder
+    encoder: str = "e5"                  # ... packaged multilingual-e5-small, a local directory or a model id
+    margin_k: int = 4                    # ... k of the margin's neighbourhoods (Artetxe & Schwenk 2019)
+    mine_candidates: int = 16            # ... nearest by cosine ranked by margin
+    min_margin: float = 1.0              # ... pairs below this margin are not mined
 
 
 @dataclass
@@ -179,7 +184,7 @@ class TrainConfig:
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
     # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
-    bootstrap: str = "none"              # none | template | retrieve | extract (summarization) | wordbyword (translation)
+    bootstrap: str = "none"              # none | template | retrieve | extract (summarization) | wordbyword | mine (translation)
     bootstrap_steps: int = 0
     bootstrap_self: float = 0.5          # weight of L_self in the bootstrap phase (0: pairs only, half the step's cost)
     lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
@@ -300,7 +305,7 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
-    "train.bootstrap": ("none", "template", "retrieve", "extract", "wordbyword"),
+    "train.bootstrap": ("none", "template", "retrieve", "extract", "wordbyword", "mine"),
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
     "miner.units": ("words", "pieces"),

@@ -77,6 +77,8 @@ def read(path: str | Path) -> dict:
         hidden, layers, heads, ffn, vocab, max_pos, type_vocab = struct.unpack_from("<7i", buf, at)
         (eps,), (block,) = struct.unpack_from("<f", buf, at + 28), struct.unpack_from("<i", buf, at + 32)
         at += 36
+        if block != BLOCK:
+            raise E5S1Error(f"{path}: quantisation blocks of {block}, not {BLOCK}")
         n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", buf, at)
         (blob_bytes,) = struct.unpack_from("<Q", buf, at + 20)
         at += 28

@@ -74,19 +74,18 @@ class Encoder:
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
 
 
-def cached_embeddings(encoder: Encoder, texts: list[str], folder: str | Path, chunk: int = 4096,
+def cached_embeddings(encoder: Encoder, texts: list[str], root: str | Path, chunk: int = 4096,
                       progress: bool = False):
-    """`encoder.embed(texts)`, kept in `folder` in chunks of `chunk` texts, so an interrupted run embeds only
-    what it had not (each chunk is written whole or not at all). The folder is keyed by the encoder's name and
-    a hash of the texts; a folder made for other texts is refused rather than mixed in."""
+    """`encoder.embed(texts)`, kept under `root` in chunks of `chunk` texts, so an interrupted run embeds only
+    what it had not (each chunk is written whole or not at all), and another run on the same text reads them.
+    The folder is named by the encoder and a hash of the texts; its manifest is checked before use."""
     import torch
 
-    folder = Path(folder)
-    key = hashlib.sha256(("\n".join(texts) + f"\0{encoder.name}\0{encoder.max_len}").encode()).hexdigest()[:16]
+    key = hashlib.sha256(("\n".join(texts) + f"\0{encoder.name}\0{encoder.max_len}\0{chunk}").encode()).hexdigest()[:16]
+    folder = Path(root) / f"{Path(encoder.name).name or 'encoder'}-{len(texts)}-{key}"
     manifest = folder / "manifest.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("key") != key:
-        raise PretrainedError(f"{folder} holds embeddings of other texts or another encoder; remove it to "
-                              f"embed these")
+        raise PretrainedError(f"{folder} holds embeddings of other texts or another encoder; remove it")
     folder.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps({"key": key, "encoder": encoder.name, "texts": len(texts), "chunk": chunk}))
     parts = []
