@@ -175,7 +175,10 @@ class TrainConfig:
     gamma: float = 0.9                   # reinforce: discount of dense rewards
     baseline: str = "ema"                # reinforce: ema | greedy
     ema_decay: float = 0.95
-    cycle_reward: float = 0.0            # reinforce: weight w_c of the content (cycle log-prob) sequence reward
+    cycle_reward: float = 0.0            # reinforce: weight w_c of the content sequence reward (rewards.py)
+    content_reward: str = "cycle"        # ... what measures content: cycle (log p(x | y) of the back generator) or
+                                         # a sentence encoder's cosine of x and y (e5: packaged multilingual-e5-small;
+                                         # or a local directory or model id)
     style_reward: float = 0.0            # reinforce: weight w_s of the style classifier's sequence reward (rewards.py)
     reward_mix: str = "sum"              # sum: w_s r_style + w_c log r_content | harmonic: their weighted harmonic mean
     style_steps: int = 300               # training steps of the style classifier (before phase 1), when the

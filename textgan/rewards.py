@@ -3,7 +3,12 @@ the training text, a content reward from the cycle, and how the two are combined
 
     r_style(y)   = p_C(target domain | y)                      a classifier C over piece ids, in [0, 1]
     r_content(y) = exp(1/|x| sum_t log p(x_t | y, x_<t))       how well the back generator rebuilds x from
-                                                               y, per token, in [0, 1]
+                                                               y, per token, in [0, 1]  (train.content_reward
+                                                               = cycle)
+              or = max(cos(e(x), e(y)), eps)                  the semantic similarity of x and y under a
+                                                               pretrained sentence encoder e (content_reward
+                                                               = e5: multilingual-e5-small, so x and y may be
+                                                               in different languages)
 
     sum:       R = w_s * r_style + w_c * log r_content          (the log-prob form of train.cycle_reward)
     harmonic:  R = (w_s + w_c) / (w_s / r_style + w_c / r_content)
@@ -33,6 +38,14 @@ def style_reward(logits: torch.Tensor, target: int) -> torch.Tensor:
 def content_reward(mean_logprob: torch.Tensor) -> torch.Tensor:
     """Mean per-token log p(x | y) (B,) -> the geometric-mean token probability in [0, 1], (B,)."""
     return mean_logprob.exp()
+
+
+def semantic_content(encoder, sources: list[str], outputs: list[str], eps: float = 1e-4) -> torch.Tensor:
+    """log r_content (B,) from the encoder's cosine of each source and its output (an empty output: eps),
+    in the log form `combine` takes for the cycle's mean log-prob."""
+    cos = (encoder.embed(sources) * encoder.embed(outputs)).sum(-1)
+    empty = torch.tensor([not o.strip() for o in outputs])
+    return cos.masked_fill(empty, eps).clamp(min=eps).log()
 
 
 def combine(r_style: torch.Tensor, mean_logprob: torch.Tensor, w_style: float, w_content: float,

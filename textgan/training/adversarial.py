@@ -17,7 +17,7 @@ from ..losses import (
     sequence_logprob,
 )
 from ..models.generator import straight_through_one_hot
-from ..rewards import combine, style_reward
+from ..rewards import combine, semantic_content, style_reward
 from .common import Stack
 
 
@@ -143,18 +143,31 @@ class AdversarialSteps:
 
     def sequence_reward(self, fake, rec_logits, real, mask, tgt: int, logs: dict | None = None):
         """REINFORCE's sentence reward (B,) for the transfers `fake` of `real` into domain index tgt:
-        rewards.combine of the style classifier's p(tgt | fake) and the cycle's mean log p(real | fake)
-        (train.style_reward, train.cycle_reward, train.reward_mix); None when both weights are 0."""
+        rewards.combine of the style classifier's p(tgt | fake) and the content term: the cycle's mean
+        log p(real | fake), or with train.content_reward set to an encoder the log of its cosine of the two
+        texts (train.style_reward, train.cycle_reward, train.reward_mix); None when both weights are 0."""
         t = self.cfg.train
         if not (t.cycle_reward or t.style_reward):
             return None
-        content = sequence_logprob(rec_logits, real, mask)                       # (B,)
+        if t.content_reward == "cycle":
+            content = sequence_logprob(rec_logits, real, mask)                   # (B,)
+        else:
+            content = semantic_content(self.content_encoder(), self.tok.decode(real.tolist()),
+                                       self.tok.decode(fake.ids.tolist())).to(real.device)
         r_style = (style_reward(self.style(fake.ids, fake.mask), tgt) if t.style_reward
                    else torch.zeros_like(content))
         if logs is not None:
             name = self.cfg.data.domains[tgt]
             logs[f"r_style_{name}"], logs[f"r_content_{name}"] = r_style.mean().item(), content.exp().mean().item()
         return combine(r_style, content, t.style_reward, t.cycle_reward, t.reward_mix)
+
+    def content_encoder(self):
+        """The sentence encoder of train.content_reward, loaded on first use (frozen, on the run's device)."""
+        if getattr(self, "_content_encoder", None) is None:
+            from ..pretrained.encoder import Encoder
+
+            self._content_encoder = Encoder.load(self.cfg.train.content_reward, device=self.acc.device)
+        return self._content_encoder
 
     def greedy_baselines(self, stack: Stack) -> list:
         """Self-critical baselines (Rennie et al. 2017), one per side: the returns the greedy decode of the
