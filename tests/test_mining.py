@@ -15,24 +15,7 @@ from textgan.mining import MarginIndex, MiningMiner, knn, query_margin
 from textgan.pretrained import e5s1
 from textgan.pretrained.encoder import Encoder, cached_embeddings
 
-from conftest import ROOT
-
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
-
-
-def tiny_e5(path, texts, seed=0):
-    """An E5S1 file of a random 2-layer BERT (hidden 32) whose pieces are the texts' characters."""
-    from transformers import BertConfig, BertModel
-
-    chars = sorted({c for t in texts for c in t.replace(" ", "")})
-    pieces = SPECIALS + ["\u2581"] + chars + ["<mask>"]
-    torch.manual_seed(seed)
-    model = BertModel(BertConfig(vocab_size=len(pieces), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                 intermediate_size=64, max_position_embeddings=64, type_vocab_size=2, pad_token_id=1),
-                      add_pooling_layer=False)
-    scores = [0.0] * 4 + [-1.0] * (len(pieces) - 5) + [0.0]
-    return e5s1.write(path, model, pieces, scores, {"bos": 0, "eos": 2, "pad": 1, "unk": 3}), model
-
+from conftest import ROOT, write_tiny_e5
 
 TEXTS = ["我看见猫。", "他们喜欢花。", "I see cats.", "They like flowers.", "我们买书。"]
 
@@ -40,7 +23,7 @@ TEXTS = ["我看见猫。", "他们喜欢花。", "I see cats.", "They like flow
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e5")
-    path, model = tiny_e5(folder / "tiny.bin", TEXTS)
+    path, model = write_tiny_e5(folder / "tiny.bin", TEXTS)
     return e5s1.to_hf_dir(path, folder / "hf"), model
 
 
@@ -66,7 +49,7 @@ def test_an_e5s1_file_reads_into_a_bert_directory_with_its_tokenizer(tiny):
     tok = AutoTokenizer.from_pretrained(where)
     ids = tok("I  see\tcats.")["input_ids"]
     assert ids[0] == tok.bos_token_id == 0 and ids[-1] == tok.eos_token_id == 2
-    assert tok.convert_ids_to_tokens(ids[1:-1]) == ["\u2581", "I", "\u2581", "s", "e", "e", "\u2581", "c", "a", "t", "s", "."]
+    assert tok.convert_ids_to_tokens(ids[1:-1]) == ["\u2581", "I", "\u2581see", "\u2581cats."]
     assert tok.unk_token_id not in ids
 
 
@@ -75,7 +58,7 @@ def test_a_truncated_or_foreign_file_is_refused_with_its_reason(tiny, tmp_path):
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(e5s1.E5S1Error, match="not an E5S1 model file"):
         e5s1.read(bad)
-    path, _ = tiny_e5(tmp_path / "whole.bin", TEXTS)
+    path, _ = write_tiny_e5(tmp_path / "whole.bin", TEXTS)
     cut = tmp_path / "cut.bin"
     cut.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(e5s1.E5S1Error, match="truncated"):

@@ -238,12 +238,18 @@ def wrap_generator(model, cfg: Config, tok: Tokenizer, run_dir: Path | None = No
 
 
 def new_models(cfg: Config, tok: Tokenizer, run_dir: Path | None = None) -> tuple[list[Generator], DomainCritic]:
-    """Fresh generators (from scratch, or the pretrained LM of generator.init) and discriminator."""
+    """Fresh generators (from scratch, or from the pretrained LM or encoder of generator.init) and discriminator."""
     count = 1 if cfg.generator.shared else 2
     if cfg.generator.arch == "causal":
         from .models.causal import build_causal_lm
 
         models = [build_causal_lm(cfg.generator, tok.sp) for _ in range(count)]
+    elif cfg.generator.init:
+        from .models.warmstart import bart_from_encoder, load_encoder
+
+        bert = load_encoder(cfg.generator.init)
+        models = [bart_from_encoder(cfg.generator, tok.sp.source_rows(), max_positions(cfg), bert)
+                  for _ in range(count)]
     else:
         models = [build_generator(cfg.generator, tok.vocab_size, max_positions(cfg)) for _ in range(count)]
     generators = [wrap_generator(model, cfg, tok, run_dir) for model in models]

@@ -67,13 +67,18 @@ class GeneratorConfig:
     # tokenizer, cut to the corpus' pieces (tokenizer.PretrainedPieces); the size settings below do not apply
     arch: str = "seq2seq"
     init: str = ""                       # causal: the pretrained LM, a packaged name (smollm2), a local dir
-                                         # or a model id (pretrained.py)
+                                         # or a model id (pretrained/); seq2seq: a pretrained BERT-style
+                                         # encoder (e5: multilingual-e5-small) that starts the encoder, its
+                                         # vocabulary and embeddings (models/warmstart.py); "": from scratch
+    warm_decoder: bool = True            # seq2seq with init: the decoder's layers start from the encoder's lowest
+                                         # (BERT2BERT, Rothe et al. 2020), only cross-attention from random
     finetune: str = "lora"               # causal: lora (peft adapters on every projection; embeddings train)
                                          # | full (every weight)
     lora_r: int = 16
     lora_alpha: float = 32.0
     freeze_layers: int = 0               # causal: the lowest N transformer layers and the embeddings stay as
-                                         # they start (the backward pass stops at layer N)
+                                         # they start (the backward pass stops at layer N); seq2seq with init:
+                                         # the lowest N encoder layers and its positions
     init_from: str = ""                  # local dir of a pretrained HF encoder-decoder (random init if "")
     d_model: int = 256
     encoder_layers: int = 3
@@ -445,6 +450,9 @@ def check(cfg: Config) -> None:
         raise ConfigError(f"miner.rescore_lm needs rescore_top >= 1 and rescore_weight >= 0; got rescore_top="
                           f"{m.rescore_top}, rescore_weight={m.rescore_weight}")
     g = cfg.generator
+    if g.init and g.init_from:
+        raise ConfigError("generator.init (a pretrained start) and generator.init_from (a pretrained encoder-decoder "
+                          "directory) exclude each other: set one")
     if g.arch == "causal":
         if not g.init:
             raise ConfigError("generator.arch=causal needs generator.init: a packaged model (smollm2), a local "

@@ -163,9 +163,13 @@ def pretrained_pieces(cfg: Config, run_dir: Path, train_split) -> None:
     pieces = PretrainedPieces.build(hf, (t for d in cfg.data.domains for t in train_split[d]["text"]), controls)
     pieces.save(run_dir / "pieces")
     g = cfg.generator
-    how = f"LoRA r={g.lora_r}" if g.finetune == "lora" else "full fine-tuning"
-    print(f"generator: pretrained causal LM {g.init} ({where}), {how}"
-          + (f", lowest {g.freeze_layers} layers frozen" if g.freeze_layers else "")
+    if g.arch == "causal":
+        how = f"pretrained causal LM {g.init} ({where}), " + (f"LoRA r={g.lora_r}" if g.finetune == "lora"
+                                                              else "full fine-tuning")
+    else:
+        how = (f"encoder-decoder, the encoder {g.init} ({where}), {g.decoder_layers} decoder layers "
+               + ("started from its lowest layers" if g.warm_decoder else "from scratch"))
+    print(f"generator: {how}" + (f", lowest {g.freeze_layers} layers frozen" if g.freeze_layers else "")
           + f"; vocabulary cut to the {len(pieces.kept)} of its {len(hf)} pieces the training text uses",
           file=sys.stderr)
 
@@ -245,7 +249,7 @@ def _train(cfg: Config, accelerator: Accelerator, where: dict, runs_dir, name, r
             run_dir = checkpoint.create_run_dir(cfg.task, runs_dir, name)
             checkpoint.write_run_info(run_dir, cfg, command or [], str(accelerator.device), accelerator.num_processes,
                                       accelerator.mixed_precision)
-            if cfg.generator.arch == "causal":
+            if cfg.generator.init:
                 pretrained_pieces(cfg, run_dir, train_split)
             else:
                 g = cfg.generator
