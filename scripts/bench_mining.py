@@ -32,7 +32,7 @@ from textgan.mining import MarginIndex, MiningMiner, knn, query_margin  # noqa: 
 
 ROOT = Path(__file__).resolve().parent.parent
 KIND = "no parallel data of ours, pretrained multilingual encoder"
-THRESHOLDS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
+THRESHOLDS = (1.0, 1.005, 1.01, 1.015, 1.02, 1.03, 1.05)
 
 
 def dev_retrieval(miner: MiningMiner, dev: dict[str, list[str]]) -> dict:

@@ -29,10 +29,13 @@ def _pretrained_or_scratch(cfg, task: str, overrides: list[str]):
     from .config import ConfigError, load_config
     from .pretrained import PACKAGED, PretrainedError, resolve
 
-    if cfg.generator.arch != "causal" or cfg.generator.init not in PACKAGED:
+    needed = [name for name in (cfg.generator.init, cfg.miner.encoder if cfg.train.bootstrap == "mine" else "",
+                                 cfg.train.content_reward) if name in PACKAGED]
+    if not needed:
         return cfg
     try:
-        resolve(cfg.generator.init)
+        for name in needed:
+            resolve(name)
         return cfg
     except PretrainedError as err:
         try:
