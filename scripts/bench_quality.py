@@ -114,28 +114,56 @@ def selection(best_json: Path) -> tuple[str, str]:
     return f"checkpoint selected on dev ({where})", formula or "dev score"
 
 
+KINDS = {"pretrained": "pretrained multilingual encoder (no parallel data of ours)",
+         "cedict": "CC-CEDICT lexicon (weak supervision)", "unsupervised": "fully unsupervised"}
+
+
+def row_kind(name: str, folder: Path) -> str:
+    """What bilingual signal a translation row had (issue 26: every table names it): the report's own
+    `kind`, else read off the run's config (a pretrained encoder anywhere, a CC-CEDICT lexicon, or none)
+    and, for a baseline, off its name."""
+    report = json.loads((folder / "metrics.json").read_text())
+    if name in report.get("kind", {}):
+        return report["kind"][name]
+    if name == "input copy":
+        return ""
+    if "cedict" in name:
+        return KINDS["cedict"]
+    if "unsupervised" in name:
+        return KINDS["unsupervised"]
+    cfg = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
+    g, t = cfg.get("generator", {}), cfg.get("train", {})
+    if g.get("init") or t.get("bootstrap") == "mine" or t.get("content_reward", "cycle") != "cycle":
+        return KINDS["pretrained"]
+    return KINDS["cedict"] if t.get("crosslingual") == "cedict" else KINDS["unsupervised"]
+
+
 def rebuild_table(task_dir: Path) -> str:
-    """One markdown table of every committed system of a task (means over directions)."""
+    """One markdown table of every committed system of a task (means over directions); translation rows
+    name their kind (row_kind)."""
     rows, seen_baselines = [], set()
+    kinds = task_dir.name == "translation"
     for metrics_file in sorted(task_dir.glob("*/metrics.json")):
         report = json.loads(metrics_file.read_text())
         folder = metrics_file.parent.name
         for name, system in report["systems"].items():
+            kind = [row_kind(name, metrics_file.parent)] if kinds else []
             if name != folder:                        # a baseline (input copy, word-by-word): listed once
                 if name not in seen_baselines:
                     seen_baselines.add(name)
-                    rows.append((name, "", system["mean"]))
+                    rows.append((name, "", system["mean"], kind))
                 continue
             at = trained_commit(metrics_file.parent / "run.json")
             at = at.replace("-dirty", " (uncommitted code)") if at != "unknown" else ""
-            rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"],
+            rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"], kind,
                          at, selection(metrics_file.parent / "best.json")[1]))
     present = [(k, t) for k, t in COLUMNS if any(k in r[2] for r in rows)]
-    lines = ["| system | estimator | trained at | checkpoint | " + " | ".join(t for _, t in present) + " |",
-             "|---" * (len(present) + 4) + "|"]
-    for label, est, mean, *run in sorted(rows, key=lambda r: r[0].startswith("[")):   # baselines first
+    lines = ["| system | " + ("kind | " if kinds else "") + "estimator | trained at | checkpoint | "
+             + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 4 + kinds) + "|"]
+    for label, est, mean, kind, *run in sorted(rows, key=lambda r: r[0].startswith("[")):   # baselines first
         cells = [f"{mean[k]:.2f}" if k == "len_ratio" else f"{mean[k]:.1f}" if k in mean else "" for k, _ in present]
-        lines.append(f"| {label} | {est} | " + " | ".join(run or ["", ""]) + " | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + "".join(f"{k} | " for k in kind) + f"{est} | " + " | ".join(run or ["", ""])
+                     + " | " + " | ".join(cells) + " |")
     lines += ["", "trained at: the commit in the folder's run.json (\"uncommitted code\": it ends in -dirty, the tree "
               "had uncommitted changes to tracked files). checkpoint: what selected the scored model (best.json; "
               "\"n-gram judge (twin)\": the run's n-gram judge, the same model as the evaluator's ACC judge, so "
