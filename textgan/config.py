@@ -72,6 +72,7 @@ class GeneratorConfig:
                                          # vocabulary and embeddings (models/warmstart.py); "": from scratch
     warm_decoder: bool = True            # seq2seq with init: the decoder's layers start from the encoder's lowest
                                          # (BERT2BERT, Rothe et al. 2020), only cross-attention from random
+    warm_cross: bool = False             # ... and the cross-attention from the same layer's self-attention
     finetune: str = "lora"               # causal: lora (peft adapters on every projection; embeddings train)
                                          # | full (every weight)
     lora_r: int = 16

@@ -12,8 +12,9 @@ pretrained encoder, weight for weight: both are post-LayerNorm Transformers, and
 
 The decoder has `generator.decoder_layers` layers of the encoder's width. With `generator.warm_decoder`
 its self-attention and feed-forward blocks start from the encoder's lowest layers and its positions from
-the encoder's, and only the cross-attention starts at random: the BERT2BERT warm start (Rothe et al.
-2020), here with a shallower decoder to keep decoding cheap on a CPU. Our vocabulary is the encoder's
+the encoder's, and the cross-attention starts at random: the BERT2BERT warm start (Rothe et al. 2020),
+here with a shallower decoder to keep decoding cheap on a CPU. With `generator.warm_cross` the
+cross-attention starts as a copy of the same layer's self-attention. Our vocabulary is the encoder's
 tokenizer cut to the corpus' pieces (tokenizer.PretrainedPieces), as for the causal generator.
 """
 
@@ -55,6 +56,18 @@ def _copy_block(layer, bert_layer) -> None:
     _copy(layer.fc1, bert_layer.intermediate.dense)
     _copy(layer.fc2, bert_layer.output.dense)
     _copy(layer.final_layer_norm, bert_layer.output.LayerNorm)
+
+
+def _copy_cross(layer, bert_layer) -> None:
+    """A BERT layer's self-attention weights into a BART decoder layer's cross-attention (queries from the
+    decoder, keys and values from the encoder's states, which live in the same space as the BERT's own
+    states), so the decoder reads its source from the first step instead of from a random projection."""
+    att = bert_layer.attention
+    _copy(layer.encoder_attn.q_proj, att.self.query)
+    _copy(layer.encoder_attn.k_proj, att.self.key)
+    _copy(layer.encoder_attn.v_proj, att.self.value)
+    _copy(layer.encoder_attn.out_proj, att.output.dense)
+    _copy(layer.encoder_attn_layer_norm, att.output.LayerNorm)
 
 
 def _positions(table: nn.Embedding, bert_embeddings) -> None:
@@ -99,6 +112,8 @@ def bart_from_encoder(cfg: GeneratorConfig, rows: list[list[int]], max_len: int,
             _copy(decoder.layernorm_embedding, bert.embeddings.LayerNorm)
             for layer, bert_layer in zip(decoder.layers, bert.encoder.layer):
                 _copy_block(layer, bert_layer)
+                if cfg.warm_cross:
+                    _copy_cross(layer, bert_layer)
     model.tie_weights()
     if cfg.freeze_layers:
         for layer in list(model.model.encoder.layers)[: cfg.freeze_layers]:
