@@ -45,7 +45,7 @@ class MarginIndex:
     of the other side, and the `candidates` nearest by cosine to rank by margin."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, k: int = 4, candidates: int = 16):
-        self.a, self.b, self.k = a, b, k
+        self.k = k
         self.cand_ab = knn(a, b, max(k, candidates))          # (A, C): b's nearest to each a
         self.cand_ba = knn(b, a, max(k, candidates))          # (B, C)
         self.mean_a = self.cand_ab[0][:, :k].mean(1)          # (A,) neighbourhood of each a in b
