@@ -51,6 +51,15 @@ def build_causal_lm(cfg: GeneratorConfig, pieces) -> nn.Module:
     return model
 
 
+def mean_rows(table: torch.Tensor, rows: list[list[int]]) -> torch.Tensor:
+    """(len(rows), D): row i the mean of table[rows[i]] (pretrained rows -> our id i), zeros when empty."""
+    new = torch.zeros(len(rows), table.size(1), dtype=table.dtype)
+    for i, ids in enumerate(rows):
+        if ids:
+            new[i] = table[ids].mean(0)
+    return new
+
+
 def slice_vocabulary(model, rows: list[list[int]], special_ids: dict[str, int]) -> None:
     """Cut `model`'s input embeddings (and its output layer) to our vocabulary, in place: our id i starts
     from the mean of the pretrained rows `rows[i]` (zeros when empty). A tied output layer stays tied.
@@ -59,19 +68,12 @@ def slice_vocabulary(model, rows: list[list[int]], special_ids: dict[str, int]) 
     out = model.get_output_embeddings()
     tied = out is not None and out.weight is model.get_input_embeddings().weight
 
-    def gather(table: torch.Tensor) -> torch.Tensor:
-        new = torch.zeros(len(rows), table.size(1), dtype=table.dtype)
-        for i, ids in enumerate(rows):
-            if ids:
-                new[i] = table[ids].mean(0)
-        return new
-
     embeddings = nn.Embedding(len(rows), old_in.size(1))
-    embeddings.weight.data.copy_(gather(old_in))
+    embeddings.weight.data.copy_(mean_rows(old_in, rows))
     model.set_input_embeddings(embeddings)
     if out is not None:
         head = nn.Linear(old_in.size(1), len(rows), bias=False)
-        head.weight = embeddings.weight if tied else nn.Parameter(gather(out.weight.detach()))
+        head.weight = embeddings.weight if tied else nn.Parameter(mean_rows(out.weight.detach(), rows))
         model.set_output_embeddings(head)
     model.config.vocab_size = len(rows)
     for name, i in special_ids.items():

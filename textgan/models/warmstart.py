@@ -26,6 +26,7 @@ from transformers import BartConfig, BartForConditionalGeneration
 
 from ..config import GeneratorConfig
 from ..tokenizer import BOS, EOS, PAD
+from .causal import mean_rows
 
 _OFFSET = 2          # BartLearnedPositionalEmbedding reads row position + 2
 
@@ -94,13 +95,8 @@ def bart_from_encoder(cfg: GeneratorConfig, rows: list[list[int]], max_len: int,
         pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, decoder_start_token_id=BOS,
         forced_bos_token_id=None, forced_eos_token_id=None, tie_word_embeddings=True)
     model = BartForConditionalGeneration(config)
-    words = bert.embeddings.word_embeddings.weight.data
-    shared = torch.zeros(len(rows), words.size(1))
-    for i, ids in enumerate(rows):
-        if ids:
-            shared[i] = words[ids].mean(0)
     with torch.no_grad():
-        model.model.shared.weight.copy_(shared)
+        model.model.shared.weight.copy_(mean_rows(bert.embeddings.word_embeddings.weight.data, rows))
         encoder = model.model.encoder
         _positions(encoder.embed_positions, bert.embeddings)
         _copy(encoder.layernorm_embedding, bert.embeddings.LayerNorm)
