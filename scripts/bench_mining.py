@@ -28,19 +28,11 @@ from bench_speed import machine  # noqa: E402
 from textgan.config import load_config  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
 from textgan.evaluate import Evaluator, build_report, evaluator_dir, markdown_table, task_directions  # noqa: E402
-from textgan.mining import MarginIndex, MiningMiner, knn, query_margin  # noqa: E402
+from textgan.mining import MarginIndex, MiningMiner, knn, query_margin, translation_hits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KIND = "no parallel data of ours, pretrained multilingual encoder"
 THRESHOLDS = (1.0, 1.005, 1.01, 1.015, 1.02, 1.03, 1.05)
-
-
-def translation_hits(src_texts: list[str], tgt_texts: list[str], found: torch.Tensor, pool: list[str]) -> torch.Tensor:
-    """(N,) bool: whether pool[found[i]] is a translation of src_texts[i], i.e. (source, found) is one of the
-    aligned pairs. Tatoeba repeats sentences (one Chinese sentence with two English translations, on two
-    lines), so the line's own partner is not the only right answer."""
-    gold = set(zip(src_texts, tgt_texts))
-    return torch.tensor([(s, pool[j]) in gold for s, j in zip(src_texts, found.tolist())])
 
 
 def retrieval(miner: MiningMiner, texts: dict[str, list[str]], emb: dict[str, torch.Tensor], split: str,

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from textgan.mining import MarginIndex, MiningMiner, knn, query_margin
+from textgan.mining import MarginIndex, MiningMiner, knn, query_margin, translation_hits
 from textgan.pretrained import e5s1
 from textgan.pretrained.encoder import Encoder, cached_embeddings
 
@@ -247,3 +247,13 @@ def test_a_reinforce_step_rewards_content_by_the_encoder(tmp_path, tiny_cfg, tin
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     seen = [v for r in rows for k, v in r.items() if k.startswith("train/r_content_")]
     assert seen and all(0 < v <= 1 for v in seen)
+
+
+def test_translation_hits_counts_any_translation_of_a_repeated_sentence():
+    # Tatoeba repeats sentences: 你好。 has two English translations on two lines; finding either is right
+    zh = ["你好。", "你好。", "谢谢。"]
+    en = ["Hello.", "Hi.", "Thanks."]
+    found = torch.tensor([1, 0, 0])                      # line 0 finds line 1's "Hi.", line 2 finds "Hello."
+    assert translation_hits(zh, en, found, en).tolist() == [True, True, False]
+    pool = en + ["Thanks."]                              # the same sentence elsewhere in the pool counts too
+    assert translation_hits(zh, en, torch.tensor([0, 1, 3]), pool).tolist() == [True, True, True]

@@ -127,3 +127,11 @@ class MiningMiner:
         queries = self.encoder.embed(texts)
         _, best = query_margin(queries, self.emb[tgt], pool_mean, self.cfg.margin_k, self.cfg.mine_candidates)
         return [self.texts[tgt][int(i)] for i in best]
+
+
+def translation_hits(src_texts: list[str], tgt_texts: list[str], found: torch.Tensor, pool: list[str]) -> torch.Tensor:
+    """(N,) bool: whether pool[found[i]] is a translation of src_texts[i], i.e. (source, found) is one of the
+    aligned pairs. Tatoeba repeats sentences (one Chinese sentence with two English translations, on two
+    lines), so the line's own partner is not the only right answer."""
+    gold = set(zip(src_texts, tgt_texts))
+    return torch.tensor([(s, pool[j]) in gold for s, j in zip(src_texts, found.tolist())])
