@@ -214,15 +214,21 @@ def decoding(model: StyleTransfer, beam: int) -> str:
     d = model.cfg.decode
     k, w = model.candidates_for(None, beam, sample=False), model.guidance_for(None, beam)
     ladder = model.ladder_for(None, beam, False, w)
+    retrieve = model.retrieve_for(None, beam, sample=False)
     guided = f", classifier-free guidance {w} away from the source domain's prompt" if w else ""
-    if k > 1 or ladder:
+    if k > 1 or ladder or retrieve:
         rungs = f" and the greedy rewrites at guidance {', '.join(map(str, ladder))} (a guidance ladder)" if ladder else ""
         drawn = f" and {k - 1} samples at temperature {d.temperature} (seed {d.seed})" if k > 1 else ""
+        found = (f" and the {retrieve} training sentences of the target domain nearest to the input by {d.encoder} "
+                 f"(retrieval)") if retrieve else ""
         fluent = (f", plus {d.fluency_weight} x the candidate's total log-probability under "
                   f"{d.fluency_lm or model.cfg.generator.init} (the pretrained LM, not fine-tuned)") if d.fluency_weight else ""
-        return (f"the greedy rewrite{guided}{rungs}{drawn}, reranked by the run's reward: harmonic mean of its "
-                f"style classifier (weight {d.style_weight}) and the back generator's content probability "
-                f"(weight {d.content_weight}){fluent}; rerank.py")
+        semantic = (f", plus {d.semantic_weight} x the log cosine of the input's and the candidate's {d.encoder} "
+                    f"embeddings") if d.semantic_weight else ""
+        reward = (f"harmonic mean of its style classifier (weight {d.style_weight}) and the back generator's content "
+                  f"probability (weight {d.content_weight})" if d.style_weight else
+                  f"{d.content_weight} x the back generator's mean log-probability of the input (no style term)")
+        return f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}; rerank.py"
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 

@@ -2,11 +2,13 @@
 
 import shutil
 
+import torch
+
 import pytest
 
 from textgan.config import ConfigError
 from textgan.rerank import best_candidates, content_logprob, load_style_classifier
-from textgan.transfer import StyleTransfer
+from textgan.transfer import StyleTransfer, transfer_normalized
 
 LINES = ["the food was cold and the service slow .", "i loved the staff , so friendly !",
          "worst pizza ever .", "great place , will come back ."]
@@ -105,3 +107,58 @@ def test_cli_transfer_and_convert_take_candidates(trained_run, model, tmp_path, 
     capsys.readouterr()
     assert main(["transfer", "--model", str(trained_run), "--candidates", "3", "--beam", "2", LINES[0]]) == 1
     assert "does not combine with beam search" in capsys.readouterr().err
+
+
+def test_without_a_style_term_the_score_is_content_and_semantic_log_scores(model):
+    """w_s = 0 (translation): no classifier is read; score = w_c * mean log p(x | y) + w_e * semantic."""
+    tok = model.tok
+    sources = tok.encode(LINES[:2], 32)
+    options = [[tok.encode([t], 32)[0] for t in (LINES[i], LINES[i + 2])] for i in range(2)]
+    back, back_to = model.generator_for("neg"), tok.domain_ids["neg"]
+    semantic = torch.tensor([[-5.0, 0.0], [0.0, -5.0]])                # log cosines: prefer 1, then 0
+    chosen, scores = best_candidates(None, back, sources, options, 0, back_to, 0.0, 0.5,
+                                     semantic=semantic, w_semantic=10.0)
+    content = content_logprob(back, [s for s in sources for _ in range(2)], [c for r in options for c in r],
+                              back_to).view(2, 2)
+    torch.testing.assert_close(scores, 0.5 * content + 10.0 * semantic)
+    assert chosen == [1, 0]
+
+
+def test_retrieved_sentences_join_the_candidates_and_the_encoder_picks_by_meaning(trained_run, tiny_e5, monkeypatch):
+    """decode.retrieve: the target domain's training sentences nearest by the encoder compete; with the
+    semantic term dominant, an input found verbatim in the target pool comes back as itself (cosine 1)."""
+    from textgan.rerank import Retrieval
+
+    model = StyleTransfer(trained_run, device="cpu")
+    d = model.cfg.decode
+    for key, value in {"encoder": str(tiny_e5[0]), "retrieve": 2, "semantic_weight": 1000.0,
+                       "style_weight": 0.0}.items():
+        monkeypatch.setattr(d, key, value)
+    pool = ["the staff was rude .", LINES[2], "great food , great staff .", LINES[0]]
+    model.retrieval = Retrieval(model.sentence_encoder(), {"pos": pool, "neg": pool}, tmp_cache())
+    assert model.retrieval.nearest([LINES[0], LINES[2]], "pos", 1) == [[LINES[0]], [LINES[2]]]
+    assert [len(r) for r in model.retrieval.nearest(LINES, "pos", 9)] == [4] * 4     # at most the pool
+    out = model.transfer([LINES[0], LINES[2]], to="pos", normalized=True, tokenized=True)
+    assert out == [LINES[0], LINES[2]]
+    greedy = transfer_normalized(model.generator_for("pos"), model.tok, LINES, "pos", max_len=model.cfg.train.max_gen_len)
+    assert model.transfer(LINES, to="pos", normalized=True, tokenized=True, candidates=1) == greedy
+    assert model.retrieve_for(1, beam=1, sample=False) == 0             # one greedy rewrite asked
+    assert model.retrieve_for(None, beam=4, sample=False) == 0
+    assert model.retrieve_for(None, beam=1, sample=False) == 2
+    monkeypatch.setattr(model, "engine", "ctranslate2")
+    with pytest.raises(ValueError, match="needs the torch"):
+        model.retrieve_for(None, beam=1, sample=False)
+
+
+def test_semantic_reranking_needs_an_encoder(tiny_cfg):
+    with pytest.raises(ConfigError, match="need a sentence encoder"):
+        tiny_cfg("decode.retrieve=4")
+    with pytest.raises(ConfigError, match="need a sentence encoder"):
+        tiny_cfg("decode.semantic_weight=1")
+    assert tiny_cfg("decode.retrieve=4", "decode.encoder=e5").decode.retrieve == 4
+
+
+def tmp_cache():
+    from textgan.corpora import cache_dir
+
+    return cache_dir("embeddings")

@@ -255,3 +255,12 @@ def test_keep_best_saves_the_checkpoint_best_by_the_chosen_judge(tmp_path, tiny_
     assert ("twin" in best["selector"]) == (select_by == "judge")
     assert (run_dir / "style.safetensors").exists() == (select_by == "style")   # nothing else needs it here
     assert any((run_dir / "generator").glob("*.safetensors"))
+
+
+def test_dev_lines_spread_over_a_sorted_dev_set():
+    """The periodic dev BLEU reads lines spread over the set, not its first (shortest, if sorted) lines."""
+    from textgan.training.evaluation import spread
+
+    assert spread(10, 3) == [0, 3, 6]
+    assert spread(1037, 200)[-1] > 1000 and len(set(spread(1037, 200))) == 200
+    assert spread(3, 5) == [0, 1, 2]

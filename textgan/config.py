@@ -229,7 +229,8 @@ class TrainConfig:
     eval_every: int = 500
     ae_eval_every: int = 0               # dev evaluation period in the autoencoder phase (0: eval_every);
                                          # none while D pretrains (G does not change)
-    eval_lines: int = 200                # dev lines per direction in the periodic evaluation
+    eval_lines: int = 200                # dev lines per direction in the periodic evaluation (spread over
+                                         # a paired dev set, the first ones of unpaired dev text)
     ckpt_every: int = 500
     # The run's inference files (generator/, discriminator) hold the model with the best dev score
     # sqrt(style ACC * self-BLEU) seen at a bootstrap- or adversarial-phase evaluation (tasks with dev
@@ -289,6 +290,13 @@ class DecodeConfig:
     # under a pretrained causal LM (rerank.py): fluency_lm, or "" for the generator's generator.init.
     fluency_weight: float = 0.0
     fluency_lm: str = ""
+    # ... + semantic_weight * log cos(e(x), e(y)): the adequacy of a candidate by a pretrained multilingual
+    # sentence encoder (`encoder`, e.g. e5), so x and y may be in different languages; and `retrieve` R > 0
+    # adds the R training sentences of the target domain nearest to x by that encoder as candidates
+    # (retrieval-augmented reranking; the pool's embeddings are cached as the mining miner caches them).
+    semantic_weight: float = 0.0
+    retrieve: int = 0
+    encoder: str = ""
 
 
 @dataclass
@@ -438,11 +446,15 @@ def check(cfg: Config) -> None:
     if d.candidates < 1 or not TEMPERATURE_RANGE[0] <= d.temperature <= TEMPERATURE_RANGE[1] \
             or d.style_weight < 0 or d.content_weight < 0 \
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates) \
-            or d.fluency_weight < 0:
+            or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0:
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
-                          f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}")
+                          f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}, "
+                          f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}")
+    if (d.semantic_weight or d.retrieve) and not d.encoder:
+        raise ConfigError("decode.semantic_weight > 0 and decode.retrieve > 0 need a sentence encoder: set "
+                          "decode.encoder (the packaged e5, a local directory or a model id)")
     if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):
         raise ConfigError("decode.fluency_weight > 0 needs a pretrained LM to score fluency: set decode.fluency_lm "
                           "(a packaged model such as smollm2, a local directory or a model id) or generator.init")

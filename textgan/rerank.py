@@ -1,20 +1,29 @@
-"""Reranking sampled candidates at inference (`decode.candidates` K > 1): the greedy rewrite and K - 1
-samples at `decode.temperature` compete, and each input keeps the candidate its run's own reward likes
-best, the DualRL reward used as a selector instead of a training signal:
+"""Reranking candidates at inference (`decode.candidates` K > 1, `decode.retrieve` R > 0): the greedy
+rewrite, K - 1 samples at `decode.temperature` and R retrieved sentences compete, and each input keeps the
+candidate its run's own reward likes best, the DualRL reward used as a selector instead of a training signal:
 
     r_style(y)   = p_C(target domain | y)                 the run's style classifier (style.safetensors,
                                                           rewards.StyleClassifier; not an evaluator judge)
     r_content(y) = exp(1/|x| sum_t log p(x_t | y, x_<t))  the back generator rebuilding the input x from y
-    score(y)     = (w_s + w_c) / (w_s / r_style + w_c / r_content)      (rewards.combine, harmonic)
-                   + w_f * log p_LM(y)                                     (decode.fluency_weight; 0 = off)
+    score(y)     = (w_s + w_c) / (w_s / r_style + w_c / r_content)    (rewards.combine, harmonic; w_s > 0)
+                or w_c * log r_content                                (w_s = 0: no style term, e.g. translation)
+                   + w_e * log cos(e(x), e(y))                        (decode.semantic_weight; 0 = off)
+                   + w_f * log p_LM(y)                                (decode.fluency_weight; 0 = off)
 
+    cos(e(x), e(y)) the cosine of x's and y's embeddings by a pretrained sentence encoder (decode.encoder,
+                   e.g. multilingual-e5-small: x and y may be in different languages; rewards.semantic_content)
     log p_LM(y)  = sum_t log p_LM(y_t | y_<t) over y's pieces and a closing newline, under a pretrained
                    causal LM (decode.fluency_lm, by default the generator's own generator.init, as
                    released, without the run's fine-tuning) read after its end-of-text token
                    (pretrained.PromptedLM, no prompt): a total, not a mean, so it also prefers the
                    shorter of two equally fluent rewrites.
 
-The greedy rewrite is candidate 0, so K = 1 is plain greedy decoding and ties keep it.
+The R retrieved candidates are the target domain's training sentences nearest to x by that encoder's
+cosine (`Retrieval`): real sentences, fluent by construction, that the reranker takes only where they score
+above the model's own rewrites (retrieval-augmented reranking; for translation the mined "neighbours, not
+translations" of mining.py compete with the model's translations).
+
+The greedy rewrite is candidate 0, so K = 1 and R = 0 is plain greedy decoding and ties keep it.
 """
 
 from __future__ import annotations
@@ -59,19 +68,50 @@ def content_logprob(back, sources: list[list[int]], outputs: list[list[int]], ba
 
 
 @torch.no_grad()
-def best_candidates(style: StyleClassifier, back, sources: list[list[int]], candidates: list[list[list[int]]],
+def best_candidates(style: StyleClassifier | None, back, sources: list[list[int]], candidates: list[list[list[int]]],
                     target: int, back_to: int, w_style: float = 1.0, w_content: float = 1.0,
-                    fluency: torch.Tensor | None = None, w_fluency: float = 0.0) -> tuple[list[int], torch.Tensor]:
+                    fluency: torch.Tensor | None = None, w_fluency: float = 0.0,
+                    semantic: torch.Tensor | None = None, w_semantic: float = 0.0) -> tuple[list[int], torch.Tensor]:
     """For each source (ids) the index of its best candidate (ids), and the scores (N, K).
 
     candidates[i][k] is candidate k of source i (every source has K); target is the style classifier's
     class index of the domain written, back_to the generator's domain token of the source's domain;
-    fluency (N, K), if given, is log p_LM of each candidate (pretrained.PromptedLM), weighted by w_fluency."""
+    fluency (N, K), if given, is log p_LM of each candidate (pretrained.PromptedLM), weighted by w_fluency;
+    semantic (N, K), if given, log cos(e(source), e(candidate)), weighted by w_semantic. With w_style 0
+    the style classifier is not read (it may be None)."""
     n, k = len(sources), len(candidates[0]) if candidates else 0
     flat = [c for row in candidates for c in row]
-    r_style = style.probabilities([c or [] for c in flat], device=next(style.parameters()).device)[:, target]
     content = content_logprob(back, [s for s in sources for _ in range(k)], flat, back_to)
-    scores = combine(r_style, content, w_style, w_content, mix="harmonic").view(n, k)
-    if fluency is not None and w_fluency:
-        scores = scores + w_fluency * fluency.view(n, k).to(scores)
+    if w_style:
+        r_style = style.probabilities([c or [] for c in flat], device=next(style.parameters()).device)[:, target]
+        scores = combine(r_style, content, w_style, w_content, mix="harmonic").view(n, k)
+    else:
+        scores = (w_content * content).view(n, k)
+    for extra, weight in [(fluency, w_fluency), (semantic, w_semantic)]:
+        if extra is not None and weight:
+            scores = scores + weight * extra.view(n, k).to(scores)
     return scores.argmax(1).tolist(), scores
+
+
+class Retrieval:
+    """The training sentences of each domain nearest to a query by a sentence encoder's cosine
+    (decode.retrieve). `pools` maps a domain to its sentences (normalized, as the generators read them);
+    their embeddings are computed once into the cache folder (pretrained.encoder.cached_embeddings, shared
+    with the mining miner: a run mined with the same encoder finds them there)."""
+
+    def __init__(self, encoder, pools: dict[str, list[str]], cache: Path):
+        self.encoder, self.pools, self.cache = encoder, pools, Path(cache)
+        self.emb: dict[str, torch.Tensor] = {}
+
+    def nearest(self, queries: list[str], domain: str, r: int) -> list[list[str]]:
+        """The r sentences of `domain` nearest to each (normalized) query, nearest first."""
+        from .mining import knn
+        from .pretrained.encoder import cached_embeddings
+
+        pool = self.pools[domain]
+        if domain not in self.emb:
+            self.emb[domain] = cached_embeddings(self.encoder, pool, self.cache, progress=len(pool) > 4096)
+        if not queries or not pool:
+            return [[] for _ in queries]
+        _, idx = knn(self.encoder.embed(queries), self.emb[domain], min(r, len(pool)))
+        return [[pool[int(j)] for j in row] for row in idx]

@@ -94,6 +94,8 @@ class StyleTransfer:
         self.default_words = default_words(self.run_dir) if self.tok.length_ids else {}
         self.style = None                    # the run's style classifier, loaded when reranking needs it
         self.fluency = None                  # the reranker's fluency LM (decode.fluency_weight > 0), loaded then
+        self.encoder = None                  # its sentence encoder (decode.semantic_weight, decode.retrieve)
+        self.retrieval = None                # the target domains' training sentences to retrieve from
 
     @property
     def controls_length(self) -> bool:
@@ -165,6 +167,37 @@ class StyleTransfer:
                              "--engine torch, or --candidates 1 for greedy decoding with ctranslate2")
         return candidates
 
+    def retrieve_for(self, candidates: int | None, beam: int, sample: bool) -> int:
+        """How many retrieved sentences join the candidates: the run's decode.retrieve, unless one greedy
+        rewrite (candidates=1), beam search or sampling is asked."""
+        if candidates == 1 or beam > 1 or sample or not self.cfg.decode.retrieve:
+            return 0
+        if self.engine != "torch":
+            raise ValueError(f"reranking retrieved sentences (decode.retrieve of {self.run_dir}) needs the torch "
+                             "engine: use --engine torch, or --candidates 1 for greedy decoding with ctranslate2")
+        return self.cfg.decode.retrieve
+
+    def sentence_encoder(self):
+        """The reranker's sentence encoder (decode.encoder), loaded once."""
+        if self.encoder is None:
+            from .pretrained.encoder import Encoder
+
+            self.encoder = Encoder.load(self.cfg.decode.encoder, device=self.device)
+        return self.encoder
+
+    def retrieved(self, norm: list[str], domain: str, r: int) -> list[list[str]]:
+        """The r training sentences of `domain` nearest to each normalized input (rerank.Retrieval); the
+        training text is read as the run read it (data.prepare_data: the corpora must be where it found them)."""
+        if self.retrieval is None:
+            from .corpora import cache_dir
+            from .data import prepare_data
+            from .rerank import Retrieval
+
+            split = prepare_data(self.cfg)[0]
+            pools = {d: list(split[d]["text"]) for d in self.domains}
+            self.retrieval = Retrieval(self.sentence_encoder(), pools, cache_dir("embeddings"))
+        return self.retrieval.nearest(norm, domain, r)
+
     def guidance_for(self, guidance: float | None, beam: int) -> float:
         """The classifier-free guidance weight to decode with: `guidance`, or the run's decode.guidance
         unless beam search is asked; ValueError where it cannot apply."""
@@ -189,15 +222,16 @@ class StyleTransfer:
 
     def reranked(self, norm: list[str], domain: str, candidates: int, batch_size: int,
                  words: list[int] | None, stats: dict | None, guidance: float = 0.0,
-                 ladder: list[float] = ()) -> list[str]:
+                 ladder: list[float] = (), retrieve: int = 0) -> list[str]:
         """Normalized rewrites into `domain`: per input the best (rerank.py) of the greedy one, one greedy
-        rewrite per guidance weight of `ladder`, and candidates - 1 samples drawn under decode.seed (so the
-        same input gives the same output)."""
+        rewrite per guidance weight of `ladder`, candidates - 1 samples drawn under decode.seed (so the
+        same input gives the same output) and the `retrieve` nearest training sentences of `domain`."""
         from .pretrained import PromptedLM
         from .rerank import best_candidates, load_style_classifier
+        from .rewards import semantic_content
 
         d = self.cfg.decode
-        if self.style is None:
+        if self.style is None and d.style_weight:
             self.style = load_style_classifier(self.run_dir, self.cfg, self.tok.vocab_size, self.device)
         gen, max_len = self.generator_for(domain), self.cfg.train.max_gen_len
         n, extra, away = len(norm), candidates - 1, self.other_domain(domain)
@@ -213,7 +247,8 @@ class StyleTransfer:
                                             batch_size=batch_size,
                                             words=[w for w in words for _ in range(extra)] if words else None,
                                             stats=stats, guidance=guidance, away=away)
-        options = [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra]] for i in range(n)]
+        found = self.retrieved(norm, domain, retrieve) if retrieve else [[] for _ in norm]
+        options = [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra], *found[i]] for i in range(n)]
         sources = self.tok.encode(norm, self.cfg.data.max_len)
         encoded = [self.tok.encode(row, max_len) for row in options]
         keep = [i for i in range(n) if sources[i]]
@@ -224,10 +259,14 @@ class StyleTransfer:
                 if self.fluency is None:
                     self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
                 fluency = torch.tensor(self.fluency.logprob([t for i in keep for t in options[i]])[0])
+            semantic = None
+            if d.semantic_weight:
+                semantic = semantic_content(self.sentence_encoder(), [norm[i] for i in keep for _ in options[i]],
+                                            [t for i in keep for t in options[i]])
             best, _ = best_candidates(self.style, self.generator_for(away), [sources[i] for i in keep],
                                       [encoded[i] for i in keep], self.domains.index(domain),
                                       self.tok.domain_ids[away], d.style_weight, d.content_weight,
-                                      fluency, d.fluency_weight)
+                                      fluency, d.fluency_weight, semantic, d.semantic_weight)
             for i, b in zip(keep, best):
                 chosen[i] = b
         return [options[i][chosen[i]] for i in range(n)]
@@ -247,10 +286,12 @@ class StyleTransfer:
         `candidates` > 1 reranks the greedy rewrite and candidates - 1 samples by the run's reward
         (rerank.py); None takes the run's decode.candidates for greedy decoding. `guidance` > 0 steers a
         causal generator away from the source domain (CausalGenerator.guided); None takes decode.guidance.
-        With guidance on, the greedy rewrites at decode.guidance_candidates compete too, unless candidates=1.
+        With guidance on, the greedy rewrites at decode.guidance_candidates compete too, unless candidates=1;
+        so do the decode.retrieve nearest training sentences of the target domain, if the run asks for them.
         """
         guidance = self.guidance_for(guidance, beam)
         ladder = self.ladder_for(candidates, beam, sample, guidance)
+        retrieve = self.retrieve_for(candidates, beam, sample)
         candidates = self.candidates_for(candidates, beam, sample)
         temperature = check_temperature(temperature)
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
@@ -266,9 +307,9 @@ class StyleTransfer:
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]
             row_words = [words[i] for i in rows] if words else None
-            if candidates > 1 or ladder:
+            if candidates > 1 or ladder or retrieve:
                 out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, row_words, stats,
-                                    guidance, ladder)
+                                    guidance, ladder, retrieve)
             else:
                 out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
                                           beam=beam, sample=sample, temperature=temperature,

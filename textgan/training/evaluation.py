@@ -16,6 +16,11 @@ from ..tokenizer import EOS
 from ..transfer import transfer_normalized
 
 
+def spread(total: int, n: int) -> list[int]:
+    """n line indices spread evenly over range(total) (all of them when n >= total)."""
+    return list(range(total)) if n >= total else [i * total // n for i in range(n)]
+
+
 class DevEvaluation:
     """Dev transfers scored every train.eval_every steps, and the checkpoint the run keeps."""
 
@@ -41,7 +46,10 @@ class DevEvaluation:
         n = self.cfg.train.eval_lines
         for src, tgt, g in [(self.a, self.b, self.g_ab), (self.b, self.a, self.g_ba)]:
             paired = self.dev_pairs.get(f"{src}2{tgt}")       # dev sources with references (translation, summaries)
-            inputs = paired.inputs[:n] if paired else self.dev_texts[src][:n]
+            # dev pairs: lines spread over the whole set (corpora sorted by length, Tatoeba's are, would
+            # make the first n the shortest and easiest); unpaired dev text: the first n
+            rows = spread(len(paired.inputs), n) if paired else None
+            inputs = [paired.inputs[i] for i in rows] if paired else self.dev_texts[src][:n]
             words = [self.default_words[tgt]] * len(inputs) if self.controls_length else None
             stats: dict = {}
             outputs = transfer_normalized(g, self.tok, inputs, tgt, max_len=self.cfg.train.max_gen_len, words=words,
@@ -52,7 +60,7 @@ class DevEvaluation:
             if self.style is not None:
                 results[f"dev/style_acc_{src}2{tgt}"] = self.style_accuracy(outputs, tgt)
             if paired:
-                references = [r[:n] for r in paired.references]
+                references = [[r[i] for i in rows] for r in paired.references]
                 results[f"dev/bleu_{src}2{tgt}"] = bleu(outputs, references, tokenize).score
                 if self.cfg.eval.rouge:
                     results[f"dev/rougeL_{src}2{tgt}"] = metrics.rouge(outputs, references[0])["rougeL"]
