@@ -26,13 +26,24 @@ from bench_quality import commit  # noqa: E402
 from bench_speed import machine  # noqa: E402
 
 from textgan.config import load_config  # noqa: E402
+from textgan.corpora import corpus_dir, load_card, read_lines  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
 from textgan.evaluate import Evaluator, build_report, evaluator_dir, markdown_table, task_directions  # noqa: E402
 from textgan.mining import MarginIndex, MiningMiner, knn, query_margin, translation_hits  # noqa: E402
+from textgan.tokenizer import normalize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KIND = "no parallel data of ours, pretrained multilingual encoder"
 THRESHOLDS = (1.0, 1.005, 1.01, 1.015, 1.02, 1.03, 1.05)
+
+
+def aligned_test_pairs(cfg) -> dict[str, list[str]]:
+    """The test split's line-aligned sides (test.zh / test.en, normalized as the task normalizes): the
+    directions' inputs are the multi-reference files' distinct sources, which are not aligned across sides."""
+    card = load_card(cfg.data.corpus)
+    root = corpus_dir(card, ("test",))
+    return {d: [normalize(t, cfg.data.normalize) for t in read_lines(root / card.files["test"][d])]
+            for d in cfg.data.domains}
 
 
 def retrieval(miner: MiningMiner, texts: dict[str, list[str]], emb: dict[str, torch.Tensor], split: str,
@@ -98,7 +109,7 @@ def main() -> None:
     train, dev_split = prepare_data(cfg)
     texts = {d: list(train[d]["text"]) for d in cfg.data.domains}
     dev = {d: list(dev_split[d]["text"]) for d in cfg.data.domains}
-    test = {d.src: d.inputs for d in task_directions(cfg)}
+    test = aligned_test_pairs(cfg)
     started = time.time()
     miner = MiningMiner(cfg.miner).fit(texts)
     fit_seconds = time.time() - started
