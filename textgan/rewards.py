@@ -42,8 +42,12 @@ def content_reward(mean_logprob: torch.Tensor) -> torch.Tensor:
 
 def semantic_content(encoder, sources: list[str], outputs: list[str], eps: float = 1e-4) -> torch.Tensor:
     """log r_content (B,) from the encoder's cosine of each source and its output (an empty output: eps),
-    in the log form `combine` takes for the cycle's mean log-prob."""
-    cos = (encoder.embed(sources) * encoder.embed(outputs)).sum(-1)
+    in the log form `combine` takes for the cycle's mean log-prob. Each distinct text is embedded once (the
+    reranker repeats a source for each of its candidates, and samples repeat one another)."""
+    distinct = list(dict.fromkeys([*sources, *outputs]))
+    row = {text: i for i, text in enumerate(distinct)}
+    emb = encoder.embed(distinct)
+    cos = (emb[[row[s] for s in sources]] * emb[[row[o] for o in outputs]]).sum(-1)
     empty = torch.tensor([not o.strip() for o in outputs])
     return cos.masked_fill(empty, eps).clamp(min=eps).log()
 

@@ -586,8 +586,9 @@ def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = N
     for d in dirs:
         try:
             served = Served(d, device, engine=engine, quantization=quantization)
-            # the run's default decoding (reranked candidates, guidance) may need the torch engine
+            # the run's default decoding (reranked or retrieved candidates, guidance) may need the torch engine
             served.model.candidates_for(None, beam=1, sample=False)
+            served.model.retrieve_for(None, beam=1, sample=False)
             served.model.guidance_for(None, beam=1)
         except (ExportError, ValueError) as err:
             if engine == "torch":
