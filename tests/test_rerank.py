@@ -7,6 +7,7 @@ import torch
 import pytest
 
 from textgan.config import ConfigError
+from textgan.corpora import cache_dir
 from textgan.rerank import best_candidates, content_logprob, load_style_classifier
 from textgan.transfer import StyleTransfer, transfer_normalized
 
@@ -135,7 +136,7 @@ def test_retrieved_sentences_join_the_candidates_and_the_encoder_picks_by_meanin
                        "style_weight": 0.0}.items():
         monkeypatch.setattr(d, key, value)
     pool = ["the staff was rude .", LINES[2], "great food , great staff .", LINES[0]]
-    model.retrieval = Retrieval(model.sentence_encoder(), {"pos": pool, "neg": pool}, tmp_cache())
+    model.retrieval = Retrieval(model.sentence_encoder(), {"pos": pool, "neg": pool}, cache_dir("embeddings"))
     assert model.retrieval.nearest([LINES[0], LINES[2]], "pos", 1) == [[LINES[0]], [LINES[2]]]
     assert [len(r) for r in model.retrieval.nearest(LINES, "pos", 9)] == [4] * 4     # at most the pool
     out = model.transfer([LINES[0], LINES[2]], to="pos", normalized=True, tokenized=True)
@@ -156,9 +157,3 @@ def test_semantic_reranking_needs_an_encoder(tiny_cfg):
     with pytest.raises(ConfigError, match="need a sentence encoder"):
         tiny_cfg("decode.semantic_weight=1")
     assert tiny_cfg("decode.retrieve=4", "decode.encoder=e5").decode.retrieve == 4
-
-
-def tmp_cache():
-    from textgan.corpora import cache_dir
-
-    return cache_dir("embeddings")
