@@ -47,3 +47,11 @@ def test_parse_override_nesting():
     assert parse_override("a.b.c=1") == {"a": {"b": {"c": 1}}}
     with pytest.raises(ConfigError):
         parse_override("no_equals_sign")
+
+
+def test_run_guard_setting_is_checked():
+    assert load_config("sentiment_zh", "cpu", ["generator.max_run=2"]).generator.max_run == 2
+    with pytest.raises(ConfigError, match="generator.max_run must be 0"):
+        load_config("sentiment_zh", "cpu", ["generator.max_run=-1"])
+    with pytest.raises(ConfigError, match="causal does not support generator.max_run"):
+        load_config("sentiment", "cpu", ["generator.arch=causal", "generator.init=smollm2", "generator.max_run=2"])

@@ -90,6 +90,8 @@ def test_models_ctranslate2_cannot_run_exactly_are_refused(sum_run, trained_run,
         check_exportable(load_config("summarization", "cpu", ["generator.words_left=false"]))
     with pytest.raises(ExportError, match="target vocabulary"):
         check_exportable(load_config("translation", "cpu", ["generator.target_vocab=true"]))
+    with pytest.raises(ExportError, match="run guard"):
+        check_exportable(load_config("sentiment_zh", "cpu", ["generator.max_run=2"]))
     with pytest.raises(ExportError, match="words left"):
         export(sum_run, "int8")
     assert main(["transfer", "--model", str(sum_run), "--engine", "ctranslate2", "a sentence ."]) == 1

@@ -222,3 +222,47 @@ def test_draw_samples_the_categorical_distribution():
     counts = torch.bincount(draw(probs), minlength=5).float() / 40000
     assert counts[0] == 0 and counts[2] == 0                     # zero-probability tokens never come out
     assert torch.allclose(counts, probs[0], atol=0.01)
+
+
+def stuttering_generator(max_run):
+    """A tiny generator that, left alone, writes piece 9 at every step (its output bias dwarfs the rest)."""
+    g = tiny_generator()
+    g.model.final_logits_bias[0, 9] = 50.0
+    g.max_run = max_run
+    return g
+
+
+def longest_run(ids, piece=9):
+    best = run = 0
+    for t in ids:
+        run = run + 1 if t == piece else 0
+        best = max(best, run)
+    return best
+
+
+def test_run_guard_stops_a_stuttering_decoder_in_every_loop():
+    src, mask = batch(b=2, t=5)
+    src[:, :4] = torch.tensor([6, 7, 8, 10])
+    assert longest_run(stuttering_generator(0).generate(src, mask, to=4, max_len=8)[0]) == 8   # unguarded
+    g = stuttering_generator(2)
+    for ids in [*g.generate(src, mask, to=4, max_len=8), *g.generate(src, mask, to=4, beam=3, max_len=8),
+                *g.generate(src, mask, to=4, sample=True, max_len=8)]:
+        assert longest_run(ids) == 2 and len(ids) >= 6          # it writes on, only never 9 a third time
+    drawn = g.sample(src, mask, to=4, mode="multinomial", max_len=8)
+    assert all(longest_run(row) == 2 for row in drawn.ids.tolist())
+    again = g.relax(src, mask, 4, drawn, "multinomial")        # the guard's masks reach the one-pass view
+    assert torch.allclose(again.logprobs[drawn.mask], drawn.logprobs[drawn.mask], atol=1e-4)
+
+
+def test_run_guard_lets_a_run_through_where_the_source_has_it():
+    src, mask = batch(b=2, t=6)
+    src[0, :5] = torch.tensor([6, 9, 9, 9, 7])                 # row 0's source says 9 three times in a row
+    src[1, :5] = torch.tensor([6, 9, 9, 7, 9])                 # row 1's only twice
+    mask[0, :] = True
+    out = stuttering_generator(2).generate(src, mask, to=4, max_len=8)
+    assert longest_run(out[0]) == 8 and longest_run(out[1]) == 2
+    padded = src.clone()
+    padded[1, 3:] = 9                                          # a run in the padding does not count
+    short = mask.clone()
+    short[1, 3:] = False
+    assert longest_run(stuttering_generator(2).generate(padded, short, to=4, max_len=8)[1]) == 2

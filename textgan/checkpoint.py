@@ -221,8 +221,8 @@ def read_target_vocab(run_dir: Path, tok: Tokenizer) -> dict[int, list[int]]:
 
 
 def wrap_generator(model, cfg: Config, tok: Tokenizer, run_dir: Path | None = None) -> Generator:
-    """A Hugging Face model as a Generator, with the run's length control, extraction and target vocabulary
-    (if any; the target vocabulary is read from `run_dir`)."""
+    """A Hugging Face model as a Generator, with the run's length control, extraction, target vocabulary
+    (if any; the target vocabulary is read from `run_dir`) and run guard."""
     unknown = sorted(set(cfg.generator.extract_to) - set(tok.domains))
     if unknown:
         raise ConfigError(f"generator.extract_to names '{unknown[0]}', which is not a domain of this task "
@@ -234,7 +234,7 @@ def wrap_generator(model, cfg: Config, tok: Tokenizer, run_dir: Path | None = No
     if cfg.generator.arch == "causal":
         from .models.causal import CausalGenerator as kind
     return kind(model, tok.length_ids, word_start, words_left=cfg.generator.words_left, extract_to=extract_to,
-                banned=banned)
+                banned=banned, max_run=cfg.generator.max_run)
 
 
 def new_models(cfg: Config, tok: Tokenizer, run_dir: Path | None = None) -> tuple[list[Generator], DomainCritic]:

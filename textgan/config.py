@@ -93,6 +93,9 @@ class GeneratorConfig:
                                          # write only subsequences of the source's words (constrain.py)
     target_vocab: bool = False           # decodes into a domain never write a piece seen only in the other
                                          # domains' training text (translation: no copying; <run>/target_vocab.json)
+    max_run: int = 0                     # m > 0: no decode writes one piece more than m times in a row, unless its
+                                         # source has a longer run of that piece (a guard against stuttering,
+                                         # "太太太太"; models/generator.py `run_guard`); 0 = off
 
 
 @dataclass
@@ -463,6 +466,9 @@ def check(cfg: Config) -> None:
         raise ConfigError(f"miner.rescore_lm needs rescore_top >= 1 and rescore_weight >= 0; got rescore_top="
                           f"{m.rescore_top}, rescore_weight={m.rescore_weight}")
     g = cfg.generator
+    if g.max_run < 0:
+        raise ConfigError(f"generator.max_run must be 0 (off) or the longest run of one piece a decode may write; "
+                          f"got {g.max_run}")
     if g.init and g.init_from:
         raise ConfigError("generator.init (a pretrained start) and generator.init_from (a pretrained encoder-decoder "
                           "directory) exclude each other: set one")
@@ -472,6 +478,7 @@ def check(cfg: Config) -> None:
                               "directory or a model id")
         unsupported = [name for name, on in (("generator.words_left", g.words_left),
                                              ("generator.extract_to", bool(g.extract_to)),
+                                             ("generator.max_run", g.max_run > 0),
                                              ("train.latent_adv", cfg.train.latent_adv > 0)) if on]
         if unsupported:
             raise ConfigError(f"generator.arch=causal does not support {', '.join(unsupported)}")

@@ -53,6 +53,9 @@ def check_exportable(cfg) -> None:
     if cfg.generator.extract_to:
         raise ExportError("this model decodes under the extraction constraint (generator.extract_to), which "
                           "CTranslate2 cannot apply; use --engine torch")
+    if cfg.generator.max_run:
+        raise ExportError("this model decodes under a run guard (generator.max_run), which CTranslate2 cannot "
+                          "apply; use --engine torch")
     if cfg.generator.target_vocab:
         raise ExportError("this model decodes under a target vocabulary (generator.target_vocab), which "
                           "CTranslate2 cannot apply; use --engine torch")

@@ -96,9 +96,11 @@ class CausalGenerator(Generator):
     """
 
     def __init__(self, model, length_ids: list[int] | None = None, word_start: list[bool] | None = None,
-                 words_left: bool = False, extract_to: list[int] = (), banned: dict[int, list[int]] | None = None):
-        if words_left or extract_to:
-            raise ValueError("generator.arch=causal supports neither generator.words_left nor generator.extract_to")
+                 words_left: bool = False, extract_to: list[int] = (), banned: dict[int, list[int]] | None = None,
+                 max_run: int = 0):
+        if words_left or extract_to or max_run:
+            raise ValueError("generator.arch=causal supports neither generator.words_left, generator.extract_to "
+                             "nor generator.max_run")
         super().__init__(model, length_ids, word_start, False, (), banned)
 
     def exportable(self):

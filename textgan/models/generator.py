@@ -146,6 +146,45 @@ def words_left_encoding(left: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.stack([angle.sin(), angle.cos()], -1).flatten(-2)[..., :dim]
 
 
+class RunGuard:
+    """The run guard of `generator.max_run` m: a decode may not write one piece an (m+1)-th time in a row,
+    unless its source holds a run of more than m of that piece ("哈哈哈" in an input may stay in its
+    output). A constraint on the decoding loop, like transformers' `no_repeat_ngram_size` (which forbids any
+    repeated n-gram, a copy's too); it removes the stutter of an undertrained decoder ("太太太太"), not
+    what made the decoder stutter.
+
+    State per row: `last`, the piece written last, and `streak`, how many times in a row it was written.
+    """
+
+    def __init__(self, src: torch.Tensor, src_mask: torch.Tensor, vocab: int, m: int):
+        ids = src if src.dim() == 2 else src.argmax(-1)                 # (B, S); soft inputs: their argmax
+        self.m = m
+        self.exempt = torch.zeros(ids.size(0), vocab, dtype=torch.bool, device=ids.device)   # (B, V)
+        if ids.size(1) > m:
+            window = ids.unfold(1, m + 1, 1)                               # (B, S - m, m + 1)
+            run = (window == window[..., :1]).all(-1) & src_mask.bool().unfold(1, m + 1, 1).all(-1)
+            self.exempt.scatter_reduce_(1, window[..., 0], run, reduce="amax")
+        self.last = torch.full((ids.size(0),), -1, dtype=torch.long, device=ids.device)
+        self.streak = torch.zeros_like(self.last)
+
+    def banned(self) -> torch.Tensor:
+        """(B, V) bool: True for the piece each row may not write next."""
+        hit = (self.streak >= self.m) & ~self.exempt.gather(1, self.last.clamp(min=0)[:, None]).squeeze(1)
+        ban = torch.zeros_like(self.exempt)
+        rows = hit.nonzero().squeeze(1)
+        ban[rows, self.last[rows]] = True
+        return ban
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Record that each row wrote tokens (B,)."""
+        self.streak = torch.where(tokens == self.last, self.streak + 1, torch.ones_like(self.streak))
+        self.last = tokens
+
+    def select(self, index: torch.Tensor) -> None:
+        """Keep the rows `index`, in that order, repeats allowed (rows leaving greedy's batch, beam reorder)."""
+        self.exempt, self.last, self.streak = self.exempt[index], self.last[index], self.streak[index]
+
+
 class Generator(nn.Module):
     """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `generate` = inference.
 
@@ -159,13 +198,17 @@ class Generator(nn.Module):
     Target vocabulary (translation): `banned` {domain token: piece ids} are never written into that
     domain, in every decoding loop and in `relax` (`restrict`): the pieces seen only in the other
     language's training text, so a decoder asked for English cannot copy Chinese (Part 1 of issue 16).
+
+    Run guard (`max_run` m > 0): in every decoding loop (and in `relax`, through `Sample.allowed`), no
+    piece is written more than m times in a row unless the source has a longer run of it (`RunGuard`).
     """
 
     def __init__(self, model: BartForConditionalGeneration, length_ids: list[int] | None = None,
                  word_start: list[bool] | None = None, words_left: bool = False, extract_to: list[int] = (),
-                 banned: dict[int, list[int]] | None = None):
+                 banned: dict[int, list[int]] | None = None, max_run: int = 0):
         super().__init__()
         self.model = model
+        self.max_run = max_run
         vocab = model.config.vocab_size
         banned = {to: ids for to, ids in (banned or {}).items() if ids}
         # banned_row[to] -> row of `ban` (V,) for decodes into token `to`; the last row bans nothing
@@ -216,6 +259,11 @@ class Generator(nn.Module):
         sources = [row[: int(n)] for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
         skip = {PAD, BOS, EOS, *self.length_ids.tolist()}
         return CopyConstraint(sources, self.word_start.tolist(), self.model.config.vocab_size, skip, active=active)
+
+    def run_guard(self, src: torch.Tensor, src_mask: torch.Tensor) -> RunGuard | None:
+        """The run guard for decoding src (B, S) ids or (B, S, V) distributions (before `condition`); None
+        when max_run is 0."""
+        return RunGuard(src, src_mask, self.model.config.vocab_size, self.max_run) if self.max_run else None
 
     def restrict(self, logits: torch.Tensor, to: int | torch.Tensor, fill: float = MASKED) -> torch.Tensor:
         """logits (B, V) or (B, T, V) with the pieces banned from domain token `to` (one for all rows or (B,))
@@ -288,7 +336,7 @@ class Generator(nn.Module):
         """
         if mode not in MODES:
             raise ValueError(f"unknown sampling mode {mode!r}; choose from {MODES}")
-        constraint = self.constraint(src, src_mask, to)
+        constraint, guard = self.constraint(src, src_mask, to), self.run_guard(src, src_mask)
         src, src_mask = self.condition(src, src_mask, words)
         batch = src.size(0)
         encoded = self.encode(src, src_mask)
@@ -305,13 +353,18 @@ class Generator(nn.Module):
                              decoder_inputs_embeds=step_input, use_cache=True, **{CACHE_ARG: cache})
             cache = getattr(out, CACHE_ARG)
             raw = self.restrict(out.logits[:, -1].float(), to)   # (B, V)
-            if constraint is not None:
-                allowed.append(constraint.mask(rows, raw.device))
-                raw = raw.masked_fill(~allowed[-1], MASKED)
+            ok = constraint.mask(rows, raw.device) if constraint is not None else None
+            if guard is not None:
+                ok = ~guard.banned() if ok is None else ok & ~guard.banned()
+            if ok is not None:
+                allowed.append(ok)
+                raw = raw.masked_fill(~ok, MASKED)
             token, p, logits = choose(raw, mode, tau, straight_through)
             token = token.masked_fill(done, PAD)
             if constraint is not None:
                 constraint.advance(rows, token.tolist())
+            if guard is not None:
+                guard.advance(token)
             ids.append(token)
             masks.append(~done)
             logprobs.append(logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1))
@@ -344,7 +397,7 @@ class Generator(nn.Module):
 
         (Measured on the cpu preset, whole adversarial steps got only ~10-20% cheaper than backpropagating
         through the loop: the step is compute-bound. The gain is that the outputs match the tokens fed back.)
-        A decoding constraint's masks (`sample.allowed`) apply here as they did in the loop.
+        A decoding constraint's and the run guard's masks (`sample.allowed`) apply here as they did in the loop.
         """
         logits = self.restrict(self(src, src_mask, sample.ids, to, words).float(), to)    # (B, T, V)
         if sample.allowed is not None:
@@ -367,7 +420,7 @@ class Generator(nn.Module):
         """Greedy decoding for inference: a key-value cache, and each row leaves the batch once it has
         written EOS (the cache, encoder states and mask are cut down to the unfinished rows), so a batch
         costs what its unfinished sentences need. Returns each row's ids up to and including EOS."""
-        constraint = self.constraint(src, src_mask, to)
+        constraint, guard = self.constraint(src, src_mask, to), self.run_guard(src, src_mask)
         src, src_mask = self.condition(src, src_mask, words)
         encoded = self.encode(src, src_mask).last_hidden_state         # (B, S, H)
         mask = src_mask.long()
@@ -383,9 +436,13 @@ class Generator(nn.Module):
             logits = self.restrict(step.logits[:, -1], to, float("-inf"))                     # (b, V)
             if constraint is not None:
                 logits = logits.masked_fill(~constraint.mask(rows, logits.device), float("-inf"))
+            if guard is not None:
+                logits = logits.masked_fill(guard.banned(), float("-inf"))
             cache, chosen = getattr(step, CACHE_ARG), logits.argmax(-1)                       # (b,)
             if constraint is not None:
                 constraint.advance(rows, chosen.tolist())
+            if guard is not None:
+                guard.advance(chosen)
             for row, t in zip(rows, chosen.tolist()):
                 out[row].append(t)
             going = chosen != EOS
@@ -395,6 +452,8 @@ class Generator(nn.Module):
                 keep = going.nonzero().squeeze(1)
                 cache.batch_select_indices(keep)
                 encoded, mask, chosen, begun = encoded[keep], mask[keep], chosen[keep], begun[keep]
+                if guard is not None:
+                    guard.select(keep)
                 words = words[keep] if words is not None else None
                 rows = [rows[i] for i in keep.tolist()]
             token = chosen[:, None]
@@ -414,7 +473,7 @@ class Generator(nn.Module):
         every live one by every piece and keeps the `beam` best by log p(y | src); a hypothesis that has
         written EOS is carried on unchanged (extended by PAD at no cost). The answer is the hypothesis of
         highest log p(y | src) / |y| (length penalty 1, `transformers`' default). Returns ids up to EOS."""
-        constraint = self.constraint(src, src_mask, to)
+        constraint, guard = self.constraint(src, src_mask, to), self.run_guard(src, src_mask)
         src, src_mask = self.condition(src, src_mask, words)
         batch, k, device = src.size(0), beam, src.device
         n = batch * k                                                 # hypothesis r*k + j is row r's j-th
@@ -423,6 +482,8 @@ class Generator(nn.Module):
         words = words.repeat_interleave(k) if words is not None else None
         if constraint is not None:
             constraint.select([r for r in range(batch) for _ in range(k)])
+        if guard is not None:
+            guard.select(torch.arange(batch, device=device).repeat_interleave(k))
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         scores = torch.full((batch, k), float("-inf"), device=device)
         scores[:, 0] = 0.0                                            # one live hypothesis per row at first
@@ -439,6 +500,8 @@ class Generator(nn.Module):
             cache, logp = getattr(step, CACHE_ARG), logits.log_softmax(-1)                        # (n, V)
             if constraint is not None:
                 logp = logp.masked_fill(~constraint.mask(list(range(n)), device), float("-inf"))
+            if guard is not None:
+                logp = logp.masked_fill(guard.banned(), float("-inf"))
             logp[finished] = float("-inf")
             logp[finished, PAD] = 0.0
             vocab = logp.size(1)
@@ -452,6 +515,9 @@ class Generator(nn.Module):
             if constraint is not None:
                 constraint.select(order.tolist())
                 constraint.advance(list(range(n)), chosen.tolist())
+            if guard is not None:
+                guard.select(order)
+                guard.advance(chosen)
             token = chosen[:, None]
             if self.words_left and words is not None:
                 begun = begun + self.word_start[token].long()
@@ -472,11 +538,13 @@ class Generator(nn.Module):
                  words: torch.Tensor | None = None) -> list[list[int]]:
         """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache), except
         where the decoder reads the words left or decodes under the extraction constraint, which
-        `transformers` cannot feed it, or under a target vocabulary: then `beam_search` and `sample`. Returns
+        `transformers` cannot feed it, or under a target vocabulary or the run guard: then `beam_search` and
+        `sample`. Returns
         ids without the start token."""
         if beam == 1 and not sample:
             return self.greedy(src, src_mask, to, max_len, words)
-        own = self.words_left and words is not None or to in self.extract_to or to in self.banned_to
+        own = (self.words_left and words is not None or to in self.extract_to or to in self.banned_to
+               or bool(self.max_run))
         if own and not sample:
             return self.beam_search(src, src_mask, to, beam, max_len, words)
         if own:
