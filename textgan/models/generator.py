@@ -355,7 +355,8 @@ class Generator(nn.Module):
             raw = self.restrict(out.logits[:, -1].float(), to)   # (B, V)
             ok = constraint.mask(rows, raw.device) if constraint is not None else None
             if guard is not None:
-                ok = ~guard.banned() if ok is None else ok & ~guard.banned()
+                free = ~guard.banned()
+                ok = free if ok is None else ok & free
             if ok is not None:
                 allowed.append(ok)
                 raw = raw.masked_fill(~ok, MASKED)
