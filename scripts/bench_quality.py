@@ -211,18 +211,19 @@ def word_by_word(run_dir: Path, cfg, method: str, directions) -> tuple[dict, dic
 
 def decoding(model: StyleTransfer, beam: int) -> str:
     """How the test transfers were decoded, for the results README."""
+    m = model.cfg.generator.max_run
+    guarded = (f"; every decode under the run guard (generator.max_run {m}: no piece more than {m} times in a row "
+               f"unless the input has such a run)") if m else ""
+    return search(model, beam) + guarded
+
+
+def search(model: StyleTransfer, beam: int) -> str:
+    """What competes for each input and how the winner is chosen."""
+    d = model.cfg.decode
     k, w = model.candidates_for(None, beam, sample=False), model.guidance_for(None, beam)
     ladder = model.ladder_for(None, beam, False, w)
     retrieve = model.retrieve_for(None, beam, sample=False)
     guided = f", classifier-free guidance {w} away from the source domain's prompt" if w else ""
-    m = model.cfg.generator.max_run
-    guarded = (f"; every decode under the run guard (generator.max_run {m}: no piece more than {m} times in a row "
-               f"unless the input has such a run)") if m else ""
-    return _decoding(model, beam, k, w, ladder, retrieve, guided) + guarded
-
-
-def _decoding(model: StyleTransfer, beam: int, k: int, w: float, ladder: list, retrieve: int, guided: str) -> str:
-    d = model.cfg.decode
     if k > 1 or ladder or retrieve:
         rungs = f" and the greedy rewrites at guidance {', '.join(map(str, ladder))} (a guidance ladder)" if ladder else ""
         drawn = f" and {k - 1} samples at temperature {d.temperature} (seed {d.seed})" if k > 1 else ""
