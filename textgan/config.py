@@ -300,6 +300,11 @@ class DecodeConfig:
     semantic_weight: float = 0.0
     retrieve: int = 0
     encoder: str = ""
+    # ... the style term asks that encoder too: r_style = min(the run's style classifier, a classifier over
+    # the encoder's embeddings fitted on the training text, rerank.EmbeddingStyle, kept in the run)
+    semantic_style: bool = False
+    passes: int = 1                      # P > 1: the chosen rewrite is rewritten again P - 1 times, all passes'
+                                         # candidates competing, scored against the original input (rerank.py)
 
 
 @dataclass
@@ -449,15 +454,17 @@ def check(cfg: Config) -> None:
     if d.candidates < 1 or not TEMPERATURE_RANGE[0] <= d.temperature <= TEMPERATURE_RANGE[1] \
             or d.style_weight < 0 or d.content_weight < 0 \
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates) \
-            or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0:
+            or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0 or d.passes < 1:
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
                           f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}, "
-                          f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}")
-    if (d.semantic_weight or d.retrieve) and not d.encoder:
-        raise ConfigError("decode.semantic_weight > 0 and decode.retrieve > 0 need a sentence encoder: set "
-                          "decode.encoder (the packaged e5, a local directory or a model id)")
+                          f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}, passes={d.passes} (>= 1)")
+    if (d.semantic_weight or d.retrieve or d.semantic_style) and not d.encoder:
+        raise ConfigError("decode.semantic_weight > 0, decode.retrieve > 0 and decode.semantic_style need a sentence "
+                          "encoder: set decode.encoder (the packaged e5, a local directory or a model id)")
+    if d.semantic_style and not d.style_weight:
+        raise ConfigError("decode.semantic_style is a second style classifier: it needs decode.style_weight > 0")
     if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):
         raise ConfigError("decode.fluency_weight > 0 needs a pretrained LM to score fluency: set decode.fluency_lm "
                           "(a packaged model such as smollm2, a local directory or a model id) or generator.init")

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import checkpoint, distributed
 from .config import Config, ConfigError, save_config
 from .bootstrap import mine_pairs, segmenter
-from .corpora import CorpusError, load_card
+from .corpora import CorpusError, cache_dir, load_card
 from .crosslingual import CrossLingual
 from .data import encode_split, prepare_data
 from .evaluate import task_directions
@@ -207,6 +207,21 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
     return model
 
 
+def reranker_style(cfg: Config, run_dir: Path, train_split, dev_split, accelerator) -> None:
+    """decode.semantic_style: the reranker's second style classifier, over decode.encoder's embeddings
+    (rerank.embedding_style), fitted by the main process when the run starts, so the run carries it."""
+    if not cfg.decode.semantic_style:
+        return
+    if accelerator.is_main_process:
+        from .pretrained.encoder import Encoder
+        from .rerank import embedding_style
+
+        texts = [{d: list(split[d]["text"]) for d in cfg.data.domains} for split in (train_split, dev_split)]
+        embedding_style(run_dir, Encoder.load(cfg.decode.encoder, device=accelerator.device), *texts,
+                        cache_dir("embeddings"), log=tqdm.write)
+    accelerator.wait_for_everyone()
+
+
 def train(cfg: Config, runs_dir=None, name: str | None = None, resume: str | Path | None = None,
           data_dir=None, command: list[str] | None = None) -> Path:
     """Train a task end to end (or resume a run) and return its run directory. Under `accelerate launch`
@@ -285,6 +300,7 @@ def _train(cfg: Config, accelerator: Accelerator, where: dict, runs_dir, name, r
     dev_references = "dev" in card.multiref or "dev" in card.references   # dev BLEU / ROUGE, not self-BLEU
     selects = cfg.train.keep_best and cfg.train.select_by == "style" and not dev_references
     style = style_classifier(cfg, run_dir, tok, train_ids, dev_split, accelerator, selects)
+    reranker_style(cfg, run_dir, train_split, dev_split, accelerator)
     pairs = bootstrap_pairs(cfg, run_dir, tok, train_split, accelerator, style, xl)
     trainer = Trainer(cfg, run_dir, accelerator, tok, train_ids, dev_texts, judge, xl, pairs, style)
     where["trainer"] = trainer

@@ -96,6 +96,8 @@ class StyleTransfer:
         self.fluency = None                  # the reranker's fluency LM (decode.fluency_weight > 0), loaded then
         self.encoder = None                  # its sentence encoder (decode.semantic_weight, decode.retrieve)
         self.retrieval = None                # the target domains' training sentences to retrieve from
+        self.second_style = None             # the style classifier over the encoder's embeddings (semantic_style)
+        self._splits = None                  # the run's training and dev sentences (retrieval, second_style)
 
     @property
     def controls_length(self) -> bool:
@@ -185,18 +187,35 @@ class StyleTransfer:
             self.encoder = Encoder.load(self.cfg.decode.encoder, device=self.device)
         return self.encoder
 
+    def splits(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """The training and dev sentences of each domain, read as the run read them (data.prepare_data: the
+        corpora must be where it found them), once: retrieval's pools and the EmbeddingStyle's text."""
+        if self._splits is None:
+            from .data import prepare_data
+
+            train, dev = prepare_data(self.cfg)[:2]
+            self._splits = tuple({d: list(split[d]["text"]) for d in self.domains} for split in (train, dev))
+        return self._splits
+
     def retrieved(self, norm: list[str], domain: str, r: int) -> list[list[str]]:
-        """The r training sentences of `domain` nearest to each normalized input (rerank.Retrieval); the
-        training text is read as the run read it (data.prepare_data: the corpora must be where it found them)."""
+        """The r training sentences of `domain` nearest to each normalized input (rerank.Retrieval)."""
         if self.retrieval is None:
             from .corpora import cache_dir
-            from .data import prepare_data
             from .rerank import Retrieval
 
-            split = prepare_data(self.cfg)[0]
-            pools = {d: list(split[d]["text"]) for d in self.domains}
-            self.retrieval = Retrieval(self.sentence_encoder(), pools, cache_dir("embeddings"))
+            self.retrieval = Retrieval(self.sentence_encoder(), self.splits()[0], cache_dir("embeddings"))
         return self.retrieval.nearest(norm, domain, r)
+
+    def embedding_style(self):
+        """The run's style classifier over decode.encoder's embeddings (decode.semantic_style), fitted into
+        the run on first use (rerank.embedding_style)."""
+        if self.second_style is None:
+            from .corpora import cache_dir
+            from .rerank import embedding_style
+
+            self.second_style = embedding_style(self.run_dir, self.sentence_encoder(), *self.splits(),
+                                                cache_dir("embeddings")).to(self.device)
+        return self.second_style
 
     def guidance_for(self, guidance: float | None, beam: int) -> float:
         """The classifier-free guidance weight to decode with: `guidance`, or the run's decode.guidance
@@ -225,14 +244,34 @@ class StyleTransfer:
                  ladder: list[float] = (), retrieve: int = 0) -> list[str]:
         """Normalized rewrites into `domain`: per input the best (rerank.py) of the greedy one, one greedy
         rewrite per guidance weight of `ladder`, candidates - 1 samples drawn under decode.seed (so the
-        same input gives the same output) and the `retrieve` nearest training sentences of `domain`."""
-        from .pretrained import PromptedLM
-        from .rerank import best_candidates, load_style_classifier
-        from .rewards import semantic_content
+        same input gives the same output) and the `retrieve` nearest training sentences of `domain`; with
+        decode.passes P > 1, the winner is rewritten again the same way (no retrieval), P - 1 times, and
+        every pass's candidates compete, scored against the input."""
+        from .rerank import load_style_classifier
 
-        d = self.cfg.decode
-        if self.style is None and d.style_weight:
+        if self.style is None and self.cfg.decode.style_weight:
             self.style = load_style_classifier(self.run_dir, self.cfg, self.tok.vocab_size, self.device)
+        sources = self.tok.encode(norm, self.cfg.data.max_len)
+        keep = [i for i in range(len(norm)) if sources[i]]
+        options: list[list[str]] = [[] for _ in norm]
+        scores = [torch.zeros(0) for _ in norm]
+        current = list(norm)
+        for p in range(self.cfg.decode.passes):
+            drafted = self.drafts(current, domain, candidates, batch_size, words, stats if p == 0 else None,
+                                  guidance, ladder, retrieve if p == 0 else 0, seed=self.cfg.decode.seed + p)
+            new = self.scored([norm[i] for i in keep], [sources[i] for i in keep], [drafted[i] for i in keep], domain)
+            for i, row in zip(keep, new):
+                scores[i] = torch.cat([scores[i], row])
+            for i in range(len(norm)):
+                options[i] += drafted[i]
+                current[i] = options[i][int(scores[i].argmax())] if sources[i] else drafted[i][0]
+        return current
+
+    def drafts(self, norm: list[str], domain: str, candidates: int, batch_size: int, words: list[int] | None,
+               stats: dict | None, guidance: float, ladder: list[float], retrieve: int, seed: int) -> list[list[str]]:
+        """Per input the candidates of one pass: the greedy rewrite(s), candidates - 1 samples under `seed`, and
+        the `retrieve` nearest training sentences of `domain`."""
+        d = self.cfg.decode
         gen, max_len = self.generator_for(domain), self.cfg.train.max_gen_len
         n, extra, away = len(norm), candidates - 1, self.other_domain(domain)
         greedy = [transfer_normalized(gen, self.tok, norm, domain, max_len=max_len, batch_size=batch_size,
@@ -241,35 +280,43 @@ class StyleTransfer:
         drawn: list[str] = []
         if extra:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(d.seed)
+                torch.manual_seed(seed)
                 drawn = transfer_normalized(gen, self.tok, [t for t in norm for _ in range(extra)], domain,
                                             sample=True, temperature=d.temperature, max_len=max_len,
                                             batch_size=batch_size,
                                             words=[w for w in words for _ in range(extra)] if words else None,
                                             stats=stats, guidance=guidance, away=away)
         found = self.retrieved(norm, domain, retrieve) if retrieve else [[] for _ in norm]
-        options = [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra], *found[i]] for i in range(n)]
-        sources = self.tok.encode(norm, self.cfg.data.max_len)
-        encoded = [self.tok.encode(row, max_len) for row in options]
-        keep = [i for i in range(n) if sources[i]]
-        chosen = [0] * n
-        if keep:
-            fluency = None
-            if d.fluency_weight:
-                if self.fluency is None:
-                    self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
-                fluency = torch.tensor(self.fluency.logprob([t for i in keep for t in options[i]])[0])
-            semantic = None
-            if d.semantic_weight:
-                semantic = semantic_content(self.sentence_encoder(), [norm[i] for i in keep for _ in options[i]],
-                                            [t for i in keep for t in options[i]])
-            best, _ = best_candidates(self.style, self.generator_for(away), [sources[i] for i in keep],
-                                      [encoded[i] for i in keep], self.domains.index(domain),
-                                      self.tok.domain_ids[away], d.style_weight, d.content_weight,
-                                      fluency, d.fluency_weight, semantic, d.semantic_weight)
-            for i, b in zip(keep, best):
-                chosen[i] = b
-        return [options[i][chosen[i]] for i in range(n)]
+        return [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra], *found[i]] for i in range(n)]
+
+    def scored(self, norm: list[str], sources: list[list[int]], options: list[list[str]], domain: str) -> list[torch.Tensor]:
+        """The reranker's score (rerank.best_candidates) of each input's candidates, one (K,) row per input."""
+        from .pretrained import PromptedLM
+        from .rerank import best_candidates
+        from .rewards import semantic_content
+
+        if not norm:
+            return []
+        d, max_len = self.cfg.decode, self.cfg.train.max_gen_len
+        flat = [t for row in options for t in row]
+        fluency = semantic = second = None
+        if d.fluency_weight:
+            if self.fluency is None:
+                self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
+            fluency = torch.tensor(self.fluency.logprob(flat)[0])
+        if d.semantic_weight:
+            semantic = semantic_content(self.sentence_encoder(), [norm[i] for i, row in enumerate(options) for _ in row], flat)
+        if d.semantic_style:
+            distinct = list(dict.fromkeys(flat))
+            p = self.embedding_style().probabilities(self.sentence_encoder().embed(distinct).to(self.device)).cpu()
+            at = {text: j for j, text in enumerate(distinct)}
+            second = p[[at[t] for t in flat], self.domains.index(domain)]
+        away = self.other_domain(domain)
+        _, table = best_candidates(self.style, self.generator_for(away), sources,
+                                   [self.tok.encode(row, max_len) for row in options], self.domains.index(domain),
+                                   self.tok.domain_ids[away], d.style_weight, d.content_weight,
+                                   fluency, d.fluency_weight, semantic, d.semantic_weight, second)
+        return list(table.cpu())
 
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
                  temperature: float = 1.0, tokenized: bool = False, batch_size: int = 256,
