@@ -233,10 +233,15 @@ def search(model: StyleTransfer, beam: int) -> str:
                   f"{d.fluency_lm or model.cfg.generator.init} (the pretrained LM, not fine-tuned)") if d.fluency_weight else ""
         semantic = (f", plus {d.semantic_weight} x the log cosine of the input's and the candidate's {d.encoder} "
                     f"embeddings") if d.semantic_weight else ""
-        reward = (f"harmonic mean of its style classifier (weight {d.style_weight}) and the back generator's content "
+        classifier = (f"the lower of its two style classifiers (pieces, and an MLP over {d.encoder} embeddings)"
+                      if d.semantic_style else "its style classifier")
+        reward = (f"harmonic mean of {classifier} (weight {d.style_weight}) and the back generator's content "
                   f"probability (weight {d.content_weight})" if d.style_weight else
                   f"{d.content_weight} x the back generator's mean log-probability of the input (no style term)")
-        return f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}; rerank.py"
+        passes = (f"; {d.passes} passes: the winner rewritten again the same way {d.passes - 1} times, every pass's "
+                  f"candidates competing, scored against the input" if d.passes > 1 else "")
+        return (f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}"
+                f"{passes}; rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 

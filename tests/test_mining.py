@@ -249,6 +249,23 @@ def test_a_reinforce_step_rewards_content_by_the_encoder(tmp_path, tiny_cfg, tin
     assert seen and all(0 < v <= 1 for v in seen)
 
 
+def test_a_reinforce_step_asks_the_embedding_style_classifier_too(tmp_path, tiny_cfg, tiny):
+    """train.semantic_style: the run starts by fitting the style classifier over the encoder's embeddings
+    (kept in the run for the reranker too), and REINFORCE's style reward reads min(p_C, p_E)."""
+    import json
+
+    from textgan.runner import train
+
+    where, _ = tiny
+    run = train(tiny_cfg("train.estimator=reinforce", "train.style_reward=1.0", "train.semantic_style=true",
+                         f"decode.encoder={where}", "train.log_every=1"), runs_dir=tmp_path, name="e5-style")
+    assert (run / "style-hf.safetensors").is_file()
+    assert json.loads((run / "style-hf.json").read_text())["dev_accuracy"] >= 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    seen = [v for r in rows for k, v in r.items() if k.startswith("train/r_style_")]
+    assert seen and all(0 <= v <= 1 for v in seen)
+
+
 def test_translation_hits_counts_any_translation_of_a_repeated_sentence():
     # Tatoeba repeats sentences: 你好。 has two English translations on two lines; finding either is right
     zh = ["你好。", "你好。", "谢谢。"]

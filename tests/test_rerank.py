@@ -157,3 +157,74 @@ def test_semantic_reranking_needs_an_encoder(tiny_cfg):
     with pytest.raises(ConfigError, match="need a sentence encoder"):
         tiny_cfg("decode.semantic_weight=1")
     assert tiny_cfg("decode.retrieve=4", "decode.encoder=e5").decode.retrieve == 4
+
+
+def test_the_embedding_style_classifier_learns_and_lives_in_the_run(trained_run, tiny_e5, tmp_path):
+    """decode.semantic_style: an MLP over the encoder's embeddings, fitted once on the training sentences,
+    saved in the run (with its dev accuracy) and read back identically; a run without it says so."""
+    import json
+
+    from textgan.pretrained.encoder import Encoder
+    from textgan.rerank import EmbeddingStyle, embedding_style
+
+    torch.manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(2, 16), dim=-1)
+    clouds = [torch.nn.functional.normalize(c + 0.05 * torch.randn(64, 16), dim=-1) for c in centres]
+    clf = EmbeddingStyle(16, 2).fit(clouds, epochs=200)
+    assert clf.accuracy(clouds) == 100.0
+    assert clf.probabilities(clouds[0]).shape == (64, 2)
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    encoder = Encoder.load(str(tiny_e5[0]))
+    with pytest.raises(ValueError, match="is missing"):
+        embedding_style(run, encoder, ["neg", "pos"])
+    splits = ({"neg": LINES[::2] * 8, "pos": LINES[1::2] * 8}, {"neg": LINES[::2], "pos": LINES[1::2]})
+    fitted = embedding_style(run, encoder, ["neg", "pos"], splits, tmp_path / "cache", log=lambda _: None)
+    saved = json.loads((run / "style-hf.json").read_text())
+    assert saved["train_sentences"] == 32 and 0 <= saved["dev_accuracy"] <= 100
+    emb = encoder.embed(LINES)
+    loaded = embedding_style(run, encoder, ["neg", "pos"])
+    torch.testing.assert_close(loaded.probabilities(emb), fitted.probabilities(emb))
+
+
+def test_a_second_style_classifier_counts_by_the_minimum(model):
+    """r_style = min(p_C, p_E): a candidate the run's classifier likes but the second one does not scores
+    as the second one says."""
+    tok, cfg = model.tok, model.cfg
+    style = load_style_classifier(model.run_dir, cfg, tok.vocab_size, "cpu")
+    sources = tok.encode(LINES[:2], 32)
+    options = [[tok.encode([t], 32)[0] for t in (LINES[1], LINES[3])] for _ in sources]
+    target, back, back_to = cfg.data.domains.index("pos"), model.generator_for("neg"), tok.domain_ids["neg"]
+    second = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    _, scores = best_candidates(style, back, sources, options, target, back_to, 4.0, 1.0, second_style=second)
+    p_c = style.probabilities([c for row in options for c in row])[:, target].view(2, 2)
+    content = content_logprob(back, [s for s in sources for _ in range(2)], [c for r in options for c in r], back_to)
+    from textgan.rewards import combine
+
+    want = combine(torch.minimum(p_c, second).reshape(-1), content, 4.0, 1.0, mix="harmonic").view(2, 2)
+    torch.testing.assert_close(scores, want)
+    assert scores[0].argmax() == 1 and scores[1].argmax() == 0
+
+
+def test_later_passes_compete_with_the_first_and_win_only_by_score(model, monkeypatch):
+    """decode.passes: the winner is rewritten again; the result scores at least as high as the one-pass
+    result by the same reward (against the original input), and is seeded."""
+    monkeypatch.setattr(model.cfg.decode, "candidates", 4)
+    one = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
+    monkeypatch.setattr(model.cfg.decode, "passes", 3)
+    three = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
+    assert model.transfer(LINES, to="pos", normalized=True, tokenized=True) == three
+    scores = model.scored(LINES, model.tok.encode(LINES, 32), [[a, b] for a, b in zip(one, three)], "pos")
+    assert all(float(row[1]) >= float(row[0]) - 1e-6 for row in scores)
+
+
+def test_semantic_style_and_passes_are_checked(tiny_cfg):
+    with pytest.raises(ConfigError, match="need a sentence encoder"):
+        tiny_cfg("decode.semantic_style=true")
+    with pytest.raises(ConfigError, match="passes"):
+        tiny_cfg("decode.passes=0")
+    with pytest.raises(ConfigError, match="train.semantic_style"):
+        tiny_cfg("train.semantic_style=true", "decode.encoder=e5")
+    cfg = tiny_cfg("decode.semantic_style=true", "decode.encoder=e5", "decode.passes=2")
+    assert cfg.decode.semantic_style and cfg.decode.passes == 2

@@ -189,6 +189,8 @@ class TrainConfig:
                                          # a sentence encoder's cosine of x and y (e5: packaged multilingual-e5-small;
                                          # or a local directory or model id)
     style_reward: float = 0.0            # reinforce: weight w_s of the style classifier's sequence reward (rewards.py)
+    semantic_style: bool = False         # ... r_style = min(the style classifier, the reranker's classifier over
+                                         # decode.encoder's embeddings: rerank.EmbeddingStyle, decode.semantic_style)
     reward_mix: str = "sum"              # sum: w_s r_style + w_c log r_content | harmonic: their weighted harmonic mean
     style_steps: int = 300               # training steps of the style classifier (before phase 1), when the
                                          # reward, the pair filter or checkpoint selection (select_by) needs it
@@ -303,8 +305,8 @@ class DecodeConfig:
     # ... the style term asks that encoder too: r_style = min(the run's style classifier, a classifier over
     # the encoder's embeddings fitted on the training text, rerank.EmbeddingStyle, kept in the run)
     semantic_style: bool = False
-    passes: int = 1                      # P > 1: the chosen rewrite is rewritten again P - 1 times, all passes'
-                                         # candidates competing, scored against the original input (rerank.py)
+    passes: int = 1                      # reranking: P > 1 rewrites the chosen candidate again P - 1 times, all
+                                         # passes' candidates competing, scored against the original input
 
 
 @dataclass
@@ -463,6 +465,9 @@ def check(cfg: Config) -> None:
     if (d.semantic_weight or d.retrieve or d.semantic_style) and not d.encoder:
         raise ConfigError("decode.semantic_weight > 0, decode.retrieve > 0 and decode.semantic_style need a sentence "
                           "encoder: set decode.encoder (the packaged e5, a local directory or a model id)")
+    if cfg.train.semantic_style and not (cfg.train.style_reward and d.encoder):
+        raise ConfigError("train.semantic_style asks a second style classifier in the style reward: it needs "
+                          "train.style_reward > 0 and decode.encoder (the encoder whose embeddings it reads)")
     if d.semantic_style and not d.style_weight:
         raise ConfigError("decode.semantic_style is a second style classifier: it needs decode.style_weight > 0")
     if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):

@@ -172,21 +172,25 @@ class EmbeddingStyle(torch.nn.Module):
         return 100.0 * right / max(1, sum(len(e) for e in emb_by_class))
 
 
-def embedding_style(run_dir: Path, encoder, train: dict[str, list[str]], dev: dict[str, list[str]], cache: Path,
-                    log=print) -> EmbeddingStyle:
+def embedding_style(run_dir: Path, encoder, domains: list[str], splits: tuple[dict, dict] | None = None,
+                    cache: Path | None = None, log=print) -> EmbeddingStyle:
     """The run's EmbeddingStyle over `encoder` (decode.semantic_style): <run>/style-<encoder>.safetensors,
-    fitted on the first call from the training sentences of each domain (their embeddings cached under
-    `cache`, shared with retrieval and the mining miner) and saved with its dev accuracy (.json beside)."""
+    or, where it is missing and `splits` (the training and dev sentences of each domain) are given, fitted
+    on the training sentences (their embeddings cached under `cache`, shared with retrieval and the mining
+    miner) and saved with its dev accuracy (.json beside)."""
     import json
 
     from safetensors.torch import load_file, save_file
 
-    domains = list(train)
     path = Path(run_dir) / f"style-{Path(encoder.name).name or 'encoder'}.safetensors"
     model = EmbeddingStyle(encoder.dim, len(domains))
     if path.is_file():
         model.load_state_dict(load_file(str(path)))
         return model.eval()
+    if splits is None:
+        raise ValueError(f"{path} is missing: the run's style classifier over {encoder.name} embeddings is "
+                         "fitted when a run with decode.semantic_style or train.semantic_style starts")
+    train, dev = splits
     log(f"training the reranker's style classifier over {encoder.name} embeddings (decode.semantic_style) "
         f"on {sum(map(len, train.values()))} training sentences")
     with torch.random.fork_rng(devices=[]):

@@ -213,7 +213,7 @@ class StyleTransfer:
             from .corpora import cache_dir
             from .rerank import embedding_style
 
-            self.second_style = embedding_style(self.run_dir, self.sentence_encoder(), *self.splits(),
+            self.second_style = embedding_style(self.run_dir, self.sentence_encoder(), self.domains, self.splits(),
                                                 cache_dir("embeddings")).to(self.device)
         return self.second_style
 

@@ -156,10 +156,25 @@ class AdversarialSteps:
                                        self.tok.decode(fake.ids.tolist())).to(real.device)
         r_style = (style_reward(self.style(fake.ids, fake.mask), tgt) if t.style_reward
                    else torch.zeros_like(content))
+        if t.semantic_style:                 # min(p_C, p_E): a praise word before a standing complaint fools p_C
+            encoder, second = self.second_style()
+            emb = encoder.embed(self.tok.decode(fake.ids.tolist())).to(r_style.device)
+            r_style = torch.minimum(r_style, second.probabilities(emb)[:, tgt])
         if logs is not None:
             name = self.cfg.data.domains[tgt]
             logs[f"r_style_{name}"], logs[f"r_content_{name}"] = r_style.mean().item(), content.exp().mean().item()
         return combine(r_style, content, t.style_reward, t.cycle_reward, t.reward_mix)
+
+    def second_style(self):
+        """(decode.encoder, the run's EmbeddingStyle over it) for train.semantic_style, loaded on first use
+        (runner.reranker_style fitted it into the run)."""
+        if getattr(self, "_second_style", None) is None:
+            from ..pretrained.encoder import Encoder
+            from ..rerank import embedding_style
+
+            encoder = Encoder.load(self.cfg.decode.encoder, device=self.acc.device)
+            self._second_style = encoder, embedding_style(self.run_dir, encoder, self.cfg.data.domains).to(self.acc.device)
+        return self._second_style
 
     def content_encoder(self):
         """The sentence encoder of train.content_reward, loaded on first use (frozen, on the run's device)."""
