@@ -246,7 +246,8 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     assert out == [at[ladder[k]][i] for i, k in enumerate(chosen)]
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True, guidance=0.5) == out
     monkeypatch.setattr("textgan.rerank.best_candidates", lambda style, back, sources, options, *rest: (
-        [len(row) - 1 for row in options], None))                 # a reranker that keeps the last candidate
+        [len(row) - 1 for row in options],                        # a reranker that keeps the last candidate
+        torch.arange(len(options[0]), dtype=torch.float).repeat(len(options), 1)))
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == at[6.0]
     monkeypatch.undo()
     model.cfg.decode.fluency_weight = 1e4                            # the fluency LM's total log-prob decides
