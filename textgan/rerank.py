@@ -40,8 +40,8 @@ from pathlib import Path
 import torch
 
 from .data import pad
-from .pretrained.encoder import cached_embeddings
 from .losses import sequence_logprob
+from .pretrained.encoder import cached_embeddings
 from .rewards import StyleClassifier, combine
 
 
