@@ -240,8 +240,10 @@ def search(model: StyleTransfer, beam: int) -> str:
                   f"{d.content_weight} x the back generator's mean log-probability of the input (no style term)")
         passes = (f"; {d.passes} passes: the winner rewritten again the same way {d.passes - 1} times, every pass's "
                   f"candidates competing, scored against the input" if d.passes > 1 else "")
+        length = (f"; the content log-probability minus {d.length_penalty} x the candidate's growth beyond the "
+                  f"input's length (max(0, |y| / |x| - 1), pieces)" if d.length_penalty else "")
         return (f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}"
-                f"{passes}; rerank.py")
+                f"{length}{passes}; rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 

@@ -245,9 +245,11 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
                                 d.content_weight)
     assert out == [at[ladder[k]][i] for i, k in enumerate(chosen)]
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True, guidance=0.5) == out
+    sources = tok.encode(lines, model.cfg.data.max_len)
+    last = {(tuple(sources[i]), tuple(ids)) for i, ids in enumerate(tok.encode(at[6.0], model.cfg.train.max_gen_len))}
     monkeypatch.setattr("textgan.rerank.best_candidates", lambda style, back, sources, options, *rest: (
-        [len(row) - 1 for row in options],                        # a reranker that keeps the last candidate
-        torch.arange(len(options[0]), dtype=torch.float).repeat(len(options), 1)))
+        [0] * len(options),                         # a reranker that prefers the rewrite at the last weight
+        torch.tensor([[float((tuple(s), tuple(row[0])) in last)] for s, row in zip(sources, options)])))
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == at[6.0]
     monkeypatch.undo()
     model.cfg.decode.fluency_weight = 1e4                            # the fluency LM's total log-prob decides

@@ -125,6 +125,19 @@ def test_without_a_style_term_the_score_is_content_and_semantic_log_scores(model
     assert chosen == [1, 0]
 
 
+def test_the_length_penalty_charges_only_growth_beyond_the_input(model):
+    """decode.length_penalty: content log-prob - w * max(0, |y| / |x| - 1) in pieces; a candidate as long as
+    its input, or shorter, pays nothing."""
+    tok = model.tok
+    sources = tok.encode(LINES[:2], 8)                                # room for 3 more pieces
+    options = [[sources[i], sources[i][: len(sources[i]) // 2], sources[i] + sources[1 - i][:3]] for i in range(2)]
+    back, back_to = model.generator_for("neg"), tok.domain_ids["neg"]
+    _, plain = best_candidates(None, back, sources, options, 0, back_to, 0.0, 1.0)
+    _, charged = best_candidates(None, back, sources, options, 0, back_to, 0.0, 1.0, w_length=3.0)
+    growth = torch.tensor([[0.0, 0.0, 3 / len(sources[i])] for i in range(2)])
+    torch.testing.assert_close(charged, plain - 3.0 * growth)
+
+
 def test_retrieved_sentences_join_the_candidates_and_the_encoder_picks_by_meaning(trained_run, tiny_e5, monkeypatch):
     """decode.retrieve: the target domain's training sentences nearest by the encoder compete; with the
     semantic term dominant, an input found verbatim in the target pool comes back as itself (cosine 1)."""
@@ -209,14 +222,22 @@ def test_a_second_style_classifier_counts_by_the_minimum(model):
 
 def test_later_passes_compete_with_the_first_and_win_only_by_score(model, monkeypatch):
     """decode.passes: the winner is rewritten again; the result scores at least as high as the one-pass
-    result by the same reward (against the original input), and is seeded."""
+    result by the same reward (against the original input), is seeded, and scores a candidate drawn again
+    in a later pass only once."""
     monkeypatch.setattr(model.cfg.decode, "candidates", 4)
     one = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
     monkeypatch.setattr(model.cfg.decode, "passes", 3)
     three = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
     assert model.transfer(LINES, to="pos", normalized=True, tokenized=True) == three
-    scores = model.scored(LINES, model.tok.encode(LINES, 32), [[a, b] for a, b in zip(one, three)], "pos")
-    assert all(float(row[1]) >= float(row[0]) - 1e-6 for row in scores)
+    scored, real = [], model.scored
+    monkeypatch.setattr(model, "scored", lambda norm, sources, candidates, domain: (
+        scored.extend(zip(norm, candidates)) or real(norm, sources, candidates, domain)))
+    assert model.transfer(LINES, to="pos", normalized=True, tokenized=True) == three
+    assert len(scored) == len(set(scored)) > len(LINES)              # no candidate of an input scored twice
+    monkeypatch.undo()
+    ids = model.tok.encode(LINES, 32)
+    first, last = model.scored([*LINES, *LINES], [*ids, *ids], [*one, *three], "pos").view(2, -1)
+    assert bool((last >= first - 1e-6).all())
 
 
 def test_semantic_style_and_passes_are_checked(tiny_cfg):
@@ -224,6 +245,8 @@ def test_semantic_style_and_passes_are_checked(tiny_cfg):
         tiny_cfg("decode.semantic_style=true")
     with pytest.raises(ConfigError, match="passes"):
         tiny_cfg("decode.passes=0")
+    with pytest.raises(ConfigError, match="length_penalty=-1"):
+        tiny_cfg("decode.length_penalty=-1")
     with pytest.raises(ConfigError, match="train.semantic_style"):
         tiny_cfg("train.semantic_style=true", "decode.encoder=e5")
     cfg = tiny_cfg("decode.semantic_style=true", "decode.encoder=e5", "decode.passes=2")

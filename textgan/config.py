@@ -307,6 +307,10 @@ class DecodeConfig:
     semantic_style: bool = False
     passes: int = 1                      # reranking: P > 1 rewrites the chosen candidate again P - 1 times, all
                                          # passes' candidates competing, scored against the original input
+    # ... the content term's log-prob minus length_penalty * max(0, |y| / |x| - 1) (pieces): the back
+    # generator rebuilds x as well from a candidate that adds words ("不错," before a complaint) as from one
+    # that does not, so alone it never asks a rewrite to stay as short as its input. 0 = off.
+    length_penalty: float = 0.0
 
 
 @dataclass
@@ -456,12 +460,14 @@ def check(cfg: Config) -> None:
     if d.candidates < 1 or not TEMPERATURE_RANGE[0] <= d.temperature <= TEMPERATURE_RANGE[1] \
             or d.style_weight < 0 or d.content_weight < 0 \
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates) \
-            or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0 or d.passes < 1:
+            or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0 or d.passes < 1 \
+            or d.length_penalty < 0:
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
                           f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}, "
-                          f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}, passes={d.passes} (>= 1)")
+                          f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}, passes={d.passes} (>= 1), "
+                          f"length_penalty={d.length_penalty}")
     if (d.semantic_weight or d.retrieve or d.semantic_style) and not d.encoder:
         raise ConfigError("decode.semantic_weight > 0, decode.retrieve > 0 and decode.semantic_style need a sentence "
                           "encoder: set decode.encoder (the packaged e5, a local directory or a model id)")

@@ -80,18 +80,22 @@ def best_candidates(style: StyleClassifier | None, back, sources: list[list[int]
                     target: int, back_to: int, w_style: float = 1.0, w_content: float = 1.0,
                     fluency: torch.Tensor | None = None, w_fluency: float = 0.0,
                     semantic: torch.Tensor | None = None, w_semantic: float = 0.0,
-                    second_style: torch.Tensor | None = None) -> tuple[list[int], torch.Tensor]:
+                    second_style: torch.Tensor | None = None, w_length: float = 0.0) -> tuple[list[int], torch.Tensor]:
     """For each source (ids) the index of its best candidate (ids), and the scores (N, K).
 
     candidates[i][k] is candidate k of source i (every source has K); target is the style classifier's
     class index of the domain written, back_to the generator's domain token of the source's domain;
     fluency (N, K), if given, is log p_LM of each candidate (pretrained.PromptedLM), weighted by w_fluency;
     semantic (N, K), if given, log cos(e(source), e(candidate)), weighted by w_semantic; second_style
-    (N, K), if given, p_E(target | candidate) by the EmbeddingStyle: r_style = min(p_C, p_E). With w_style 0
+    (N, K), if given, p_E(target | candidate) by the EmbeddingStyle: r_style = min(p_C, p_E); w_length
+    takes w_length * max(0, |y| / |x| - 1) off the content log-prob (decode.length_penalty). With w_style 0
     the style classifiers are not read (style may be None)."""
     n, k = len(sources), len(candidates[0]) if candidates else 0
     flat = [c for row in candidates for c in row]
     content = content_logprob(back, [s for s in sources for _ in range(k)], flat, back_to)
+    if w_length:
+        growth = torch.tensor([len(c) / max(1, len(s)) - 1 for s, row in zip(sources, candidates) for c in row])
+        content = content - w_length * growth.clamp(min=0).to(content)
     if w_style:
         r_style = style.probabilities([c or [] for c in flat], device=next(style.parameters()).device)[:, target]
         if second_style is not None:

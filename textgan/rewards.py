@@ -47,9 +47,14 @@ def semantic_content(encoder, sources: list[str], outputs: list[str], eps: float
     distinct = list(dict.fromkeys([*sources, *outputs]))
     row = {text: i for i, text in enumerate(distinct)}
     emb = encoder.embed(distinct)
-    cos = (emb[[row[s] for s in sources]] * emb[[row[o] for o in outputs]]).sum(-1)
-    empty = torch.tensor([not o.strip() for o in outputs])
-    return cos.masked_fill(empty, eps).clamp(min=eps).log()
+    return log_cosine(emb[[row[s] for s in sources]], emb[[row[o] for o in outputs]],
+                      [not o.strip() for o in outputs], eps)
+
+
+def log_cosine(src: torch.Tensor, out: torch.Tensor, empty: list[bool], eps: float = 1e-4) -> torch.Tensor:
+    """log max(cos, eps) (B,) of unit-length embeddings src, out (B, H); eps where `empty` says the output is."""
+    cos = (src * out).sum(-1)
+    return cos.masked_fill(torch.tensor(empty, dtype=torch.bool), eps).clamp(min=eps).log()
 
 
 def combine(r_style: torch.Tensor, mean_logprob: torch.Tensor, w_style: float, w_content: float,

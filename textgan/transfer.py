@@ -252,19 +252,17 @@ class StyleTransfer:
         if self.style is None and self.cfg.decode.style_weight:
             self.style = load_style_classifier(self.run_dir, self.cfg, self.tok.vocab_size, self.device)
         sources = self.tok.encode(norm, self.cfg.data.max_len)
-        keep = [i for i in range(len(norm)) if sources[i]]
-        options: list[list[str]] = [[] for _ in norm]
-        scores = [torch.zeros(0) for _ in norm]
+        scores: list[dict[str, float]] = [{} for _ in norm]     # per input: candidate -> score, in drafted order
         current = list(norm)
         for p in range(self.cfg.decode.passes):
             drafted = self.drafts(current, domain, candidates, batch_size, words, stats if p == 0 else None,
                                   guidance, ladder, retrieve if p == 0 else 0, seed=self.cfg.decode.seed + p)
-            new = self.scored([norm[i] for i in keep], [sources[i] for i in keep], [drafted[i] for i in keep], domain)
-            for i, row in zip(keep, new):
-                scores[i] = torch.cat([scores[i], row])
-            for i in range(len(norm)):
-                options[i] += drafted[i]
-                current[i] = options[i][int(scores[i].argmax())] if sources[i] else drafted[i][0]
+            new = [(i, text) for i in range(len(norm)) if sources[i]
+                   for text in dict.fromkeys(drafted[i]) if text not in scores[i]]   # each scored once
+            values = self.scored([norm[i] for i, _ in new], [sources[i] for i, _ in new], [t for _, t in new], domain)
+            for (i, text), value in zip(new, values.tolist()):
+                scores[i][text] = value
+            current = [max(scores[i], key=scores[i].get) if sources[i] else drafted[i][0] for i in range(len(norm))]
         return current
 
     def drafts(self, norm: list[str], domain: str, candidates: int, batch_size: int, words: list[int] | None,
@@ -289,34 +287,37 @@ class StyleTransfer:
         found = self.retrieved(norm, domain, retrieve) if retrieve else [[] for _ in norm]
         return [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra], *found[i]] for i in range(n)]
 
-    def scored(self, norm: list[str], sources: list[list[int]], options: list[list[str]], domain: str) -> list[torch.Tensor]:
-        """The reranker's score (rerank.best_candidates) of each input's candidates, one (K,) row per input."""
+    def scored(self, norm: list[str], sources: list[list[int]], candidates: list[str], domain: str) -> torch.Tensor:
+        """The reranker's score (rerank.best_candidates) of each candidate (normalized) as a rewrite of the
+        input beside it (normalized, and its ids), (M,). The sentence encoder, where decode.semantic_weight
+        or decode.semantic_style reads it, embeds each distinct text once."""
         from .pretrained import PromptedLM
         from .rerank import best_candidates
-        from .rewards import semantic_content
+        from .rewards import log_cosine
 
-        if not norm:
-            return []
+        if not candidates:
+            return torch.zeros(0)
         d, max_len = self.cfg.decode, self.cfg.train.max_gen_len
-        flat = [t for row in options for t in row]
         fluency = semantic = second = None
         if d.fluency_weight:
             if self.fluency is None:
                 self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
-            fluency = torch.tensor(self.fluency.logprob(flat)[0])
-        if d.semantic_weight:
-            semantic = semantic_content(self.sentence_encoder(), [norm[i] for i, row in enumerate(options) for _ in row], flat)
-        if d.semantic_style:
-            distinct = list(dict.fromkeys(flat))
-            p = self.embedding_style().probabilities(self.sentence_encoder().embed(distinct).to(self.device)).cpu()
+            fluency = torch.tensor(self.fluency.logprob(candidates)[0])
+        if d.semantic_weight or d.semantic_style:
+            distinct = list(dict.fromkeys([*candidates, *(norm if d.semantic_weight else [])]))
             at = {text: j for j, text in enumerate(distinct)}
-            second = p[[at[t] for t in flat], self.domains.index(domain)]
+            emb = self.sentence_encoder().embed(distinct)
+            out = emb[[at[t] for t in candidates]]
+            if d.semantic_weight:
+                semantic = log_cosine(emb[[at[t] for t in norm]], out, [not t.strip() for t in candidates])
+            if d.semantic_style:
+                second = self.embedding_style().probabilities(out.to(self.device)).cpu()[:, self.domains.index(domain)]
         away = self.other_domain(domain)
         _, table = best_candidates(self.style, self.generator_for(away), sources,
-                                   [self.tok.encode(row, max_len) for row in options], self.domains.index(domain),
+                                   [[ids] for ids in self.tok.encode(candidates, max_len)], self.domains.index(domain),
                                    self.tok.domain_ids[away], d.style_weight, d.content_weight,
-                                   fluency, d.fluency_weight, semantic, d.semantic_weight, second)
-        return list(table.cpu())
+                                   fluency, d.fluency_weight, semantic, d.semantic_weight, second, d.length_penalty)
+        return table[:, 0].cpu()
 
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
                  temperature: float = 1.0, tokenized: bool = False, batch_size: int = 256,
