@@ -247,6 +247,8 @@ def test_semantic_style_and_passes_are_checked(tiny_cfg):
         tiny_cfg("decode.passes=0")
     with pytest.raises(ConfigError, match="length_penalty=-1"):
         tiny_cfg("decode.length_penalty=-1")
+    with pytest.raises(ConfigError, match="charges the content term"):
+        tiny_cfg("decode.length_penalty=1", "decode.content_weight=0")
     with pytest.raises(ConfigError, match="train.semantic_style"):
         tiny_cfg("train.semantic_style=true", "decode.encoder=e5")
     cfg = tiny_cfg("decode.semantic_style=true", "decode.encoder=e5", "decode.passes=2")

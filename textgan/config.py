@@ -474,6 +474,9 @@ def check(cfg: Config) -> None:
     if cfg.train.semantic_style and not (cfg.train.style_reward and d.encoder):
         raise ConfigError("train.semantic_style asks a second style classifier in the style reward: it needs "
                           "train.style_reward > 0 and decode.encoder (the encoder whose embeddings it reads)")
+    if d.length_penalty and not d.content_weight:
+        raise ConfigError(f"decode.length_penalty={d.length_penalty} charges the content term: it needs "
+                          "decode.content_weight > 0")
     if d.semantic_style and not d.style_weight:
         raise ConfigError("decode.semantic_style is a second style classifier: it needs decode.style_weight > 0")
     if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):

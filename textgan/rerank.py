@@ -7,7 +7,9 @@ candidate its run's own reward likes best, the DualRL reward used as a selector 
                 or min(p_C, p_E)(target domain | y)       with decode.semantic_style: p_E reads the sentence
                                                           encoder's embedding of y (EmbeddingStyle), a second
                                                           opinion a rewrite must also convince
-    r_content(y) = exp(1/|x| sum_t log p(x_t | y, x_<t))  the back generator rebuilding the input x from y
+    r_content(y) = exp(1/|x| sum_t log p(x_t | y, x_<t)   the back generator rebuilding the input x from y,
+                       - beta * max(0, |y| / |x| - 1))    with decode.length_penalty beta (lengths in pieces;
+                                                          0 = off): growth beyond the input is charged
     score(y)     = (w_s + w_c) / (w_s / r_style + w_c / r_content)    (rewards.combine, harmonic; w_s > 0)
                 or w_c * log r_content                                (w_s = 0: no style term, e.g. translation)
                    + w_e * log cos(e(x), e(y))                        (decode.semantic_weight; 0 = off)

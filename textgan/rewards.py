@@ -54,7 +54,7 @@ def semantic_content(encoder, sources: list[str], outputs: list[str], eps: float
 def log_cosine(src: torch.Tensor, out: torch.Tensor, empty: list[bool], eps: float = 1e-4) -> torch.Tensor:
     """log max(cos, eps) (B,) of unit-length embeddings src, out (B, H); eps where `empty` says the output is."""
     cos = (src * out).sum(-1)
-    return cos.masked_fill(torch.tensor(empty, dtype=torch.bool), eps).clamp(min=eps).log()
+    return cos.masked_fill(torch.tensor(empty, dtype=torch.bool, device=cos.device), eps).clamp(min=eps).log()
 
 
 def combine(r_style: torch.Tensor, mean_logprob: torch.Tensor, w_style: float, w_content: float,
