@@ -230,7 +230,8 @@ def search(model: StyleTransfer, beam: int) -> str:
         found = (f" and the {retrieve} training sentences of the target domain nearest to the input by {d.encoder} "
                  f"(retrieval)") if retrieve else ""
         fluent = (f", plus {d.fluency_weight} x the candidate's total log-probability under "
-                  f"{d.fluency_lm or model.cfg.generator.init} (the pretrained LM, not fine-tuned)") if d.fluency_weight else ""
+                  f"{d.fluency_lm or model.cfg.generator.init} (the pretrained LM, not fine-tuned)"
+                  + (f", into {', '.join(d.fluency_domains)} only" if d.fluency_domains else "")) if d.fluency_weight else ""
         semantic = (f", plus {d.semantic_weight} x the log cosine of the input's and the candidate's {d.encoder} "
                     f"embeddings") if d.semantic_weight else ""
         classifier = (f"the lower of its two style classifiers (pieces, and an MLP over {d.encoder} embeddings)"
@@ -242,7 +243,9 @@ def search(model: StyleTransfer, beam: int) -> str:
                   f"candidates competing, scored against the input" if d.passes > 1 else "")
         length = (f"; the content log-probability minus {d.length_penalty} x the candidate's growth beyond the "
                   f"input's length (max(0, |y| / |x| - 1), pieces)" if d.length_penalty else "")
-        return (f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}"
+        direct = (f", plus {d.direct_weight} x the generator's own mean log-probability of the candidate (direct "
+                  f"model)") if d.direct_weight else ""
+        return (f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}{direct}"
                 f"{length}{passes}; rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 

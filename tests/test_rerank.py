@@ -8,6 +8,7 @@ import pytest
 
 from textgan.config import ConfigError
 from textgan.corpora import cache_dir
+from textgan.data import pad
 from textgan.rerank import best_candidates, content_logprob, load_style_classifier
 from textgan.transfer import StyleTransfer, transfer_normalized
 
@@ -93,6 +94,53 @@ def test_decode_settings_are_checked(tiny_cfg):
     with pytest.raises(ConfigError, match="needs a pretrained LM to score fluency"):
         tiny_cfg("decode.fluency_weight=0.01")                     # an encoder-decoder from scratch: no LM
     assert tiny_cfg("decode.fluency_weight=0.01", "decode.fluency_lm=smollm2").decode.fluency_lm == "smollm2"
+    with pytest.raises(ConfigError, match="direct_weight=-1"):
+        tiny_cfg("decode.direct_weight=-1")
+    with pytest.raises(ConfigError, match="fluency_domains names en, not a domain"):
+        tiny_cfg("decode.fluency_domains=[en]")
+    assert tiny_cfg("decode.fluency_domains=[pos]").decode.fluency_domains == ["pos"]
+
+
+def test_the_fluency_term_reads_only_the_domains_it_is_asked_for(model, monkeypatch):
+    """decode.fluency_domains: candidates written into a listed domain get + w_f * log p_LM; into another
+    domain the LM is not asked at all (translation: an English LM says nothing about Chinese)."""
+    class FakeLM:
+        asked: list[str] = []
+
+        def logprob(self, texts):
+            self.asked.extend(texts)
+            return [-float(len(t.split())) for t in texts], [len(t.split()) for t in texts]
+
+    monkeypatch.setattr(model.cfg.decode, "style_weight", 0.0)          # content alone, as in translation
+    sources = model.tok.encode(LINES[:2], 32)
+    before = {d: model.scored(LINES[:2], sources, LINES[2:4], d) for d in ("neg", "pos")}
+    lm = FakeLM()
+    monkeypatch.setattr(model, "fluency", lm)
+    monkeypatch.setattr(model.cfg.decode, "fluency_weight", 2.0)
+    monkeypatch.setattr(model.cfg.decode, "fluency_domains", ["pos"])
+    torch.testing.assert_close(model.scored(LINES[:2], sources, LINES[2:4], "neg"), before["neg"])
+    assert lm.asked == []
+    words = torch.tensor([len(t.split()) for t in LINES[2:4]], dtype=torch.float)
+    torch.testing.assert_close(model.scored(LINES[:2], sources, LINES[2:4], "pos"), before["pos"] - 2.0 * words)
+    assert lm.asked == LINES[2:4]
+
+
+def test_the_direct_term_is_the_generators_own_mean_log_prob_of_the_candidate(model, monkeypatch):
+    """decode.direct_weight w_d: + w_d * 1/|y| sum_t log p_G(y_t | x, y_<t), G the generator writing y (the
+    noisy channel's direct model); the channel term p(x | y) stays as it was."""
+    monkeypatch.setattr(model.cfg.decode, "style_weight", 0.0)
+    sources, ids = model.tok.encode(LINES[:2], 32), model.tok.encode(LINES[2:4], model.cfg.train.max_gen_len)
+    before = model.scored(LINES[:2], sources, LINES[2:4], "pos")
+    monkeypatch.setattr(model.cfg.decode, "direct_weight", 3.0)
+    direct = content_logprob(model.generator_for("pos"), ids, sources, model.tok.domain_ids["pos"])
+    assert (direct < 0).all()
+    torch.testing.assert_close(model.scored(LINES[:2], sources, LINES[2:4], "pos"), before + 3.0 * direct)
+    with torch.no_grad():                                    # the same number, teacher-forced by hand
+        src, src_mask = pad(sources[:1])
+        tgt, tgt_mask = pad(ids[:1])
+        logits = model.generator_for("pos")(src, src_mask, tgt, model.tok.domain_ids["pos"])
+    by_hand = logits.log_softmax(-1).gather(2, tgt[..., None]).squeeze(-1)[tgt_mask].mean()
+    torch.testing.assert_close(direct[0], by_hand)
 
 
 def test_cli_transfer_and_convert_take_candidates(trained_run, model, tmp_path, capsys):

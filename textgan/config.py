@@ -295,6 +295,9 @@ class DecodeConfig:
     # under a pretrained causal LM (rerank.py): fluency_lm, or "" for the generator's generator.init.
     fluency_weight: float = 0.0
     fluency_lm: str = ""
+    # ... only for candidates written into these domains ([] = every domain): an English LM (SmolLM2) has
+    # nothing to say about Chinese, so translation asks it into English alone
+    fluency_domains: list[str] = field(default_factory=list)
     # ... + semantic_weight * log cos(e(x), e(y)): the adequacy of a candidate by a pretrained multilingual
     # sentence encoder (`encoder`, e.g. e5), so x and y may be in different languages; and `retrieve` R > 0
     # adds the R training sentences of the target domain nearest to x by that encoder as candidates
@@ -311,6 +314,9 @@ class DecodeConfig:
     # generator rebuilds x as well from a candidate that adds words ("不错," before a complaint) as from one
     # that does not, so alone it never asks a rewrite to stay as short as its input. 0 = off.
     length_penalty: float = 0.0
+    # ... + direct_weight * mean log p(y | x) under the generator writing y (the noisy channel's direct model,
+    # beside the content term's channel model p(x | y) and the fluency LM's p(y)). 0 = off.
+    direct_weight: float = 0.0
 
 
 @dataclass
@@ -461,13 +467,13 @@ def check(cfg: Config) -> None:
             or d.style_weight < 0 or d.content_weight < 0 \
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates) \
             or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0 or d.passes < 1 \
-            or d.length_penalty < 0:
+            or d.length_penalty < 0 or d.direct_weight < 0:
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
                           f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}, "
                           f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}, passes={d.passes} (>= 1), "
-                          f"length_penalty={d.length_penalty}")
+                          f"length_penalty={d.length_penalty}, direct_weight={d.direct_weight}")
     if (d.semantic_weight or d.retrieve or d.semantic_style) and not d.encoder:
         raise ConfigError("decode.semantic_weight > 0, decode.retrieve > 0 and decode.semantic_style need a sentence "
                           "encoder: set decode.encoder (the packaged e5, a local directory or a model id)")
@@ -479,9 +485,14 @@ def check(cfg: Config) -> None:
                           "decode.content_weight > 0")
     if d.semantic_style and not d.style_weight:
         raise ConfigError("decode.semantic_style is a second style classifier: it needs decode.style_weight > 0")
-    if d.fluency_weight and not (d.fluency_lm or cfg.generator.init):
+    unknown = sorted(set(d.fluency_domains) - set(cfg.data.domains))
+    if unknown:
+        raise ConfigError(f"decode.fluency_domains names {', '.join(unknown)}, not a domain of this task "
+                          f"({', '.join(cfg.data.domains)})")
+    if d.fluency_weight and not (d.fluency_lm or (cfg.generator.arch == "causal" and cfg.generator.init)):
         raise ConfigError("decode.fluency_weight > 0 needs a pretrained LM to score fluency: set decode.fluency_lm "
-                          "(a packaged model such as smollm2, a local directory or a model id) or generator.init")
+                          "(a packaged model such as smollm2, a local directory or a model id), or generator.init "
+                          "of a causal generator")
     m = cfg.miner
     if m.rescore_lm and (m.rescore_top < 1 or m.rescore_weight < 0):
         raise ConfigError(f"miner.rescore_lm needs rescore_top >= 1 and rescore_weight >= 0; got rescore_top="

@@ -14,6 +14,7 @@ candidate its run's own reward likes best, the DualRL reward used as a selector 
                 or w_c * log r_content                                (w_s = 0: no style term, e.g. translation)
                    + w_e * log cos(e(x), e(y))                        (decode.semantic_weight; 0 = off)
                    + w_f * log p_LM(y)                                (decode.fluency_weight; 0 = off)
+                   + w_d * 1/|y| sum_t log p_G(y_t | x, y_<t)         (decode.direct_weight; 0 = off)
 
     cos(e(x), e(y)) the cosine of x's and y's embeddings by a pretrained sentence encoder (decode.encoder,
                    e.g. multilingual-e5-small: x and y may be in different languages; rewards.semantic_content)
@@ -21,7 +22,11 @@ candidate its run's own reward likes best, the DualRL reward used as a selector 
                    causal LM (decode.fluency_lm, by default the generator's own generator.init, as
                    released, without the run's fine-tuning) read after its end-of-text token
                    (pretrained.PromptedLM, no prompt): a total, not a mean, so it also prefers the
-                   shorter of two equally fluent rewrites.
+                   shorter of two equally fluent rewrites. decode.fluency_domains limits it to candidates
+                   written into those domains (translation: an English LM scores the English ones only).
+
+    p_G          the generator writing y itself: with the back generator's p(x | y) and the LM's p(y) the
+                   three terms of noisy-channel reranking (Yee et al. 2019), direct, channel and prior.
 
 The R retrieved candidates are the target domain's training sentences nearest to x by that encoder's
 cosine (`Retrieval`): real sentences, fluent by construction, that the reranker takes only where they score
@@ -82,7 +87,8 @@ def best_candidates(style: StyleClassifier | None, back, sources: list[list[int]
                     target: int, back_to: int, w_style: float = 1.0, w_content: float = 1.0,
                     fluency: torch.Tensor | None = None, w_fluency: float = 0.0,
                     semantic: torch.Tensor | None = None, w_semantic: float = 0.0,
-                    second_style: torch.Tensor | None = None, w_length: float = 0.0) -> tuple[list[int], torch.Tensor]:
+                    second_style: torch.Tensor | None = None, w_length: float = 0.0,
+                    direct: torch.Tensor | None = None, w_direct: float = 0.0) -> tuple[list[int], torch.Tensor]:
     """For each source (ids) the index of its best candidate (ids), and the scores (N, K).
 
     candidates[i][k] is candidate k of source i (every source has K); target is the style classifier's
@@ -90,7 +96,9 @@ def best_candidates(style: StyleClassifier | None, back, sources: list[list[int]
     fluency (N, K), if given, is log p_LM of each candidate (pretrained.PromptedLM), weighted by w_fluency;
     semantic (N, K), if given, log cos(e(source), e(candidate)), weighted by w_semantic; second_style
     (N, K), if given, p_E(target | candidate) by the EmbeddingStyle: r_style = min(p_C, p_E); w_length
-    takes w_length * max(0, |y| / |x| - 1) off the content log-prob (decode.length_penalty). With w_style 0
+    takes w_length * max(0, |y| / |x| - 1) off the content log-prob (decode.length_penalty); direct (N, K),
+    if given, is the mean log p(candidate | source) under the generator that wrote it, weighted by w_direct
+    (decode.direct_weight). With w_style 0
     the style classifiers are not read (style may be None)."""
     n, k = len(sources), len(candidates[0]) if candidates else 0
     flat = [c for row in candidates for c in row]
@@ -105,7 +113,7 @@ def best_candidates(style: StyleClassifier | None, back, sources: list[list[int]
         scores = combine(r_style, content, w_style, w_content, mix="harmonic").view(n, k)
     else:
         scores = (w_content * content).view(n, k)
-    for extra, weight in [(fluency, w_fluency), (semantic, w_semantic)]:
+    for extra, weight in [(fluency, w_fluency), (semantic, w_semantic), (direct, w_direct)]:
         if extra is not None and weight:
             scores = scores + weight * extra.view(n, k).to(scores)
     return scores.argmax(1).tolist(), scores

@@ -292,14 +292,14 @@ class StyleTransfer:
         input beside it (normalized, and its ids), (M,). The sentence encoder, where decode.semantic_weight
         or decode.semantic_style reads it, embeds each distinct text once."""
         from .pretrained import PromptedLM
-        from .rerank import best_candidates
+        from .rerank import best_candidates, content_logprob
         from .rewards import log_cosine
 
         if not candidates:
             return torch.zeros(0)
         d, max_len = self.cfg.decode, self.cfg.train.max_gen_len
         fluency = semantic = second = None
-        if d.fluency_weight:
+        if d.fluency_weight and (not d.fluency_domains or domain in d.fluency_domains):
             if self.fluency is None:
                 self.fluency = PromptedLM.load(d.fluency_lm or self.cfg.generator.init, device=self.device)
             fluency = torch.tensor(self.fluency.logprob(candidates)[0])
@@ -312,11 +312,13 @@ class StyleTransfer:
                 semantic = log_cosine(emb[[at[t] for t in norm]], out, [not t.strip() for t in candidates])
             if d.semantic_style:
                 second = self.embedding_style().probabilities(out.to(self.device)).cpu()[:, self.domains.index(domain)]
-        away = self.other_domain(domain)
-        _, table = best_candidates(self.style, self.generator_for(away), sources,
-                                   [[ids] for ids in self.tok.encode(candidates, max_len)], self.domains.index(domain),
-                                   self.tok.domain_ids[away], d.style_weight, d.content_weight,
-                                   fluency, d.fluency_weight, semantic, d.semantic_weight, second, d.length_penalty)
+        away, ids = self.other_domain(domain), self.tok.encode(candidates, max_len)
+        direct = (content_logprob(self.generator_for(domain), ids, sources, self.tok.domain_ids[domain])
+                  if d.direct_weight else None)
+        _, table = best_candidates(self.style, self.generator_for(away), sources, [[y] for y in ids],
+                                   self.domains.index(domain), self.tok.domain_ids[away], d.style_weight,
+                                   d.content_weight, fluency, d.fluency_weight, semantic, d.semantic_weight, second,
+                                   d.length_penalty, direct, d.direct_weight)
         return table[:, 0].cpu()
 
     def transfer(self, texts: list[str], to: str | list[str] | None = None, beam: int = 1, sample: bool = False,
