@@ -222,11 +222,12 @@ def search(model: StyleTransfer, beam: int) -> str:
     d = model.cfg.decode
     k, w = model.candidates_for(None, beam, sample=False), model.guidance_for(None, beam)
     ladder = model.ladder_for(None, beam, False, w)
-    retrieve = model.retrieve_for(None, beam, sample=False)
+    retrieve, nbest = model.extras_for(None, beam, sample=False)
     guided = f", classifier-free guidance {w} away from the source domain's prompt" if w else ""
-    if k > 1 or ladder or retrieve:
+    if k > 1 or ladder or retrieve or nbest:
         rungs = f" and the greedy rewrites at guidance {', '.join(map(str, ladder))} (a guidance ladder)" if ladder else ""
         drawn = f" and {k - 1} samples at temperature {d.temperature} (seed {d.seed})" if k > 1 else ""
+        beams = f" and the {nbest} hypotheses of a beam search of width {nbest} (n-best)" if nbest else ""
         found = (f" and the {retrieve} training sentences of the target domain nearest to the input by {d.encoder} "
                  f"(retrieval)") if retrieve else ""
         fluent = (f", plus {d.fluency_weight} x the candidate's total log-probability under "
@@ -245,7 +246,7 @@ def search(model: StyleTransfer, beam: int) -> str:
                   f"input's length (max(0, |y| / |x| - 1), pieces)" if d.length_penalty else "")
         direct = (f", plus {d.direct_weight} x the generator's own mean log-probability of the candidate (direct "
                   f"model)") if d.direct_weight else ""
-        return (f"the greedy rewrite{guided}{rungs}{drawn}{found}, reranked by the run's reward: {reward}{semantic}{fluent}{direct}"
+        return (f"the greedy rewrite{guided}{rungs}{drawn}{beams}{found}, reranked by the run's reward: {reward}{semantic}{fluent}{direct}"
                 f"{length}{passes}; rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 

@@ -214,6 +214,29 @@ def test_beam_search_finds_the_best_normalized_sequence_and_is_greedy_with_one_b
     assert g.generate(src, mask, 4, beam=3, max_len=8, words=words)       # generate sends words_left models here
 
 
+def test_beam_search_nbest_keeps_each_rows_best_hypotheses_best_first():
+    """nbest n: each row's n hypotheses of highest log p(y | src) / |y|, best first (row r's at r*n ..), the
+    first of them beam search's answer; in both beam searches (the own one and `transformers`' generate)."""
+    g = length_generator()
+    src, mask = batch(b=2, t=5)
+    words = torch.tensor([1, 3])
+    best = g.beam_search(src, mask, 4, beam=4, max_len=8, words=words)
+    top = g.beam_search(src, mask, 4, beam=4, max_len=8, words=words, nbest=3)
+    assert len(top) == 6 and [top[0], top[3]] == best
+    with torch.no_grad():
+        for r in range(2):
+            mean = []
+            for ids in top[3 * r:3 * r + 3]:
+                logits = g(src[r:r + 1], mask[r:r + 1], torch.tensor([ids]), 4, words[r:r + 1])
+                mean.append(float(logits.log_softmax(-1)[0, torch.arange(len(ids)), ids].mean()))
+            assert mean == sorted(mean, reverse=True) and len({tuple(h) for h in top[3 * r:3 * r + 3]}) == 3
+    plain = tiny_generator()                                   # no words: transformers' generate
+    top = plain.generate(src, mask, 4, beam=3, max_len=8, nbest=3)
+    assert len(top) == 6 and [top[0], top[3]] == plain.generate(src, mask, 4, beam=3, max_len=8)
+    with pytest.raises(ValueError, match="beam >= nbest"):
+        plain.generate(src, mask, 4, beam=2, max_len=8, nbest=3)
+
+
 def test_draw_samples_the_categorical_distribution():
     from textgan.models.generator import draw
 

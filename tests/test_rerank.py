@@ -99,6 +99,10 @@ def test_decode_settings_are_checked(tiny_cfg):
     with pytest.raises(ConfigError, match="fluency_domains names en, not a domain"):
         tiny_cfg("decode.fluency_domains=[en]")
     assert tiny_cfg("decode.fluency_domains=[pos]").decode.fluency_domains == ["pos"]
+    with pytest.raises(ConfigError, match="nbest=-1"):
+        tiny_cfg("decode.nbest=-1")
+    with pytest.raises(ConfigError, match="causal generator .* has no beam search"):
+        tiny_cfg("generator.arch=causal", "decode.nbest=4")
 
 
 def test_the_fluency_term_reads_only_the_domains_it_is_asked_for(model, monkeypatch):
@@ -141,6 +145,27 @@ def test_the_direct_term_is_the_generators_own_mean_log_prob_of_the_candidate(mo
         logits = model.generator_for("pos")(src, src_mask, tgt, model.tok.domain_ids["pos"])
     by_hand = logits.log_softmax(-1).gather(2, tgt[..., None]).squeeze(-1)[tgt_mask].mean()
     torch.testing.assert_close(direct[0], by_hand)
+
+
+def test_beam_hypotheses_join_the_candidates(model, monkeypatch):
+    """decode.nbest N: the N hypotheses of a beam search of width N compete beside the greedy rewrite (even
+    with decode.candidates 1), and each input keeps the one the reranker scores best."""
+    monkeypatch.setattr(model.cfg.decode, "nbest", 3)
+    assert model.extras_for(None, beam=1, sample=False) == (0, 3)
+    assert model.extras_for(1, beam=1, sample=False) == (0, 0)              # one greedy rewrite asked
+    max_len = model.cfg.train.max_gen_len
+    gen = model.generator_for("pos")
+    beams = transfer_normalized(gen, model.tok, LINES, "pos", beam=3, nbest=3, max_len=max_len)
+    assert beams[::3] == transfer_normalized(gen, model.tok, LINES, "pos", beam=3, max_len=max_len)
+    drafted = model.drafts(LINES, "pos", 1, 256, None, None, 0.0, [], 0, seed=0, nbest=3)
+    greedy = transfer_normalized(gen, model.tok, LINES, "pos", max_len=max_len)
+    assert drafted == [[greedy[i], *beams[3 * i:3 * i + 3]] for i in range(len(LINES))]
+    out = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
+    sources = model.tok.encode(LINES, model.cfg.data.max_len)
+    for i, row in enumerate(drafted):
+        row = list(dict.fromkeys(row))
+        scores = model.scored([LINES[i]] * len(row), [sources[i]] * len(row), row, "pos")
+        assert out[i] == row[int(scores.argmax())]
 
 
 def test_cli_transfer_and_convert_take_candidates(trained_run, model, tmp_path, capsys):
@@ -204,12 +229,12 @@ def test_retrieved_sentences_join_the_candidates_and_the_encoder_picks_by_meanin
     assert out == [LINES[0], LINES[2]]
     greedy = transfer_normalized(model.generator_for("pos"), model.tok, LINES, "pos", max_len=model.cfg.train.max_gen_len)
     assert model.transfer(LINES, to="pos", normalized=True, tokenized=True, candidates=1) == greedy
-    assert model.retrieve_for(1, beam=1, sample=False) == 0             # one greedy rewrite asked
-    assert model.retrieve_for(None, beam=4, sample=False) == 0
-    assert model.retrieve_for(None, beam=1, sample=False) == 2
+    assert model.extras_for(1, beam=1, sample=False) == (0, 0)          # one greedy rewrite asked
+    assert model.extras_for(None, beam=4, sample=False) == (0, 0)
+    assert model.extras_for(None, beam=1, sample=False) == (2, 0)
     monkeypatch.setattr(model, "engine", "ctranslate2")
     with pytest.raises(ValueError, match="needs the torch"):
-        model.retrieve_for(None, beam=1, sample=False)
+        model.extras_for(None, beam=1, sample=False)
 
 
 def test_semantic_reranking_needs_an_encoder(tiny_cfg):

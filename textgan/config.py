@@ -317,6 +317,9 @@ class DecodeConfig:
     # ... + direct_weight * mean log p(y | x) under the generator writing y (the noisy channel's direct model,
     # beside the content term's channel model p(x | y) and the fluency LM's p(y)). 0 = off.
     direct_weight: float = 0.0
+    # ... and the N hypotheses of a beam search of width N join the candidates (n-best reranking); 0 = off.
+    # Encoder-decoder generators (a causal generator has no beam search).
+    nbest: int = 0
 
 
 @dataclass
@@ -467,13 +470,13 @@ def check(cfg: Config) -> None:
             or d.style_weight < 0 or d.content_weight < 0 \
             or d.style_weight + d.content_weight <= 0 or d.guidance < 0 or any(w < 0 for w in d.guidance_candidates) \
             or d.fluency_weight < 0 or d.semantic_weight < 0 or d.retrieve < 0 or d.passes < 1 \
-            or d.length_penalty < 0 or d.direct_weight < 0:
+            or d.length_penalty < 0 or d.direct_weight < 0 or d.nbest < 0:
         raise ConfigError(f"decode needs candidates >= 1, temperature > 0 (0.01 to 10), guidance >= 0 and "
                           f"non-negative weights, not both 0; got candidates={d.candidates}, temperature={d.temperature}, "
                           f"guidance={d.guidance}, guidance_candidates={d.guidance_candidates}, style_weight={d.style_weight}, "
                           f"content_weight={d.content_weight}, fluency_weight={d.fluency_weight}, "
                           f"semantic_weight={d.semantic_weight}, retrieve={d.retrieve}, passes={d.passes} (>= 1), "
-                          f"length_penalty={d.length_penalty}, direct_weight={d.direct_weight}")
+                          f"length_penalty={d.length_penalty}, direct_weight={d.direct_weight}, nbest={d.nbest}")
     if (d.semantic_weight or d.retrieve or d.semantic_style) and not d.encoder:
         raise ConfigError("decode.semantic_weight > 0, decode.retrieve > 0 and decode.semantic_style need a sentence "
                           "encoder: set decode.encoder (the packaged e5, a local directory or a model id)")
@@ -483,6 +486,9 @@ def check(cfg: Config) -> None:
     if d.length_penalty and not d.content_weight:
         raise ConfigError(f"decode.length_penalty={d.length_penalty} charges the content term: it needs "
                           "decode.content_weight > 0")
+    if d.nbest and cfg.generator.arch == "causal":
+        raise ConfigError(f"decode.nbest={d.nbest} adds beam search's hypotheses, and a causal generator "
+                          "(generator.arch=causal) has no beam search: set decode.nbest=0")
     if d.semantic_style and not d.style_weight:
         raise ConfigError("decode.semantic_style is a second style classifier: it needs decode.style_weight > 0")
     unknown = sorted(set(d.fluency_domains) - set(cfg.data.domains))

@@ -152,7 +152,7 @@ class CT2Generator:
         self.ids = {p: i for i, p in enumerate(self.pieces)}
 
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1, sample: bool = False,
-                 max_len: int = 32, temperature: float = 1.0, words=None) -> list[list[int]]:
+                 max_len: int = 32, temperature: float = 1.0, words=None, nbest: int = 1) -> list[list[int]]:
         if words is not None:
             raise ExportError("length requests need the torch engine")
         source = [[self.pieces[t] for t in row[: int(n)]] for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
@@ -160,8 +160,8 @@ class CT2Generator:
             source, target_prefix=[[self.pieces[to]]] * len(source), beam_size=beam,
             max_decoding_length=max_len, min_decoding_length=0, return_end_token=True,
             sampling_topk=0 if sample else 1, sampling_temperature=temperature, max_input_length=0,
-            max_batch_size=-(-len(source) // self.workers))     # one sub-batch per worker thread
-        return [[self.ids[p] for p in r.hypotheses[0] if self.ids[p] != PAD] for r in results]   # prefix not included
+            num_hypotheses=nbest, max_batch_size=-(-len(source) // self.workers))   # one sub-batch per worker thread
+        return [[self.ids[p] for p in h if self.ids[p] != PAD] for r in results for h in r.hypotheses[:nbest]]
 
 
 class CT2CausalGenerator(CT2Generator):
@@ -177,7 +177,7 @@ class CT2CausalGenerator(CT2Generator):
         self.read_vocabulary(tok)
 
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1, sample: bool = False,
-                 max_len: int = 32, temperature: float = 1.0, words=None) -> list[list[int]]:
+                 max_len: int = 32, temperature: float = 1.0, words=None, nbest: int = 1) -> list[list[int]]:
         if words is not None:
             raise ExportError("length requests need the torch engine")
         prompts = [[self.pieces[BOS], *(self.pieces[t] for t in row[: int(n)]), self.pieces[to]]
@@ -185,8 +185,8 @@ class CT2CausalGenerator(CT2Generator):
         results = self.generator.generate_batch(
             prompts, max_length=max_len, beam_size=beam, sampling_topk=0 if sample else 1,
             sampling_temperature=temperature, include_prompt_in_result=False, end_token=self.pieces[EOS],
-            return_end_token=True)
-        return [[self.ids[p] for p in r.sequences[0] if self.ids[p] != PAD] for r in results]
+            return_end_token=True, num_hypotheses=nbest)
+        return [[self.ids[p] for p in h if self.ids[p] != PAD] for r in results for h in r.sequences[:nbest]]
 
 
 def load_generators(run_dir: str | Path, cfg, tok, device: str = "cpu", quantization: str = "int8") -> list[CT2Generator]:

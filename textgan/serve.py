@@ -588,7 +588,7 @@ def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = N
             served = Served(d, device, engine=engine, quantization=quantization)
             # the run's default decoding (reranked or retrieved candidates, guidance) may need the torch engine
             served.model.candidates_for(None, beam=1, sample=False)
-            served.model.retrieve_for(None, beam=1, sample=False)
+            served.model.extras_for(None, beam=1, sample=False)
             served.model.guidance_for(None, beam=1)
         except (ExportError, ValueError) as err:
             if engine == "torch":

@@ -34,8 +34,9 @@ def check_temperature(temperature) -> float:
 def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], to: str, beam: int = 1,
                         sample: bool = False, temperature: float = 1.0, max_len: int = 32,
                         batch_size: int = 256, words: list[int] | None = None, stats: dict | None = None,
-                        guidance: float = 0.0, away: str | None = None) -> list[str]:
-    """Normalized sentences -> normalized rewrites in domain `to`, in input order.
+                        guidance: float = 0.0, away: str | None = None, nbest: int = 1) -> list[str]:
+    """Normalized sentences -> normalized rewrites in domain `to`, in input order; with `nbest` n > 1 (beam
+    search), the n best of each, text i's at i*n .. i*n + n - 1.
 
     Sentences are sorted by length so each batch carries little padding; empty inputs give "".
     Length control (a tokenizer with <len_k> tokens): `words[i]` is the length asked of text i (the
@@ -49,7 +50,7 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
     device = generator.device
     encoded = tok.encode(texts, max_len)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    outputs = [""] * len(texts)
+    outputs = [""] * (len(texts) * nbest)
     todo = [i for i in order if encoded[i]]
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
@@ -58,13 +59,14 @@ def transfer_normalized(generator: Generator, tok: Tokenizer, texts: list[str], 
         budget = max_len if words is None else min(max_len, 2 * max(words[i] for i in rows) + 4)
         guide = {"guidance": guidance, "away": tok.domain_ids[away]} if guidance else {}
         ids = generator.generate(src.to(device), mask.to(device), tok.domain_ids[to], beam=beam,
-                                 sample=sample, temperature=temperature, max_len=budget, words=asked, **guide)
-        for i, text in zip(rows, tok.decode(ids)):
+                                 sample=sample, temperature=temperature, max_len=budget, words=asked, nbest=nbest, **guide)
+        for at, text in zip([i * nbest + j for i in rows for j in range(nbest)], tok.decode(ids)):
+            i = at // nbest
             if words is not None and len(text.split()) > words[i]:
                 text = " ".join(text.split()[: words[i]])
                 if stats is not None:
                     stats["cut"] = stats.get("cut", 0) + 1
-            outputs[i] = text
+            outputs[at] = text
     return outputs
 
 
@@ -169,15 +171,18 @@ class StyleTransfer:
                              "--engine torch, or --candidates 1 for greedy decoding with ctranslate2")
         return candidates
 
-    def retrieve_for(self, candidates: int | None, beam: int, sample: bool) -> int:
-        """How many retrieved sentences join the candidates: the run's decode.retrieve, unless one greedy
-        rewrite (candidates=1), beam search or sampling is asked."""
-        if candidates == 1 or beam > 1 or sample or not self.cfg.decode.retrieve:
-            return 0
+    def extras_for(self, candidates: int | None, beam: int, sample: bool) -> tuple[int, int]:
+        """What else joins the candidates, (retrieve, nbest): the run's decode.retrieve retrieved sentences
+        and decode.nbest beam hypotheses, unless one greedy rewrite (candidates=1), beam search or sampling
+        is asked."""
+        d = self.cfg.decode
+        if candidates == 1 or beam > 1 or sample or not (d.retrieve or d.nbest):
+            return 0, 0
         if self.engine != "torch":
-            raise ValueError(f"reranking retrieved sentences (decode.retrieve of {self.run_dir}) needs the torch "
-                             "engine: use --engine torch, or --candidates 1 for greedy decoding with ctranslate2")
-        return self.cfg.decode.retrieve
+            raise ValueError(f"reranking retrieved sentences or beam hypotheses (decode.retrieve, decode.nbest of "
+                             f"{self.run_dir}) needs the torch engine: use --engine torch, or --candidates 1 for "
+                             "greedy decoding with ctranslate2")
+        return d.retrieve, d.nbest
 
     def sentence_encoder(self):
         """The reranker's sentence encoder (decode.encoder), loaded once."""
@@ -241,10 +246,11 @@ class StyleTransfer:
 
     def reranked(self, norm: list[str], domain: str, candidates: int, batch_size: int,
                  words: list[int] | None, stats: dict | None, guidance: float = 0.0,
-                 ladder: list[float] = (), retrieve: int = 0) -> list[str]:
+                 ladder: list[float] = (), retrieve: int = 0, nbest: int = 0) -> list[str]:
         """Normalized rewrites into `domain`: per input the best (rerank.py) of the greedy one, one greedy
         rewrite per guidance weight of `ladder`, candidates - 1 samples drawn under decode.seed (so the
-        same input gives the same output) and the `retrieve` nearest training sentences of `domain`; with
+        same input gives the same output), the `nbest` hypotheses of a beam search of that width and the
+        `retrieve` nearest training sentences of `domain`; with
         decode.passes P > 1, the winner is rewritten again the same way (no retrieval), P - 1 times, and
         every pass's candidates compete, scored against the input."""
         from .rerank import load_style_classifier
@@ -256,7 +262,8 @@ class StyleTransfer:
         current = list(norm)
         for p in range(self.cfg.decode.passes):
             drafted = self.drafts(current, domain, candidates, batch_size, words, stats if p == 0 else None,
-                                  guidance, ladder, retrieve if p == 0 else 0, seed=self.cfg.decode.seed + p)
+                                  guidance, ladder, retrieve if p == 0 else 0, seed=self.cfg.decode.seed + p,
+                                  nbest=nbest)
             new = [(i, text) for i in range(len(norm)) if sources[i]
                    for text in dict.fromkeys(drafted[i]) if text not in scores[i]]   # each scored once
             values = self.scored([norm[i] for i, _ in new], [sources[i] for i, _ in new], [t for _, t in new], domain)
@@ -266,9 +273,10 @@ class StyleTransfer:
         return current
 
     def drafts(self, norm: list[str], domain: str, candidates: int, batch_size: int, words: list[int] | None,
-               stats: dict | None, guidance: float, ladder: list[float], retrieve: int, seed: int) -> list[list[str]]:
-        """Per input the candidates of one pass: the greedy rewrite(s), candidates - 1 samples under `seed`, and
-        the `retrieve` nearest training sentences of `domain`."""
+               stats: dict | None, guidance: float, ladder: list[float], retrieve: int, seed: int,
+               nbest: int = 0) -> list[list[str]]:
+        """Per input the candidates of one pass: the greedy rewrite(s), candidates - 1 samples under `seed`, the
+        `nbest` hypotheses of beam search and the `retrieve` nearest training sentences of `domain`."""
         d = self.cfg.decode
         gen, max_len = self.generator_for(domain), self.cfg.train.max_gen_len
         n, extra, away = len(norm), candidates - 1, self.other_domain(domain)
@@ -284,8 +292,11 @@ class StyleTransfer:
                                             batch_size=batch_size,
                                             words=[w for w in words for _ in range(extra)] if words else None,
                                             stats=stats, guidance=guidance, away=away)
+        beams = (transfer_normalized(gen, self.tok, norm, domain, beam=nbest, nbest=nbest, max_len=max_len,
+                                     batch_size=batch_size, words=words) if nbest else [])
         found = self.retrieved(norm, domain, retrieve) if retrieve else [[] for _ in norm]
-        return [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra], *found[i]] for i in range(n)]
+        return [[*(g[i] for g in greedy), *drawn[i * extra:(i + 1) * extra], *beams[i * nbest:(i + 1) * nbest],
+                 *found[i]] for i in range(n)]
 
     def scored(self, norm: list[str], sources: list[list[int]], candidates: list[str], domain: str) -> torch.Tensor:
         """The reranker's score (rerank.best_candidates) of each candidate (normalized) as a rewrite of the
@@ -337,11 +348,12 @@ class StyleTransfer:
         (rerank.py); None takes the run's decode.candidates for greedy decoding. `guidance` > 0 steers a
         causal generator away from the source domain (CausalGenerator.guided); None takes decode.guidance.
         With guidance on, the greedy rewrites at decode.guidance_candidates compete too, unless candidates=1;
-        so do the decode.retrieve nearest training sentences of the target domain, if the run asks for them.
+        so do the decode.retrieve nearest training sentences of the target domain and the decode.nbest
+        hypotheses of beam search, if the run asks for them.
         """
         guidance = self.guidance_for(guidance, beam)
         ladder = self.ladder_for(candidates, beam, sample, guidance)
-        retrieve = self.retrieve_for(candidates, beam, sample)
+        retrieve, nbest = self.extras_for(candidates, beam, sample)
         candidates = self.candidates_for(candidates, beam, sample)
         temperature = check_temperature(temperature)
         norm = list(texts) if normalized else [self.tok.normalize(t) for t in texts]
@@ -357,9 +369,9 @@ class StyleTransfer:
         for domain in sorted(set(targets)):
             rows = [i for i, t in enumerate(targets) if t == domain]
             row_words = [words[i] for i in rows] if words else None
-            if candidates > 1 or ladder or retrieve:
+            if candidates > 1 or ladder or retrieve or nbest:
                 out = self.reranked([norm[i] for i in rows], domain, candidates, batch_size, row_words, stats,
-                                    guidance, ladder, retrieve)
+                                    guidance, ladder, retrieve, nbest)
             else:
                 out = transfer_normalized(self.generator_for(domain), self.tok, [norm[i] for i in rows], domain,
                                           beam=beam, sample=sample, temperature=temperature,

@@ -231,10 +231,12 @@ class CausalGenerator(Generator):
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
                  sample: bool = False, max_len: int = 32, temperature: float = 1.0,
-                 words: torch.Tensor | None = None, guidance: float = 0.0, away: int | None = None) -> list[list[int]]:
+                 words: torch.Tensor | None = None, guidance: float = 0.0, away: int | None = None,
+                 nbest: int = 1) -> list[list[int]]:
         """Inference: greedy, or sampling at `temperature`; with guidance > 0 away from the domain token
-        `away`, `guided`. Beam search is not implemented for this generator and is refused with that reason."""
-        if beam > 1 and not sample:
+        `away`, `guided`. Beam search (and its `nbest`) is not implemented for this generator and is refused
+        with that reason."""
+        if nbest > 1 or (beam > 1 and not sample):
             raise ValueError("beam search is not implemented for a causal generator (generator.arch=causal); "
                              "use --beam 1 (greedy) or sampling")
         if guidance:

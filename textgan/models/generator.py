@@ -468,12 +468,15 @@ class Generator(nn.Module):
 
     @torch.inference_mode()
     def beam_search(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int, max_len: int = 32,
-                    words: torch.Tensor | None = None) -> list[list[int]]:
+                    words: torch.Tensor | None = None, nbest: int = 1) -> list[list[int]]:
         """Beam search with a key-value cache, for what `transformers`' generate cannot feed the decoder: the
         words-left count and the extraction constraint. Each row keeps `beam` hypotheses y; a step extends
         every live one by every piece and keeps the `beam` best by log p(y | src); a hypothesis that has
         written EOS is carried on unchanged (extended by PAD at no cost). The answer is the hypothesis of
-        highest log p(y | src) / |y| (length penalty 1, `transformers`' default). Returns ids up to EOS."""
+        highest log p(y | src) / |y| (length penalty 1, `transformers`' default); `nbest` n > 1 keeps the n
+        highest of each row instead, best first (row r's at r*n .. r*n + n - 1). Returns ids up to EOS."""
+        if not 1 <= nbest <= beam:
+            raise ValueError(f"nbest must be between 1 and the beam ({beam}), got {nbest}")
         constraint, guard = self.constraint(src, src_mask, to), self.run_guard(src, src_mask)
         src, src_mask = self.condition(src, src_mask, words)
         batch, k, device = src.size(0), beam, src.device
@@ -524,9 +527,9 @@ class Generator(nn.Module):
                 begun = begun + self.word_start[token].long()
             if bool(finished.all()):
                 break
-        best = (scores.view(n) / length.clamp(min=1)).view(batch, k).argmax(1) + torch.arange(batch, device=device) * k
+        ranked = (scores.view(n) / length.clamp(min=1)).view(batch, k).topk(nbest, dim=1).indices   # (B, nbest)
         out = []
-        for r in best.tolist():
+        for r in (ranked + torch.arange(batch, device=device)[:, None] * k).view(-1).tolist():
             ids = [t for t in history[r].tolist() if t != PAD]
             if constraint is not None and EOS not in ids:        # cut by max_len mid-word: drop that piece of a word
                 ids = ids[: len(ids) - constraint.unfinished(r)]
@@ -536,25 +539,27 @@ class Generator(nn.Module):
     @torch.no_grad()
     def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
                  sample: bool = False, max_len: int = 32, temperature: float = 1.0,
-                 words: torch.Tensor | None = None) -> list[list[int]]:
+                 words: torch.Tensor | None = None, nbest: int = 1) -> list[list[int]]:
         """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache), except
         where the decoder reads the words left or decodes under the extraction constraint, which
         `transformers` cannot feed it, or under a target vocabulary or the run guard: then `beam_search` and
-        `sample`. Returns
-        ids without the start token."""
+        `sample`. `nbest` n > 1 (beam search): the n best hypotheses of each row, best first, row r's at
+        r*n .. r*n + n - 1. Returns ids without the start token."""
+        if nbest > 1 and (sample or beam < nbest):
+            raise ValueError(f"nbest={nbest} keeps hypotheses of beam search: it needs beam >= nbest and no sampling")
         if beam == 1 and not sample:
             return self.greedy(src, src_mask, to, max_len, words)
         own = (self.words_left and words is not None or to in self.extract_to or to in self.banned_to
                or bool(self.max_run))
         if own and not sample:
-            return self.beam_search(src, src_mask, to, beam, max_len, words)
+            return self.beam_search(src, src_mask, to, beam, max_len, words, nbest)
         if own:
             drawn = self.sample(src, src_mask, to, mode="multinomial", tau=temperature, max_len=max_len, words=words)
             return [[t for t, keep in zip(ids, m) if keep] for ids, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]
         src, src_mask = self.condition(src, src_mask, words)
         config = GenerationConfig(
             max_new_tokens=max_len, num_beams=beam, do_sample=sample, temperature=temperature if sample else None,
-            top_k=0 if sample else None, decoder_start_token_id=to, bos_token_id=BOS, eos_token_id=EOS,
+            top_k=0 if sample else None, num_return_sequences=nbest, decoder_start_token_id=to, bos_token_id=BOS, eos_token_id=EOS,
             pad_token_id=PAD, forced_bos_token_id=None, forced_eos_token_id=None,
         )
         out = self.model.generate(input_ids=src, attention_mask=src_mask.long(), generation_config=config)
