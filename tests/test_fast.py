@@ -5,6 +5,7 @@ import pytest
 import textgan
 from textgan.cli import main
 from textgan.fast import ExportError, export
+from textgan.transfer import transfer_normalized
 
 SENTENCES = ["the food was cold and the staff rude .", "i love this place !", "great pizza , friendly people .",
              "the service was slow", "", "worst meal ever , never again ."]
@@ -18,6 +19,10 @@ def test_export_then_greedy_and_beam_equal_the_torch_engine(trained_run):
     fast = textgan.load(trained_run, device="cpu", engine="ctranslate2", quantization="float32")
     for beam in (1, 3):
         assert fast.transfer(SENTENCES, tokenized=True, beam=beam) == torch_model.transfer(SENTENCES, tokenized=True, beam=beam)
+    norm, n = [torch_model.tok.normalize(s) for s in SENTENCES], torch_model.cfg.train.max_gen_len
+    fast_best, torch_best = (transfer_normalized(m.generator_for("pos"), m.tok, norm, "pos", beam=3, max_len=n, nbest=3)
+                             for m in (fast, torch_model))                 # the beam's 3 best, best first (nbest)
+    assert fast_best == torch_best and len(fast_best) == 3 * len(SENTENCES)
 
 
 @pytest.fixture(scope="module")
