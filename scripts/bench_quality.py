@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from textgan.bootstrap import MINERS, make_miner, segmenter
+from textgan.cli import line_buffered_stdout
 from textgan.config import config_from_dict, load_config, merge, parse_override
 from textgan.crosslingual import CrossLingual
 from textgan.data import encode_split
@@ -280,6 +281,7 @@ def main() -> None:
                              "says the run was trained from uncommitted code)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
+    line_buffered_stdout()            # long runs go to a log (nohup): every line as it happens
 
     command = " ".join(["python", "scripts/bench_quality.py", *sys.argv[1:]])
     started = time.time()

@@ -2,6 +2,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -111,3 +112,25 @@ def test_overrides_may_follow_options(monkeypatch):
     assert seen["overrides"] == ["eval.lm_steps=5"]
     with pytest.raises(SystemExit):
         main(["judge", "train", "--task", "toy", "--bogus"])
+
+
+def test_progress_lines_reach_a_redirected_log_while_training_runs(tmp_path):
+    """`textgan train > train.log` (a batch job): the style classifier's progress lines are in the log while
+    the run is still going, not held back in stdout's 8 KiB buffer until it ends."""
+    from conftest import TINY
+
+    log = tmp_path / "train.log"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    args = [sys.executable, "-m", "textgan", "train", "--task", "toy", "--runs-dir", str(tmp_path), "--name", "log",
+            *TINY, "train.style_reward=1.0", "train.style_steps=200", "train.ae_steps=100000"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while "style classifier step 200/200" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, f"the run ended (code {proc.returncode}) before its log showed progress"
+        assert "style classifier step 100/200" in log.read_text()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -80,9 +80,10 @@ class StyleClassifier(torch.nn.Module):
         return last_position(self.net(ids), mask)
 
     def fit(self, seqs_by_domain: list[list[list[int]]], steps: int, batch_size: int = 64, lr: float = 5e-4,
-            seed: int = 0, device="cpu", log=None) -> dict:
+            seed: int = 0, device="cpu", log=None, progress=None) -> dict:
         """Train on real sentences (one id list per domain, batches balanced across domains); returns
-        {"loss": last mean loss}."""
+        {"loss": last mean loss}. `log(line)` every 100 steps, `progress(1)` every step (a progress bar's
+        update)."""
         streams = [iter(DomainBatches(seqs, batch_size // len(seqs_by_domain), seed=seed + i))
                    for i, seqs in enumerate(seqs_by_domain)]
         opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=0.01)
@@ -97,6 +98,8 @@ class StyleClassifier(torch.nn.Module):
             loss.backward()
             opt.step()
             losses.append(loss.item())
+            if progress:
+                progress(1)
             if log and (step + 1) % 100 == 0:
                 log(f"  style classifier step {step + 1}/{steps}: loss {sum(losses[-100:]) / len(losses[-100:]):.3f}")
         self.eval()

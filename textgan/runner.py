@@ -195,8 +195,9 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
         if accelerator.is_main_process and not path.exists():
             tqdm.write(f"training the style classifier of the reward ({t.style_steps} steps)")
             model.to(device)
-            info = model.fit([train_ids[d] for d in domains], t.style_steps, t.style_batch_size, seed=t.seed,
-                             device=device, log=tqdm.write)
+            with tqdm(total=t.style_steps, desc="style classifier", unit="step", dynamic_ncols=True) as bar:
+                info = model.fit([train_ids[d] for d in domains], t.style_steps, t.style_batch_size, seed=t.seed,
+                                 device=device, log=tqdm.write, progress=bar.update)
             dev_ids = encode_split(dev_split, tok, cfg.data.max_len)
             info.update(steps=t.style_steps, batch_size=t.style_batch_size, dev_accuracy=model.accuracy([dev_ids[d] for d in domains], device))
             tqdm.write(f"  style classifier: {info['dev_accuracy']:.1f}% on dev")
