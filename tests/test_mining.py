@@ -151,6 +151,34 @@ def test_margin_mining_finds_planted_translations_among_distractors_and_a_hub():
     assert sims.shape == idx.shape == (50, 3) and (sims[:, :-1] >= sims[:, 1:]).all()
 
 
+
+def hub_and_competitor():
+    """(a, b) where cosine alone mines wrong twice. a0..a3 lie on axes e0..e3 and b0..b3 are their
+    translations, b0 a loose one (cosine 0.5), b1..b3 close ones (0.9); the hub b4 is near every a (cosine
+    0.47..0.57) and nearer a0 than b0 is, so by cosine a0 and the hub are each other's best. a4 shares a1's
+    topic and has no translation: its best is b1, whose best is a1."""
+    e = torch.eye(8)
+    a = torch.stack([e[0], e[1], e[2], e[3], e[1] + e[4]])
+    b = torch.stack([0.5 * e[0] + 0.866 * e[5], 0.9 * e[1] + 0.436 * e[5], 0.9 * e[2] + 0.436 * e[6],
+                     0.9 * e[3] + 0.436 * e[7], 1.2 * e[0] + e[1] + e[2] + e[3]])
+    return torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
+
+
+def test_margin_mining_excludes_a_hub_that_wins_by_cosine_and_a_best_match_that_is_not_mutual():
+    """The hub's neighbourhood (near everything) divides its margin down below the loose translation's,
+    in mining and in the miner as a translator; a4 -> b1 clears min_margin but b1 prefers a1."""
+    a, b = hub_and_competitor()
+    hub = 4
+    cos = a @ b.T                                                               # (5, 5)
+    assert cos[0].argmax() == hub and cos[:, hub].argmax() == 0                  # cosine would mine (a0, hub)
+    index = MarginIndex(a, b, k=2, candidates=4)
+    score, best = index.best(True)
+    assert best[4] == 1 and score[4] >= 1.0 and index.best(False)[1][1] == 1
+    found = index.mutual(min_margin=1.0)
+    assert sorted((i, j) for i, j, _ in found) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    _, retrieved = query_margin(a, b, index.mean_b, k=2, candidates=4)
+    assert retrieved.tolist() == [0, 1, 2, 3, 1]
+
 class LexiconEncoder:
     """A stand-in encoder: a sentence is the normalised sum of its words' concept vectors, Chinese and
     English words of one concept sharing a vector (what the pretrained encoder learnt, in miniature)."""

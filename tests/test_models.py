@@ -237,6 +237,26 @@ def test_beam_search_nbest_keeps_each_rows_best_hypotheses_best_first():
         plain.generate(src, mask, 4, beam=2, max_len=8, nbest=3)
 
 
+
+def test_beam_search_nbest_ranks_hypotheses_of_different_lengths_by_mean_log_prob():
+    """With EOS and piece 9 both likely at every step, the own beam search's 4 best end at different
+    lengths, where the total log p(y | src) and the length-normalised one rank them differently: the n-best
+    come in the order of log p(y | src) / |y|."""
+    g = tiny_generator()
+    with torch.no_grad():
+        g.model.final_logits_bias[0, EOS] = 3.0
+        g.model.final_logits_bias[0, 9] = 3.0
+    src, mask = batch(b=2, t=5)
+    top = g.beam_search(src, mask, 4, beam=4, max_len=8, nbest=4)
+    for r in range(2):
+        hyps = top[4 * r:4 * r + 4]
+        with torch.no_grad():
+            total = [float(g(src[r:r + 1], mask[r:r + 1], torch.tensor([ids]), 4).log_softmax(-1)[
+                0, torch.arange(len(ids)), ids].sum()) for ids in hyps]
+        mean = [t / len(ids) for t, ids in zip(total, hyps)]
+        assert len({len(ids) for ids in hyps}) == 4 and total != sorted(total, reverse=True)
+        assert mean == sorted(mean, reverse=True)
+
 def test_draw_samples_the_categorical_distribution():
     from textgan.models.generator import draw
 
