@@ -2,6 +2,7 @@
 real headless Chromium."""
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -53,6 +54,7 @@ def test_health_and_models(client):
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert set(health.json()["tasks"]) == {"toy", "toy_summarization"}
+    assert all(rate > 0 for rate in health.json()["seconds_per_unit"].values())     # timed at start-up
     info = {m["task"]: m for m in client.get("/v1/models").json()["models"]}
     assert info["toy"]["domains"] == ["neg", "pos"] and info["toy"]["auto_detect"]
     assert not info["toy"]["length_control"] and info["toy_summarization"]["length_control"]
@@ -253,6 +255,121 @@ def test_serve_with_the_ctranslate2_engine_falls_back_for_runs_that_rerank_by_de
     with TestClient(create_app(models, Limits())) as c:
         r = post(c, "/v1/transfer", {"task": "toy", "texts": ["the food was bad ."], "to": "pos"})
         assert r.status_code == 200 and r.json()["results"][0]["outputs"] == expected
+
+
+# ---------------------------------------------------------------- decode limits and admission
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """create_app with its workers as threads of this process (nothing spawned, nothing to load): the
+    served models decode here, or whatever a test puts in place of _worker_rewrite."""
+    import textgan.serve as serve
+
+    def make(models, limits, **options):
+        monkeypatch.setattr(serve, "start_workers", lambda models, workers, threads: ThreadPoolExecutor(workers))
+        monkeypatch.setattr(serve, "_WORKER_MODELS", models)
+        return serve.create_app(models, limits, **options)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def causal_run(tmp_path_factory, tiny_llama):
+    """An untrained causal run (the tiny Llama as it starts) decoding by a guidance ladder: greedy rewrites
+    at guidance 0.5 and 2.0 compete, as the sentiment cpu preset's five do."""
+    from textgan.config import load_config
+    from textgan.runner import train
+
+    from conftest import TINY
+
+    cfg = load_config("toy", "cpu", [*TINY, "generator.arch=causal", f"generator.init={tiny_llama}", "train.ae_steps=0",
+                                     "train.d_steps=0", "train.adv_steps=0", "decode.guidance=0.5",
+                                     "decode.guidance_candidates=[2.0]"])
+    return train(cfg, runs_dir=tmp_path_factory.mktemp("runs"), name="causal", command=["pytest"])
+
+
+def test_a_causal_run_refuses_beam_search_with_422_naming_the_limit(causal_run, in_process, models, monkeypatch):
+    """beam > 1 on a causal generator: 422 naming the limit, before any decoding (it was a 500 from inside
+    the decode); the default (ladder) and sampled decodes answer; a ValueError the decode raises anyway
+    is the request's 422, not a 500."""
+    from textgan.serve import Limits, Served
+
+    causal = Served(causal_run, "cpu")
+    assert causal.model.decodes() == 2 * 2                          # two guided rungs
+    assert causal.model.decodes(sample=True) == 2                   # sampling: guided, no ladder
+    served = {"toy": models["toy"], "causal": causal}
+    with TestClient(in_process(served, Limits(), seconds_per_unit=1e-6)) as c:
+        for beam in (2, 8):
+            r = post(c, "/v1/transfer", {"task": "causal", "texts": ["the soup was cold ."], "beam": beam})
+            assert r.status_code == 422, r.text
+            assert f"beam {beam}: beam search is not implemented for a causal generator" in r.json()["error"]
+            assert "the largest beam is 1" in r.json()["error"]
+        for options in ({}, {"n": 2}):
+            r = post(c, "/v1/transfer", {"task": "causal", "texts": ["the soup was cold ."], **options})
+            assert r.status_code == 200 and len(r.json()["results"][0]["outputs"]) == options.get("n", 1), r.text
+        assert post(c, "/v1/transfer", {"task": "toy", "texts": ["the soup was cold ."], "beam": 2}).status_code == 200
+
+        def refuses(*args, **kwargs):
+            raise ValueError("nbest=3 keeps hypotheses of beam search")
+
+        monkeypatch.setattr(models["toy"], "rewrite", refuses)
+        r = post(c, "/v1/transfer", {"task": "toy", "texts": ["the soup was cold ."]})
+        assert r.status_code == 422 and r.json()["error"] == "nbest=3 keeps hypotheses of beam search"
+
+
+def test_admission_by_cost_503_with_retry_after_413_alone_and_health_stays_fast(in_process, models, monkeypatch):
+    """The cost model at a fixed pace of 1 s per unit, max_wait 1.5 texts' worth: one text is admitted (and
+    held in its worker); a second would wait for the first, 2 texts' worth: 503 with Retry-After, the
+    excess; two texts in one request could never fit: 413 saying how many do. /health answers at once
+    meanwhile and shows the backlog; once the first is answered, the second is admitted."""
+    import threading
+
+    from textgan.serve import Limits, TransferRequest
+
+    text = "the soup was cold ."
+    toy = models["toy"]
+    unit = sum(toy.units(TransferRequest(task="toy", texts=[text]), toy.prepare([text], "pos")))
+    release = threading.Event()
+
+    def held(task, norm, to, req):
+        release.wait(30)
+        return [[("a rewrite .", 0.5)] * req.n for _ in norm]
+
+    monkeypatch.setattr("textgan.serve._worker_rewrite", held)
+    body = {"task": "toy", "texts": [text], "to": "pos"}
+    with TestClient(in_process(models, Limits(max_wait=1.5 * unit), seconds_per_unit=1.0)) as c:
+        with ThreadPoolExecutor(1) as pool:
+            try:
+                first = pool.submit(post, c, "/v1/transfer", body)
+                deadline = time.time() + 30
+                while c.get("/health").json()["backlog_s"] == 0 and time.time() < deadline:
+                    time.sleep(0.01)
+                start = time.perf_counter()
+                health = c.get("/health")
+                assert health.status_code == 200 and time.perf_counter() - start < 1
+                assert health.json()["backlog_s"] == pytest.approx(unit, abs=0.1)
+                busy = post(c, "/v1/transfer", body)
+                assert busy.status_code == 503, busy.text
+                assert busy.headers["retry-after"] == str(math.ceil(0.5 * unit))
+                assert "server busy" in busy.json()["error"] and f"limit of {1.5 * unit:g} s" in busy.json()["error"]
+                alone = post(c, "/v1/transfer", {**body, "texts": [text, text]})
+                assert alone.status_code == 413 and "send at most 1 texts like these" in alone.json()["error"]
+            finally:
+                release.set()
+            assert first.result().status_code == 200
+        assert c.get("/health").json()["backlog_s"] == 0
+        assert post(c, "/v1/transfer", body).status_code == 200
+
+
+def test_pace_is_a_decayed_ratio_of_seconds_to_units():
+    from textgan.serve import Pace
+
+    pace = Pace(decay=0.5)
+    assert pace.rate("toy") == 0
+    pace.observe("toy", 100, 2.0)
+    pace.observe("toy", 10, 1.0)
+    assert pace.rate("toy") == pytest.approx((0.5 * 2 + 1) / (0.5 * 100 + 10))
+    assert Pace(fixed=0.25).rate("toy") == 0.25
 
 
 # ---------------------------------------------------------------- a real server: batching, the browser

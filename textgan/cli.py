@@ -137,7 +137,7 @@ def _serve(args) -> int:
     threads = args.threads or max(1, ((os.cpu_count() or 2) - 1) // args.workers)
 
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_kb=args.max_body_kb,
-                    max_n=args.max_n, batch_texts=args.batch_texts, batch_ms=args.batch_ms)
+                    max_n=args.max_n, batch_texts=args.batch_texts, batch_ms=args.batch_ms, max_wait=args.max_wait)
     models = load_models(args.model, args.task, args.runs_dir, args.device, args.engine, args.quantization)
     for m in models.values():
         print(f"serving {m.task}: {m.model.run_dir} ({m.model.engine} engine)", file=sys.stderr)
@@ -370,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-texts", type=int, default=64, help="micro-batching: texts per batch at most")
     p.add_argument("--batch-ms", type=float, default=10.0, help="micro-batching: how long a batch waits for "
                    "more requests after its first")
+    p.add_argument("--max-wait", type=float, default=30.0, help="seconds a request may expect to wait for its "
+                   "answer: its decoding (texts x pieces x the decoder runs of the run's decode x the seconds "
+                   "per unit the server measures) plus the backlog's share per worker; over it: 503 with "
+                   "Retry-After, or 413 for a request that alone needs longer (default: 30)")
     add_engine_options(p)
     p.set_defaults(func=_serve)
 

@@ -18,9 +18,29 @@ decoding options and target domain, and each job is one `StyleTransfer.transfer`
 length-sorted batches and detokenization as `textgan transfer`); each caller gets its own rows back. A
 lone client's request goes at once, without the wait.
 
-Errors are JSON `{"error": "one line"}` with a 4xx status: 400 invalid JSON, 404 unknown task, 413 a
-body over the size limit, 422 anything else a request gets wrong (types, limits, domains, options the
-model cannot honour). No request names a file: models are chosen when the server starts.
+Decoding: a request decodes as `textgan transfer` would with its options: by default the run's own decode
+(its config.yaml `decode`: e.g. the sentiment cpu preset's guidance ladder, five guided greedy rewrites
+per text reranked with a fluency LM); `n` > 1 or `sample` samples n outputs with the run's guidance
+instead; `beam` > 1 beam-searches (encoder-decoder generators only: a causal run refuses it with 422).
+
+What a request costs, and admission: its work is, per non-empty text,
+
+    units = n x decodes x pieces
+
+with decodes the decoder runs per text of that decode (StyleTransfer.decodes: the ladder's rungs,
+candidates, passes, beam width, x2 under guidance) and pieces the text's length as the generator reads
+it (cut to train.max_gen_len, so past that length a text costs no more). Its seconds are units x the
+run's pace, seconds per unit measured by the server (Pace: timed on the run's examples at start-up, then
+on every finished batch). A request is admitted when it can expect an answer within `max_wait` seconds
+(--max-wait, default 30) given the admitted requests still unanswered (MicroBatcher.admit); otherwise 503
+with Retry-After, or 413 when it alone would take longer than max_wait. GET /health answers from the
+event loop whatever the workers are doing, with the backlog and pace.
+
+Errors are JSON `{"error": "one line"}` with a 4xx or 503 status: 400 invalid JSON, 404 unknown task, 413 a
+body over the size limit or a request whose decoding alone would take longer than max_wait, 422 anything
+else a request gets wrong (types, limits, domains, options the model cannot honour), 503 (with a
+Retry-After header, in seconds) when the server is too busy to answer within max_wait. No request names
+a file: models are chosen when the server starts.
 """
 
 from __future__ import annotations
@@ -28,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -54,6 +75,7 @@ class Limits:
     max_beam: int = 8
     batch_texts: int = 64          # a micro-batch closes at this many texts ...
     batch_ms: float = 10.0         # ... or this long after its first request arrived
+    max_wait: float = 30.0         # seconds a request may expect to wait for its answer (MicroBatcher.admit)
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -72,11 +94,11 @@ class Limits:
 
 
 class RequestError(Exception):
-    """A request the server refuses: `status` and a one-line message."""
+    """A request the server refuses: `status`, a one-line message and response headers (Retry-After)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 # ---------------------------------------------------------------- request and response bodies
@@ -104,7 +126,7 @@ class TransferRequest(BaseModel):
     ratio: StrictFloat | StrictInt | None = Field(None, description="length control: output words as a share of the input's")
     sample: StrictBool = Field(False, description="sample instead of greedy decoding")
     n: StrictInt = Field(1, description="outputs per text (n > 1 samples)")
-    beam: StrictInt = Field(1, description="beam size (greedy: 1)")
+    beam: StrictInt = Field(1, description="beam size (greedy: 1); a causal generator has no beam search")
     temperature: StrictFloat | StrictInt = Field(1.0, description="sampling temperature, 0.01 to 10")
 
 
@@ -152,6 +174,7 @@ class Prepared:
     source: list[str | None]
     targets: list[str]
     before: list[float | None]
+    pieces: list[int]              # what the generator reads of each text (cut to train.max_gen_len pieces)
 
 
 class Served:
@@ -202,6 +225,7 @@ class Served:
             raise RequestError(422, "beam search and sampling (sample, n > 1) exclude each other")
         try:
             check_temperature(req.temperature)
+            model.decodes(req.beam, req.sample or req.n > 1)      # what transfer() resolves and refuses
         except ValueError as err:
             raise RequestError(422, str(err)) from None
         try:
@@ -218,8 +242,16 @@ class Served:
         detected = [model.domains[i] for i in probs.argmax(-1).tolist()]
         targets = [to or model.other_domain(d) for d in detected]
         before = [round(probs[i, model.domains.index(t)].item(), 4) for i, t in enumerate(targets)]
+        pieces = [len(ids) for ids in model.tok.encode(norm, model.cfg.train.max_gen_len)]
         return Prepared(norm, [d if x else None for d, x in zip(detected, norm)], targets,
-                        [b if x else None for b, x in zip(before, norm)])
+                        [b if x else None for b, x in zip(before, norm)], pieces)
+
+    def units(self, req: TransferRequest, prep: Prepared) -> list[int]:
+        """The work of each text of a checked request: n x decodes x pieces, decodes the decoder runs per
+        text of the run's decode with the request's options (StyleTransfer.decodes) and pieces what the
+        generator reads of the text, a stand-in for what it writes (both are cut to train.max_gen_len)."""
+        per_piece = req.n * self.model.decodes(req.beam, req.sample or req.n > 1)
+        return [per_piece * p for p in prep.pieces]
 
     def rewrite(self, norm: list[str], to: str, req: TransferRequest) -> list[list[tuple[str, float]]]:
         """Normalized texts -> per text, req.n (output, the judge's p(to | output)), through
@@ -278,12 +310,40 @@ def start_workers(models: dict[str, Served], workers: int, threads: int):
                                initargs=(runs, device, threads))
 
 
+class Pace:
+    """Seconds of decoding per unit of work (Served.units), per task, as the server measures them: each
+    finished job adds its wall time and units to decayed sums,
+
+        rate = sum_k d^k seconds_k / sum_k d^k units_k        (job k = 0 the newest, d = `decay`)
+
+    so a job weighs by its size, and the rate follows the machine's load within a few jobs. create_app
+    starts it with a timed decode of each run's examples (a small batch: slower per unit than a full one,
+    so the first estimates err on the side of refusing). `fixed` > 0: that rate for every task, never
+    updated (tests; a speed measured elsewhere)."""
+
+    def __init__(self, fixed: float | None = None, decay: float = 0.8):
+        self.fixed, self.decay = fixed, decay
+        self.sums: dict[str, tuple[float, float]] = {}          # task -> (decayed seconds, decayed units)
+
+    def rate(self, task: str) -> float:
+        if self.fixed is not None:
+            return self.fixed
+        seconds, units = self.sums.get(task, (0.0, 0.0))
+        return seconds / units if units else 0.0
+
+    def observe(self, task: str, units: float, seconds: float) -> None:
+        old_seconds, old_units = self.sums.get(task, (0.0, 0.0))
+        self.sums[task] = (self.decay * old_seconds + seconds, self.decay * old_units + units)
+
+
 @dataclass
 class Pending:
-    """A transfer request waiting for its rows: rows[i] is filled by the job that decodes text i."""
+    """A transfer request waiting for its rows: rows[i] is filled by the job that decodes text i, whose
+    work is units[i]."""
 
     req: TransferRequest
     prep: Prepared
+    units: list[int]
     future: asyncio.Future
     rows: list
     left: int
@@ -300,27 +360,61 @@ class MicroBatcher:
     requests waiting (up to `batch_texts` texts) and waits up to `batch_ms` for more. Their texts are
     split into jobs by options and target domain; each job is one `Served.rewrite` call in a free
     worker, and every caller gets its own rows back. A request that finds the queue empty after a batch
-    of one request (a lone client) goes at once."""
+    of one request (a lone client) goes at once. Requests are admitted only when they can expect an
+    answer within `max_wait` seconds (`admit`)."""
 
-    def __init__(self, limits: Limits, executor, workers: int):
-        self.limits, self.executor = limits, executor
+    def __init__(self, limits: Limits, executor, workers: int, pace: Pace | None = None):
+        self.limits, self.executor, self.workers = limits, executor, workers
+        self.pace = pace or Pace()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.free = asyncio.Semaphore(workers)
         self.batches = self.texts = 0          # counters, for /health and the benchmark
         self.last_requests = 0                 # requests in the last batch: > 1 means concurrent clients
+        self.backlog = 0.0                     # estimated seconds of decoding of the admitted, unanswered requests
         self.running: set[asyncio.Task] = set()
 
-    async def submit(self, req: TransferRequest, prep: Prepared) -> list[list[tuple[str, float | None]]]:
-        """Per text, req.n (output, p(to | output)); empty texts give ("", None) without a batch."""
-        item = Pending(req, prep, asyncio.get_running_loop().create_future(), [None] * len(prep.norm),
+    def admit(self, seconds: float, texts: int) -> None:
+        """Admission control for a request of `texts` texts estimated at `seconds` of decoding (its units x
+        Pace.rate). The backlog's decoding is shared by the workers, so the request can expect its answer in
+
+            wait = backlog / workers + seconds
+
+        RequestError 413 when seconds > max_wait (even an idle server could not answer in time: it says how
+        many such texts fit), 503 with Retry-After = ceil(wait - max_wait) when wait > max_wait (by then
+        the backlog has shrunk enough), else the request is admitted and its seconds join the backlog.
+        Synchronous, so no other request is admitted between the check and the reservation."""
+        budget = self.limits.max_wait
+        if seconds > budget:
+            fit = int(texts * budget / seconds)
+            advice = f"send at most {fit} texts like these" if fit else "send shorter texts"
+            raise RequestError(413, f"this request needs about {seconds:.1f} s of decoding, over the server's "
+                                    f"limit of {budget:g} s per request (max_wait): {advice}, or fewer samples (n)")
+        wait = self.backlog / self.workers + seconds
+        if wait > budget:
+            retry = max(1, math.ceil(wait - budget))
+            raise RequestError(503, f"server busy: this request would be answered in about {wait:.1f} s, over the "
+                                    f"limit of {budget:g} s (max_wait); retry in {retry} s",
+                               {"Retry-After": str(retry)})
+        self.backlog += seconds
+
+    async def submit(self, req: TransferRequest, prep: Prepared,
+                     units: list[int]) -> list[list[tuple[str, float | None]]]:
+        """Per text, req.n (output, p(to | output)); empty texts give ("", None) without a batch.
+        RequestError 413 or 503 when the request is not admitted (`admit`)."""
+        item = Pending(req, prep, units, asyncio.get_running_loop().create_future(), [None] * len(prep.norm),
                        sum(map(bool, prep.norm)))
         for i, text in enumerate(prep.norm):
             if not text:
                 item.rows[i] = [("", None)] * req.n
         if item.left == 0:
             return item.rows
-        await self.queue.put(item)
-        return await item.future
+        seconds = sum(units) * self.pace.rate(req.task)
+        self.admit(seconds, item.left)
+        try:
+            await self.queue.put(item)
+            return await item.future
+        finally:
+            self.backlog -= seconds
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -353,8 +447,10 @@ class MicroBatcher:
     async def _decode(self, job: list[tuple[Pending, int]]) -> None:
         item, i = job[0]
         req, to = item.req, item.prep.targets[i]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            rows = await asyncio.get_running_loop().run_in_executor(
+            rows = await loop.run_in_executor(
                 self.executor, _worker_rewrite, req.task, [it.prep.norm[j] for it, j in job], to, req)
         except Exception as err:  # noqa: BLE001 - hand the failure to every waiting caller
             for it, _ in job:
@@ -363,6 +459,7 @@ class MicroBatcher:
             return
         finally:
             self.free.release()
+        self.pace.observe(req.task, sum(it.units[j] for it, j in job), loop.time() - started)
         self.batches += 1
         self.texts += len(job)
         for (it, j), row in zip(job, rows):
@@ -458,9 +555,11 @@ def one_line(err) -> tuple[int, str]:
     return 422, f"{where or 'body'}: {_printable(str(first.get('msg')))}"
 
 
-def create_app(models: dict[str, Served], limits: Limits | None = None, workers: int = 1, threads: int = 1):
+def create_app(models: dict[str, Served], limits: Limits | None = None, workers: int = 1, threads: int = 1,
+               seconds_per_unit: float | None = None):
     """The FastAPI app serving `models` ({task: Served}): `workers` model processes with `threads` torch
-    threads each, started (and their models loaded) before the app answers its first request."""
+    threads each, started (and their models loaded) before the app answers its first request, and each
+    run's pace (Pace) timed on its examples then; `seconds_per_unit` fixes the pace instead."""
     from contextlib import asynccontextmanager
 
     import swagger_ui_bundle
@@ -473,15 +572,26 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
 
     limits = limits or Limits()
     executor = start_workers(models, workers, threads)
-    batcher = MicroBatcher(limits, executor, workers)
+    batcher = MicroBatcher(limits, executor, workers, Pace(seconds_per_unit))
     judging = ThreadPoolExecutor(1, thread_name_prefix="textgan-judge")     # normalization and the n-gram judge
     started = time.time()
+
+    async def time_decode(model: Served) -> None:
+        """A first measure of the run's pace: its default decode of an example per source domain."""
+        texts = [examples[0] for examples in model.examples.values() if examples] or ["the food was good ."]
+        req = TransferRequest(task=model.task, texts=texts)
+        prep = model.prepare(texts, None)
+        await batcher.submit(req, prep, model.units(req, prep))
+        log.info("%s: %.2g s of decoding per unit of work", model.task, batcher.pace.rate(model.task))
 
     @asynccontextmanager
     async def lifespan(app):
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(executor, _worker_ready) for _ in range(workers)))
         gatherer = asyncio.create_task(batcher.run())
+        if seconds_per_unit is None:
+            for model in models.values():
+                await time_decode(model)
         yield
         gatherer.cancel()
         executor.shutdown(wait=True, cancel_futures=True)
@@ -497,7 +607,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, err: RequestError):
-        return JSONResponse({"error": err.message}, status_code=err.status)
+        return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError):
@@ -527,7 +637,9 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "tasks": list(models), "uptime_s": round(time.time() - started, 1),
-                "workers": workers, "batches": batcher.batches, "texts": batcher.texts}
+                "workers": workers, "batches": batcher.batches, "texts": batcher.texts,
+                "backlog_s": round(batcher.backlog, 1),
+                "seconds_per_unit": {task: float(f"{batcher.pace.rate(task):.3g}") for task in models}}
 
     @app.get("/v1/models")
     async def list_models() -> dict:
@@ -538,7 +650,11 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
         model = served(req.task)
         model.check(req, limits)
         prep = await asyncio.get_running_loop().run_in_executor(judging, model.prepare, req.texts, req.to)
-        rows = await batcher.submit(req, prep)
+        try:
+            rows = await batcher.submit(req, prep, model.units(req, prep))
+        except ValueError as err:         # the decode refused what check() let through: still the request's fault
+            log.warning("a decode refused a checked request: %s", err)
+            raise RequestError(422, str(err)) from None
         results = [TransferResult(text=text, source=source, to=to, outputs=[out for out, _ in row],
                                   style_before=before, style_after=[p for _, p in row])
                    for text, source, to, before, row in zip(req.texts, prep.source, prep.targets, prep.before, rows)]

@@ -244,6 +244,36 @@ class StyleTransfer:
             return []
         return list(self.cfg.decode.guidance_candidates)
 
+    def check_beam(self, beam: int) -> None:
+        """ValueError for a beam this run cannot search: below 1, or above 1 on a causal generator with the
+        torch engine (CausalGenerator.generate decodes greedily or by sampling only)."""
+        if beam < 1:
+            raise ValueError(f"beam must be at least 1, got {beam}")
+        if beam > 1 and self.cfg.generator.arch == "causal" and self.engine == "torch":
+            raise ValueError(f"beam {beam}: beam search is not implemented for a causal generator "
+                             "(generator.arch=causal) on the torch engine; the largest beam is 1 (greedy), "
+                             "or sample instead")
+
+    def decodes(self, beam: int = 1, sample: bool = False) -> int:
+        """Decoder runs per input that `transfer` makes with these options and the run's decode config (the
+        unit of serve.py's cost model), checked by the resolvers `transfer` uses, so ValueError for what it
+        would refuse. Beam search of width b runs b hypotheses; guidance runs every row twice (with and
+        without the source domain's prompt): steered = 2 with guidance on, else 1. The run's reranking decodes
+
+            passes x (steered x (1 + rungs + candidates - 1) + nbest)
+
+        (the greedy rewrite, one greedy rewrite per ladder rung, the samples, the beam's hypotheses); the
+        candidates' scoring and retrieval are not counted (cheaper than decoding: one forward pass each)."""
+        self.check_beam(beam)
+        guidance = self.guidance_for(None, beam)
+        ladder = self.ladder_for(None, beam, sample, guidance)
+        retrieve, nbest = self.extras_for(None, beam, sample)
+        candidates = self.candidates_for(None, beam, sample)
+        steered = 2 if guidance else 1
+        if candidates > 1 or ladder or retrieve or nbest:
+            return self.cfg.decode.passes * (steered * (len(ladder) + candidates) + nbest)
+        return steered * beam
+
     def reranked(self, norm: list[str], domain: str, candidates: int, batch_size: int,
                  words: list[int] | None, stats: dict | None, guidance: float = 0.0,
                  ladder: list[float] = (), retrieve: int = 0, nbest: int = 0) -> list[str]:
@@ -351,6 +381,7 @@ class StyleTransfer:
         so do the decode.retrieve nearest training sentences of the target domain and the decode.nbest
         hypotheses of beam search, if the run asks for them.
         """
+        self.check_beam(beam)
         guidance = self.guidance_for(guidance, beam)
         ladder = self.ladder_for(candidates, beam, sample, guidance)
         retrieve, nbest = self.extras_for(candidates, beam, sample)
