@@ -155,7 +155,8 @@ def test_every_estimator_trains_the_causal_generator(tmp_path, causal_cfg, estim
 def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, monkeypatch):
     """The saved run (LoRA merged into plain weights) loads with from_pretrained and decodes what the
     training model (adapters unmerged) decoded; `textgan.load` transfers with it; beam search is refused
-    with its reason."""
+    with its reason. The tiny model's greedy output is degenerate, so the logits say that the adapters are
+    kept: the loaded model's teacher-forced logits are the training model's, which the adapters move."""
     from textgan.data import pad
     from textgan.trainer import Trainer
     from textgan.transfer import StyleTransfer
@@ -168,6 +169,10 @@ def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, 
         g = self.generators[0].eval()
         src, mask = pad(self.tok.encode(lines, 32))
         decoded["ids"] = g.generate(src, mask, self.tok.domain_ids["pos"], max_len=self.cfg.train.max_gen_len)
+        with torch.no_grad():
+            decoded["logits"] = g(src, mask, src, self.tok.domain_ids["pos"])              # (6, S, V)
+            with g.model.disable_adapter():
+                decoded["without"] = g(src, mask, src, self.tok.domain_ids["pos"])
 
     monkeypatch.setattr(Trainer, "fit", fit_then_decode)
     run_dir = train(causal_cfg("generator.finetune=lora", "generator.lora_r=4", "train.keep_best=false"),
@@ -176,6 +181,10 @@ def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, 
     assert isinstance(g, CausalGenerator) and not hasattr(g.model, "merge_and_unload")
     src, mask = pad(tok.encode(lines, 32))
     assert g.generate(src, mask, tok.domain_ids["pos"], max_len=cfg.train.max_gen_len) == decoded["ids"]
+    with torch.no_grad():
+        logits = g.eval()(src, mask, src, tok.domain_ids["pos"])
+    delta = (decoded["logits"] - decoded["without"]).abs().max()
+    assert delta > 1e-3 and (logits - decoded["logits"]).abs().max() < delta / 100
     model = StyleTransfer(run_dir, device="cpu")
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == tok.decode(decoded["ids"])
     with pytest.raises(ValueError, match="beam search is not implemented"):
