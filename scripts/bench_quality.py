@@ -13,17 +13,23 @@ Training refuses a tree with uncommitted changes to tracked files, so that the c
 the code that trained the run; `--allow-dirty` trains anyway, and the results README and TABLE.md then say
 the run was trained from uncommitted code. Every results README says what selected the checkpoint it
 scores (`selection`: best.json's "selector", or for runs trained before it existed, its formula).
+
+Test-set discipline: choose decode settings with scripts/sweep_decode.py on dev-a, confirm on dev-b, then
+score test once. Every test scoring is appended to results/TESTLOG.md (textgan/testlog.py) and the results
+README and TABLE.md say how many times the same run was scored on that test set before.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -31,11 +37,13 @@ import yaml
 
 from textgan.bootstrap import MINERS, make_miner, segmenter
 from textgan.cli import line_buffered_stdout
-from textgan.config import config_from_dict, load_config, merge, parse_override
+from textgan import testlog
+from textgan.config import DecodeConfig, config_from_dict, load_config, merge, parse_override
 from textgan.crosslingual import CrossLingual
 from textgan.data import encode_split
 from textgan.evaluate import (
     COLUMNS,
+    DEV_SLICES,
     EVALUATOR_INFO,
     Evaluator,
     build_report,
@@ -139,36 +147,55 @@ def row_kind(name: str, folder: Path) -> str:
     return KINDS["cedict"] if t.get("crosslingual") == "cedict" else KINDS["unsupervised"]
 
 
+def add_variant(variants: list[tuple], folder: str, mean: dict, kind: list) -> None:
+    """Keep one row per distinct scoring of a baseline: a mean that agrees (to 0.1) with a kept one on every
+    metric both have is the same scoring (an older report lacks the newer metrics: the fuller one is kept)."""
+    for i, (_, kept, _) in enumerate(variants):
+        if all(round(kept[k], 1) == round(mean[k], 1) for k in kept.keys() & mean.keys()):
+            if len(mean) > len(kept):
+                variants[i] = (folder, mean, kind)
+            return
+    variants.append((folder, mean, kind))
+
+
 def rebuild_table(task_dir: Path) -> str:
     """One markdown table of every committed system of a task (means over directions); translation rows
-    name their kind (row_kind)."""
-    rows, seen_baselines = [], set()
+    name their kind (row_kind). A baseline is listed once, or once per folder where it scored otherwise
+    (a miner re-fit with other settings); "test looks" is how many times results/TESTLOG.md saw the same
+    run scored on test before the row's own scoring."""
+    rows, baselines = [], {}
     kinds = task_dir.name == "translation"
+    log = testlog.read(task_dir.parent / TESTLOG)
     for metrics_file in sorted(task_dir.glob("*/metrics.json")):
         report = json.loads(metrics_file.read_text())
         folder = metrics_file.parent.name
         for name, system in report["systems"].items():
             kind = [row_kind(name, metrics_file.parent)] if kinds else []
-            if name != folder:                        # a baseline (input copy, word-by-word): listed once
-                if name not in seen_baselines:
-                    seen_baselines.add(name)
-                    rows.append((name, "", system["mean"], kind))
+            if name != folder:                        # a baseline (input copy, word-by-word)
+                add_variant(baselines.setdefault(name, []), folder, system["mean"], kind)
                 continue
             at = trained_commit(metrics_file.parent / "run.json")
             at = at.replace("-dirty", " (uncommitted code)") if at != "unknown" else ""
+            looks = [r.looks_before for r in log if r.results == f"{task_dir.name}/{folder}" and r.test_set == "test"]
             rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"], kind,
-                         at, selection(metrics_file.parent / "best.json")[1]))
+                         at, selection(metrics_file.parent / "best.json")[1], str(looks[-1]) if looks else "?"))
+    for name, variants in baselines.items():
+        for folder, mean, kind in variants:
+            label = f"{name}, as in [{folder}]({folder}/)" if len(variants) > 1 else name
+            rows.append((label, "", mean, kind))
     present = [(k, t) for k, t in COLUMNS if any(k in r[2] for r in rows)]
-    lines = ["| system | " + ("kind | " if kinds else "") + "estimator | trained at | checkpoint | "
-             + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 4 + kinds) + "|"]
+    lines = ["| system | " + ("kind | " if kinds else "") + "estimator | trained at | checkpoint | test looks | "
+             + " | ".join(t for _, t in present) + " |", "|---" * (len(present) + 5 + kinds) + "|"]
     for label, est, mean, kind, *run in sorted(rows, key=lambda r: r[0].startswith("[")):   # baselines first
         cells = [f"{mean[k]:.2f}" if k == "len_ratio" else f"{mean[k]:.1f}" if k in mean else "" for k, _ in present]
-        lines.append(f"| {label} | " + "".join(f"{k} | " for k in kind) + f"{est} | " + " | ".join(run or ["", ""])
+        lines.append(f"| {label} | " + "".join(f"{k} | " for k in kind) + f"{est} | " + " | ".join(run or ["", "", ""])
                      + " | " + " | ".join(cells) + " |")
     lines += ["", "trained at: the commit in the folder's run.json (\"uncommitted code\": it ends in -dirty, the tree "
               "had uncommitted changes to tracked files). checkpoint: what selected the scored model (best.json; "
               "\"n-gram judge (twin)\": the run's n-gram judge, the same model as the evaluator's ACC judge, so "
-              "its ACC is optimistic; \"last step\": no selection)."]
+              "its ACC is optimistic; \"last step\": no selection). test looks: how many times the same run had been "
+              "scored on the test set before this row ([TESTLOG.md](../TESTLOG.md)); above 0, the row's decode may "
+              "have been picked after seeing the test set."]
     table = "\n".join(lines) + "\n"
     (task_dir / "TABLE.md").write_text(table)
     return table
@@ -252,6 +279,21 @@ def search(model: StyleTransfer, beam: int) -> str:
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 
+TESTLOG = "TESTLOG.md"
+
+
+def log_test_look(results_dir: Path, cfg, out: Path, run_dir: Path, trained_at: str, args, report: dict,
+                  name: str) -> tuple[int, testlog.Look]:
+    """Append this scoring to results/TESTLOG.md (textgan/testlog.py) -> (row number, the row)."""
+    look = testlog.Look(
+        date=testlog.now(), task=cfg.task, test_set=args.test_set, results=str(out.relative_to(results_dir)),
+        run=f"{run_dir.name} @ {trained_at}",
+        decode=testlog.decode_summary(asdict(cfg.decode), asdict(DecodeConfig()), args.beam, args.engine)
+        + (f"; frozen on dev by sweep {args.decode_from}" if args.decode_from else ""),
+        metrics=testlog.headline(report["systems"][name]["mean"]), by=f"bench_quality at {report['commit']}")
+    return testlog.append(results_dir / TESTLOG, look)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="sentiment")
@@ -266,7 +308,9 @@ def main() -> None:
                         help="inference engine for the test transfers (ctranslate2: textgan/fast.py)")
     parser.add_argument("--quantization", default="int8", help="ctranslate2's weights: int8 | int16 | float32")
     parser.add_argument("--test-set", default="test", help="the card's test split or one of its test_sets "
-                        "(e.g. wmt21); results go to results/<task>/<name>/<test set> for the latter")
+                        "(e.g. wmt21), or a dev slice (dev-a, dev-b: evaluate.dev_slice); results go to "
+                        "results/<task>/<name>/<test set> for the latter. Every scoring of a test set is appended "
+                        "to results/TESTLOG.md")
     parser.add_argument("--wordbyword", action="append", default=[], choices=["unsupervised", "cedict"],
                         help="add a word-by-word baseline row (cross-lingual embeddings, translation); repeatable")
     parser.add_argument("--first-words", type=int, action="append", default=[], metavar="N",
@@ -279,8 +323,16 @@ def main() -> None:
     parser.add_argument("--allow-dirty", action="store_true",
                         help="train even though tracked files have uncommitted changes (the results README then "
                              "says the run was trained from uncommitted code)")
+    parser.add_argument("--decode-from", metavar="DECODE_JSON",
+                        help="apply the decode a sweep froze on dev (results/.../sweeps/<name>/decode.json, "
+                             "scripts/sweep_decode.py); with --run only")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
+    frozen = json.loads(Path(args.decode_from).read_text()) if args.decode_from else None
+    if frozen:
+        if not args.run:
+            parser.error("--decode-from applies a sweep's decode to the run it was swept on: give --run")
+        args.overrides = [f"{k}={v}" for k, v in frozen["overrides"].items()] + list(args.overrides)
     line_buffered_stdout()            # long runs go to a log (nohup): every line as it happens
 
     command = " ".join(["python", "scripts/bench_quality.py", *sys.argv[1:]])
@@ -352,7 +404,15 @@ def main() -> None:
     selected, _ = selection(run_dir / "best.json")
     report.update(command=command, commit=commit(), trained_at_commit=trained_at, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
-                  transfer_seconds=round(transfer_seconds, 1))
+                  transfer_seconds=round(transfer_seconds, 1), decode=asdict(model.cfg.decode))
+    looked = ""
+    if args.test_set not in ("dev", *DEV_SLICES):
+        number, look = log_test_look(Path(args.results_dir), cfg, out, run_dir, trained_at, args, report, name)
+        report["test_look"] = {"row": number, "looks_before": look.looks_before}
+        looked = (f"- test-set log: row {number} of [TESTLOG.md]({os.path.relpath(Path(args.results_dir) / TESTLOG, out)}); "
+                  + (f"**the same run was scored on {args.test_set} {look.looks_before} time(s) before**, so this "
+                     f"decode may have been picked after seeing the test set\n" if look.looks_before else
+                     f"the first time this run is scored on {args.test_set}\n"))
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
     (out / "metrics.md").write_text(table)
@@ -375,7 +435,7 @@ def main() -> None:
         f"- command: `{command}`\n- commit: {report['commit']} (the run was trained at {trained_at}, "
         f"see run.json)\n- machine: {report['machine']}\n"
         f"- decoding: {decoding(model, args.beam)}\n"
-        f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n"
+        f"- wall time: {minutes}; transferring the test set took {transfer_seconds:.0f} s\n{looked}"
         f"- config: [config.yaml](config.yaml); training curves: [training_curves.png](training_curves.png)\n\n"
         f"{table}")
     print(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +90,27 @@ def test_card(cfg, test_set: str = "test"):
     return load_card(cfg.data.test_corpus if test_set == "test" and cfg.data.test_corpus else cfg.data.corpus)
 
 
+DEV_SLICES = ("dev-a", "dev-b")
+
+
+def dev_slice(inputs: list[str], refs: list[list], which: str) -> tuple[list[str], list[list]]:
+    """The lines of a dev set in slice `which`: dev-a (decode sweeps) or dev-b (held out of every sweep, for
+    the final choice between the sweep's pick and the run's current decode). A line's slice is the parity
+    of the CRC-32 of its text, so a sentence that occurs twice (Tatoeba repeats sentences with a second
+    translation) falls in one slice only, and the slices do not depend on the file's order."""
+    keep = [i for i, x in enumerate(inputs) if zlib.crc32(x.encode("utf-8")) % 2 == DEV_SLICES.index(which)]
+    return [inputs[i] for i in keep], [[r[i] for i in keep] for r in refs]
+
+
 def task_directions(cfg, data_dir=None, test_set: str = "test") -> list[Direction]:
-    """Every src -> tgt direction of a test set (the card's `test` split, or one of its `test_sets`),
-    with its human references, normalized as the task normalizes."""
+    """Every src -> tgt direction of a test set (the card's `test` split, or one of its `test_sets`, or a
+    slice of its dev split, `dev-a` / `dev-b`: dev_slice), with its human references, normalized as the
+    task normalizes."""
     from .corpora import corpus_dir, read_lines, references
 
+    if test_set in DEV_SLICES:
+        return [Direction(d.src, d.tgt, *dev_slice(d.inputs, d.references, test_set))
+                for d in task_directions(cfg, data_dir, "dev")]
     card = test_card(cfg, test_set)
     scheme = cfg.data.normalize
     if card.normalized == scheme:      # already in the task's form: references stay exactly as published
