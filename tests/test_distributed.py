@@ -18,7 +18,6 @@ import torch
 from conftest import ROOT, TINY
 from textgan.distributed import LaunchError, Lockstep, PeerLostError, check_launch, first_line, group_kwargs, watch
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TIMEOUT = "60"          # the process group's timeout in these tests (seconds): a hang fails fast
 
 
@@ -26,12 +25,29 @@ def launch_cmd(*textgan_args: str, machines: int = 1, rank: int = 0, port: int =
     """`accelerate launch` of `textgan ARGS` on 2 processes in all: both on this machine, or one on each of
     `machines` = 2 (this launch is machine `rank`, the group meets at 127.0.0.1:`port`). `--multi_gpu`
     selects the torchrun launcher; without CUDA the processes form a gloo group. The launcher is run as
-    `python -m`, so no PATH is needed and nothing is skipped where accelerate is installed."""
+    `python -m`, so no PATH is needed and nothing is skipped where accelerate is installed. The workers run
+    this file as a script: textgan's CLI, with the shards recording of `record_shards`."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--multi_gpu", "--num_processes", "2",
            "--num_machines", str(machines), "--mixed_precision", "no", "--dynamo_backend", "no"]
     if machines > 1:
         cmd += ["--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", str(port)]
-    return [*cmd, "-m", "textgan", *textgan_args]
+    return [*cmd, __file__, *textgan_args]
+
+
+def record_shards(folder: Path) -> None:
+    """In a launched worker: every DomainBatches that training builds appends to FOLDER/shards-RANK.jsonl
+    the size of the list it was given and the positions in it of the items it kept (its process's shard),
+    so a test sees which data each process trains on, wherever the process index and count come from."""
+    from textgan.training import common
+
+    class Recorded(common.DomainBatches):
+        def __init__(self, seqs, *args, **kwargs):
+            super().__init__(seqs, *args, **kwargs)
+            position = {id(item): i for i, item in enumerate(seqs)}
+            with open(folder / f"shards-{os.environ['RANK']}.jsonl", "a") as f:
+                f.write(json.dumps({"size": len(seqs), "shard": [position[id(item)] for item in self.seqs]}) + "\n")
+
+    common.DomainBatches = Recorded
 
 
 def free_port() -> int:
@@ -51,8 +67,11 @@ class TwoMachines:
         launch = len(list(logs.glob("machine0-*.log"))) + 1
         self.logs = [logs / f"machine{rank}-{launch}.log" for rank in (0, 1)]
         self.files = [open(log, "w") for log in self.logs]
+        # os.environ now, not at import: it then holds the session's TEXTGAN_CACHE (conftest), so concurrent
+        # test sessions do not share ~/.cache/textgan
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TEXTGAN_TEST_SHARDS": str(logs)}
         self.procs = [subprocess.Popen(launch_cmd(*textgan_args, machines=2, rank=rank, port=port), cwd=ROOT,
-                                       env=ENV, stdout=self.files[rank], stderr=subprocess.STDOUT,
+                                       env=env, stdout=self.files[rank], stderr=subprocess.STDOUT,
                                        start_new_session=True)
                       for rank in (0, 1)]
 
@@ -117,16 +136,45 @@ def corpus_file(path: Path, lines: int) -> Path:
     return path
 
 
+def shards(logs: Path) -> list[tuple[dict, dict]]:
+    """(machine 0's, machine 1's) record of each DomainBatches their launches built, in order (`record_shards`)."""
+    rows = [[json.loads(line) for line in (logs / f"shards-{rank}.jsonl").read_text().splitlines()] for rank in (0, 1)]
+    assert len(rows[0]) == len(rows[1]) and rows[0], rows
+    return list(zip(*rows))
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """Every tensor a run saved for inference: generator(s) and discriminator."""
+    from safetensors.torch import load_file
+
+    files = sorted(run_dir.glob("generator*/*.safetensors")) + [run_dir / "discriminator.safetensors"]
+    assert len(files) > 1, files
+    return {f"{f.relative_to(run_dir)}:{k}": v for f in files for k, v in load_file(f).items()}
+
+
 @pytest.mark.slow
 def test_two_machines_train_then_lose_one_and_resume(machines, tmp_path):
-    """Two machines train one run; machine 1 is SIGKILLed after the first checkpoint: machine 0 stops
+    """Two machines train one run, each process on its own half of every domain's sentences (their shards
+    are disjoint and cover the data); machine 1 is SIGKILLed after the first checkpoint: machine 0 stops
     within seconds with one line naming the kept checkpoint, and both relaunched with --resume continue at
-    that step and save one run (2 processes) that loads and transfers. (It stands for the one-machine
-    launch of 2 processes too, `accelerate launch --multi_gpu --num_processes 2 -m textgan train`: the same
-    group of 2 formed by torchrun, the same textgan code.)"""
+    that step and save one run (2 processes) that loads and transfers, with the very weights of the same run
+    trained by two machines without a loss (bit for bit: the processes start from the same weights, the
+    step, weights, moments, schedules, RNG states and batch streams are restored, the noise is seeded per
+    step, and a sum of two gradients does not depend on their order). (It stands for the one-machine
+    launch of 2 processes too, `accelerate launch --multi_gpu --num_processes 2 -m textgan train`: the
+    same group of 2 formed by torchrun, the same textgan code.)"""
     runs = tmp_path / "runs"
     run_dir = runs / "toy" / "two"
     steps = ["train.ae_steps=50", "train.ckpt_every=10", f"train.dist_timeout={TIMEOUT}"]
+    whole = machines.start("train", "--task", "toy", "--runs-dir", str(tmp_path / "whole"), "--name", "whole",
+                           *TINY, *steps)
+    (rc0, log0), (rc1, log1) = whole.wait(0, timeout=600), whole.wait(1, timeout=120)
+    assert rc0 == 0 and rc1 == 0, log0[-3000:] + log1[-3000:]
+    for mine, other in shards(tmp_path / "logs"):
+        assert mine["size"] == other["size"] > 1
+        assert not set(mine["shard"]) & set(other["shard"]), "both processes train on the same sentences"
+        assert sorted(mine["shard"] + other["shard"]) == list(range(mine["size"]))
+
     pair = machines.start("train", "--task", "toy", "--runs-dir", str(runs), "--name", "two", *TINY, *steps)
     wait_until(lambda: (run_dir / "state").is_dir(), "the first checkpoint", pair=pair)
     time.sleep(1.0)
@@ -153,6 +201,9 @@ def test_two_machines_train_then_lose_one_and_resume(machines, tmp_path):
 
     out = textgan.load(run_dir, device="cpu").transfer(["the food was cold ."], to="pos")
     assert len(out) == 1 and isinstance(out[0], str)
+    resumed, uninterrupted = weights(run_dir), weights(tmp_path / "whole" / "toy" / "whole")
+    assert resumed.keys() == uninterrupted.keys()
+    assert [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])] == []
 
 
 @pytest.mark.slow
@@ -229,3 +280,10 @@ def test_lockstep_of_one_process_counts_its_items():
     with pytest.raises(RuntimeError, match="more items than announced"):
         steps.step()
     steps.finish()
+
+
+if __name__ == "__main__":          # a worker of `launch_cmd`
+    record_shards(Path(os.environ["TEXTGAN_TEST_SHARDS"]))
+    from textgan.cli import main
+
+    sys.exit(main())

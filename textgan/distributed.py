@@ -89,6 +89,21 @@ def watch(num_processes: int, what_is_kept: Callable[[], str]) -> Iterator[None]
         raise
 
 
+def same_weights(module) -> None:
+    """Give every process the main process's weights (parameters and buffers), as DDP does when it wraps a
+    model: the trainer averages gradients itself, without DDP. The processes' inits differ (before the
+    models are built the main process alone draws from the RNG: it trains the style classifier, for one),
+    so without this each process trained its own model under the averaged gradients, the run saved
+    process 0's, and a resumed run (every process loading that one) went another way than the
+    uninterrupted run."""
+    import torch
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
 class Lockstep:
     """Processes with unequal numbers of work items (convert's chunks) go through them together: after each
     item every process all-reduces how many it has left, and one that has none left keeps joining those

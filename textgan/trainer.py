@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .config import Config, ConfigError
 from .crosslingual import CrossLingual
+from .distributed import same_weights
 from .losses import EMABaseline
 from .models.judge import NgramJudge
 from .models.latent import LatentCritic
@@ -75,6 +76,8 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
         self.latent = LatentCritic(cfg.generator.d_model, len(cfg.data.domains), t.latent_pool) if t.latent_adv > 0 else None
         for module in [*self.generators, self.critic, *([self.latent] if self.latent else [])]:
             module.to(accelerator.device).train()
+            if accelerator.num_processes > 1:
+                same_weights(module)
         self.g_ab, self.g_ba = self.generators[0], self.generators[-1]
         opt_g = torch.optim.AdamW(self.g_params(), lr=t.lr_g, betas=(0.9, 0.98), weight_decay=0.01)
         opt_d = torch.optim.AdamW(self.critic.parameters(), lr=t.lr_d, betas=(0.5, 0.999), weight_decay=0.01)
@@ -136,6 +139,10 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             checkpoint.replace_dir(tmp, self.run_dir / "state")
+            # At once, not after the barrier below: a peer lost meanwhile fails that barrier, and the line
+            # naming what is kept must name this step, which state/ now holds (it named the step before, and
+            # the relaunch resumed later than it said: tests/test_distributed.py under load).
+            self.saved_step = self.state.step
             if not self.keeps_best() or not (self.run_dir / "best.json").exists():
                 checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
         self.acc.wait_for_everyone()

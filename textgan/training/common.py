@@ -19,16 +19,20 @@ from ..models.latent import latent_losses
 
 
 class TrainState:
-    """The step counter, saved with the checkpoint so a resumed run continues the same count."""
+    """The step counter and the batches drawn from each stream of `StepTools.batches`, saved with the
+    checkpoint so a resumed run continues the same count with the batches the uninterrupted run draws.
+    `drawn` is None after loading a checkpoint written before the streams were counted."""
 
     def __init__(self):
         self.step = 0
+        self.drawn: dict[str, int] | None = {}
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "drawn": self.drawn}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
+        self.drawn = dict(state["drawn"]) if state.get("drawn") is not None else None
 
 
 class Side(NamedTuple):
@@ -63,21 +67,31 @@ class StepTools:
 
     # ---------------------------------------------------------------- batches
     def batches(self, source=None):
-        """Endless (batch of a, batch of b); re-seeded from the step so a resumed run draws fresh batches.
-        `source`: {domain: items} (default: the training sentences; the mined pairs by target domain)."""
+        """Endless (batch of a, batch of b), each process from its own shard. `source`: {domain: items}
+        (default: the training sentences; the mined pairs by target domain). The stream is a function of
+        the seed alone and counts its batches in the state, so a resumed run skips those the checkpoint's
+        run drew and goes on with the very batches the uninterrupted run draws (a checkpoint without the
+        counts: re-seeded from the step, fresh batches)."""
         t = self.cfg.train
+        name = "train" if source is None else "pairs"
         source = source or self.train_ids
-        seed = t.seed + self.state.step
+        counted = self.state.drawn is not None
+        seed = t.seed if counted else t.seed + self.state.step
         key = len if source is self.train_ids else (lambda pair: len(pair[0]))
         streams = [iter(DomainBatches(source[d], t.batch_size, self.cfg.data.bucket_batches, seed + i,
                                       self.acc.process_index, self.acc.num_processes, key))
                    for i, d in enumerate((self.a, self.b))]
+        for _ in range(self.state.drawn.get(name, 0) if counted else 0):
+            for s in streams:
+                next(s)
         while True:
+            if counted:
+                self.state.drawn[name] = self.state.drawn.get(name, 0) + 1
             yield [next(s) for s in streams]
 
     def seed_noise(self) -> None:
         """The denoising noise of a step is a function of (seed, process, step) alone, so a resumed run
-        noises a batch as the uninterrupted run would have (its batches are drawn afresh, see `batches`)."""
+        noises a batch as the uninterrupted run would have."""
         self.noise_rng.seed(f"{self.cfg.train.seed}/{self.acc.process_index}/{self.state.step}")
 
     def to_device(self, seqs):
