@@ -233,6 +233,7 @@ def test_beam_search_nbest_keeps_each_rows_best_hypotheses_best_first():
     plain = tiny_generator()                                   # no words: transformers' generate
     top = plain.generate(src, mask, 4, beam=3, max_len=8, nbest=3)
     assert len(top) == 6 and [top[0], top[3]] == plain.generate(src, mask, 4, beam=3, max_len=8)
+    assert all(EOS not in ids[:-1] for ids in top)             # each hypothesis ends at its first EOS
     with pytest.raises(ValueError, match="beam >= nbest"):
         plain.generate(src, mask, 4, beam=2, max_len=8, nbest=3)
 

@@ -563,4 +563,5 @@ class Generator(nn.Module):
             pad_token_id=PAD, forced_bos_token_id=None, forced_eos_token_id=None,
         )
         out = self.model.generate(input_ids=src, attention_mask=src_mask.long(), generation_config=config)
-        return [[t for t in row if t != PAD] for row in out[:, 1:].tolist()]
+        rows = [[t for t in row if t != PAD] for row in out[:, 1:].tolist()]
+        return [row[: row.index(EOS) + 1] if EOS in row else row for row in rows]   # n-best rows may repeat EOS
