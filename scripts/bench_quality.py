@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,11 +31,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 import yaml
 
 from textgan.bootstrap import MINERS, make_miner, segmenter
-from textgan.cli import line_buffered_stdout
+from textgan.provenance import commit, line_buffered_stdout, machine
 from textgan import testlog
 from textgan.config import DecodeConfig, config_from_dict, load_config, merge, parse_override
 from textgan.crosslingual import CrossLingual
@@ -61,23 +59,6 @@ from textgan.transfer import StyleTransfer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def machine() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    return f"{torch.get_num_threads()} CPU threads ({cpu}), no GPU, torch {torch.__version__}"
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("+uncommitted" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 def uncommitted_files() -> list[str]:
     """Tracked files with uncommitted changes (what makes commit() say +uncommitted)."""
     try:
@@ -86,15 +67,6 @@ def uncommitted_files() -> list[str]:
     except OSError:
         return []
     return [line[3:] for line in out.splitlines() if line.strip()]
-
-
-def trained_commit(run_json: Path) -> str:
-    """The short commit a run was trained at, as its run.json records it, keeping the "-dirty" mark
-    (checkpoint.py writes it when tracked files had uncommitted changes)."""
-    if not run_json.is_file():
-        return "unknown"
-    full = str(json.loads(run_json.read_text()).get("commit", "unknown"))
-    return full[:7] + ("-dirty" if full.endswith("-dirty") else "")
 
 
 def selection(best_json: Path) -> tuple[str, str]:
@@ -174,7 +146,7 @@ def rebuild_table(task_dir: Path) -> str:
             if name != folder:                        # a baseline (input copy, word-by-word)
                 add_variant(baselines.setdefault(name, []), folder, system["mean"], kind)
                 continue
-            at = trained_commit(metrics_file.parent / "run.json")
+            at = testlog.trained_commit(metrics_file.parent / "run.json")
             at = at.replace("-dirty", " (uncommitted code)") if at != "unknown" else ""
             looks = [r.looks_before for r in log if r.results == f"{task_dir.name}/{folder}" and r.test_set == "test"]
             rows.append((f"[{folder}]({folder}/)", report.get("estimator", ""), system["mean"], kind,
@@ -330,8 +302,9 @@ def main() -> None:
     args = parser.parse_args()
     frozen = json.loads(Path(args.decode_from).read_text()) if args.decode_from else None
     if frozen:
-        if not args.run:
-            parser.error("--decode-from applies a sweep's decode to the run it was swept on: give --run")
+        if not args.run or Path(frozen["run"]).resolve() != Path(args.run).resolve():
+            parser.error(f"--decode-from applies a sweep's decode to the run it was swept on ({frozen['run']}): "
+                         f"give --run {frozen['run']}")
         args.overrides = [f"{k}={v}" for k, v in frozen["overrides"].items()] + list(args.overrides)
     line_buffered_stdout()            # long runs go to a log (nohup): every line as it happens
 
@@ -400,9 +373,9 @@ def main() -> None:
         report["length_control"] = {"max_words": args.max_words, "ratio": args.ratio,
                                     "default_words": model.default_words,
                                     "cut_by_cap_pct": 100.0 * length_stats.get("cut", 0) / max(1, total)}
-    trained_at = trained_commit(run_dir / "run.json")
+    trained_at = testlog.trained_commit(run_dir / "run.json")
     selected, _ = selection(run_dir / "best.json")
-    report.update(command=command, commit=commit(), trained_at_commit=trained_at, machine=machine(),
+    report.update(command=command, commit=commit(short=True), trained_at_commit=trained_at, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
                   transfer_seconds=round(transfer_seconds, 1), decode=asdict(model.cfg.decode))
     looked = ""

@@ -20,60 +20,69 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
 import yaml
 
-from textgan.cli import line_buffered_stdout
 from textgan.config import check, config_from_dict, merge, parse_override
 from textgan.data import prepare_data
-from textgan.evaluate import Direction, evaluator_dir, task_directions
-from textgan.sweep import SweepJudge, bleu_tokenize, mean_row, parse_grid, parse_rule, score
+from textgan.evaluate import Direction, bleu_tokenizer, evaluator_dir, evaluator_settings, mean_over_directions, task_directions
+from textgan.provenance import commit, line_buffered_stdout, machine
+from textgan.sweep import SweepJudge, parse_grid, parse_rule, score
 from textgan.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = {"style": "max:gself", "references": "max:ref_bleu"}
 
 
-def commit() -> str:
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
-    return (sha or "unknown") + ("+uncommitted" if dirty else "")
-
-
 def sweep_judge(cfg, runs_dir: str | None) -> SweepJudge:
-    """The task's sweep judge, fitted once into <runs>/eval/<task>/sweep-judge.pkl."""
+    """The task's sweep judge, fitted once into <runs>/eval/<task>/sweep-judge.pkl (refitted when the
+    corpora or their settings changed since)."""
     path = evaluator_dir(cfg.task, runs_dir) / "sweep-judge.pkl"
+    settings = {k: v for k, v in evaluator_settings(cfg).items() if k == "train_corpora"} | {
+        "normalize": cfg.data.normalize, "domains": cfg.data.domains}
     if path.is_file():
-        return SweepJudge.load(path)
+        judge = SweepJudge.load(path)
+        if judge.settings == settings:
+            return judge
+        print(f"the sweep judge in {path} was fitted for {judge.settings}, not {settings}: fitting it again")
     print(f"fitting the sweep judge for {cfg.task} (TF-IDF character n-grams, logistic regression) into {path}")
     train_split, _ = prepare_data(cfg)
-    judge = SweepJudge.fit({d: list(train_split[d]["text"]) for d in cfg.data.domains})
+    judge = SweepJudge.fit({d: list(train_split[d]["text"]) for d in cfg.data.domains}, settings=settings)
     judge.save(path)
     return judge
 
 
-def run_point(model: StyleTransfer, base, overrides: dict[str, str], directions, judge, lines: int) -> dict:
-    """Transfer the first `lines` inputs of each direction with the run's decode plus `overrides`; score."""
+def point_config(base, overrides: dict[str, str]):
+    """The run's config with a grid point's overrides, checked (a bad point stops the sweep before any decoding)."""
     cfg = copy.deepcopy(base)
     for key, value in overrides.items():
         merge(cfg, parse_override(f"{key}={value}"))
     check(cfg)
-    model.cfg.decode = cfg.decode
+    return cfg
+
+
+def run_point(model: StyleTransfer, base, overrides: dict[str, str], directions, judge, lines: int) -> dict:
+    """Transfer the first `lines` inputs of each direction with the run's decode plus `overrides`; score."""
+    decode = point_config(base, overrides).decode
+    if (decode.fluency_lm, decode.encoder) != (model.cfg.decode.fluency_lm, model.cfg.decode.encoder):
+        model.fluency = model.encoder = model.retrieval = model.second_style = None   # loaded for another model
+    model.cfg.decode = decode
     started = time.perf_counter()
     rows = {}
     for d in directions:
         outputs = model.transfer(d.inputs[:lines], to=d.tgt, tokenized=True, normalized=True)
         cut = Direction(d.src, d.tgt, d.inputs[:lines], [r[:lines] for r in d.references])
-        rows[d.name] = score(judge, outputs, cut, bleu_tokenize(base, d.tgt))
-    return {"overrides": overrides, "directions": rows, "mean": mean_row(rows),
+        rows[d.name] = score(judge, outputs, cut, bleu_tokenizer(base, d.tgt))
+    return {"overrides": overrides, "directions": rows, "mean": mean_over_directions(rows),
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+def references_of(cfg) -> bool:
+    """Whether every direction of the task's dev set has human references (then ref-BLEU can rule)."""
+    return all(d.references for d in task_directions(cfg, test_set="dev"))
 
 
 def table(rows: list[dict], mark: int | None = None) -> str:
@@ -105,11 +114,25 @@ def main() -> None:
     started = time.time()
     run_dir = Path(args.run)
     base = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    grid = parse_grid(args.grid)
+    try:
+        grid = parse_grid(args.grid)
+        rule = parse_rule(args.rule or DEFAULT_RULES["references" if references_of(base) else "style"])
+        for point in grid:
+            point_config(base, point)
+    except ValueError as err:                  # ConfigError included
+        parser.error(str(err))
     dev_a, dev_b = (task_directions(base, test_set=s) for s in ("dev-a", "dev-b"))
+    empty = [f"{s} of {d.name}" for s, ds in (("dev-a", dev_a), ("dev-b", dev_b)) for d in ds if not d.inputs]
+    if empty:
+        parser.error(f"no dev lines to sweep on: {', '.join(empty)} is empty")
     references = all(d.references for d in dev_a)
-    rule = parse_rule(args.rule or DEFAULT_RULES["references" if references else "style"])
-    judge = None if references else sweep_judge(base, args.runs_dir)
+    style_metrics = {"acc", "gself"} & set(rule.metrics())
+    judge = sweep_judge(base, args.runs_dir) if style_metrics or not references else None
+    known = {"self_bleu", "repeats", "len_ratio"} | ({"acc", "gself"} if judge else set()) | (
+        {"ref_bleu"} if references else set())
+    if set(rule.metrics()) - known:
+        parser.error(f"the rule names {', '.join(sorted(set(rule.metrics()) - known))}; this task's dev rows "
+                     f"have {', '.join(sorted(known))}")
     model = StyleTransfer(run_dir)
     out = Path(args.results_dir) / base.task / run_dir.name / "sweeps" / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -118,16 +141,17 @@ def main() -> None:
     for i, point in enumerate(grid, 1):
         swept.append(run_point(model, base, point, dev_a, judge, args.lines))
         print(f"[{i}/{len(grid)}] {point}: " + ", ".join(f"{k} {v:.1f}" for k, v in swept[-1]["mean"].items()))
+        (out / "sweep.json").write_text(json.dumps({"run": str(run_dir), "command": command, "dev_a": swept,
+                                                    "unfinished": True}, indent=2) + "\n")   # kept if stopped
     pick = rule.pick([r["mean"] for r in swept])
     held_out = [run_point(model, base, {}, dev_b, judge, args.lines),
                 run_point(model, base, swept[pick]["overrides"], dev_b, judge, args.lines)]
     final = rule.pick([r["mean"] for r in held_out])
     frozen = held_out[final]["overrides"]
-    report = {"run": str(run_dir), "command": command, "commit": commit(), "rule": rule.describe(),
+    report = {"run": str(run_dir), "command": command, "commit": commit(short=True), "rule": rule.describe(),
               "lines_per_direction": args.lines, "judge": "SweepJudge (TF-IDF char 2-5-grams, logistic regression)"
               if judge else "none: ref-BLEU against the dev references", "dev_a": swept, "pick": pick,
-              "dev_b": held_out, "frozen": frozen, "seconds": round(time.time() - started, 1),
-              "machine": f"{torch.get_num_threads()} CPU threads ({platform.machine()}), torch {torch.__version__}"}
+              "dev_b": held_out, "frozen": frozen, "seconds": round(time.time() - started, 1), "machine": machine()}
     (out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "decode.json").write_text(json.dumps({"run": str(run_dir), "sweep": args.name, "overrides": frozen,
                                                  "commit": report["commit"]}, indent=2) + "\n")

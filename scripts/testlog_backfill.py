@@ -11,7 +11,6 @@ Refuses to touch a log that exists (rows are only ever appended, by scripts/benc
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -33,9 +32,11 @@ def first_commit(path: Path) -> tuple[str, str]:
     return (out[-2], out[-1]) if len(out) >= 2 else ("", "")
 
 
-def scored_decode(folder: Path, command: str) -> str:
-    """The decode a results folder scored: its config's decode section with the command's overrides."""
-    cfg = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
+def scored_decode(folders: list[Path], command: str) -> str:
+    """The decode a results folder scored: its config's decode section (the first of `folders` holding a
+    config.yaml) with the command's overrides."""
+    config = next((f / "config.yaml" for f in folders if (f / "config.yaml").is_file()), None)
+    cfg = yaml.safe_load(config.read_text()) if config else {}
     decode = {**asdict(DecodeConfig()), **(cfg or {}).get("decode", {})}
     words = shlex.split(command) if command else []
     beam, engine = 1, "torch"
@@ -65,13 +66,13 @@ def main() -> None:
         date, sha = first_commit(metrics_file)
         home = results / rel.parts[0] / name              # a test set of its own lies one folder down (wmt21)
         run_json = next((f / "run.json" for f in (folder, home) if (f / "run.json").is_file()), None)
-        trained = report.get("trained_at_commit") or (
-            json.loads(run_json.read_text()).get("commit", "unknown")[:7] if run_json else "unknown")
+        # run.json first: older reports wrote trained_at_commit without its "-dirty" mark
+        trained = testlog.trained_commit(run_json) if run_json else report.get("trained_at_commit", "unknown")
         run = Path(report.get("run") or name).name
         test_set = rel.parts[2] if len(rel.parts) > 2 else report.get("test_set", "test")
         looks.append((date, testlog.Look(
             date=date[:16].replace("T", " "), task=rel.parts[0], test_set=test_set,
-            results=str(rel), run=f"{run} @ {trained}", decode=scored_decode(folder, report.get("command", "")),
+            results=str(rel), run=f"{run} @ {trained}", decode=scored_decode([folder, home], report.get("command", "")),
             metrics=testlog.headline(system["mean"]),
             by=f"backfilled (added in {sha}, scored at {report.get('commit', 'unknown')})")))
     for _, look in sorted(looks, key=lambda x: x[0]):

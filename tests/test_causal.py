@@ -12,7 +12,7 @@ import torch
 
 from textgan.checkpoint import load_run
 from textgan.config import ConfigError
-from textgan.models.causal import CausalGenerator, positions, slice_vocabulary
+from textgan.models.causal import CausalGenerator
 from textgan.runner import train
 from textgan.tokenizer import EOS, PretrainedPieces, load_tokenizer
 

@@ -114,6 +114,7 @@ def test_overrides_may_follow_options(monkeypatch):
         main(["judge", "train", "--task", "toy", "--bogus"])
 
 
+@pytest.mark.slow
 def test_progress_lines_reach_a_redirected_log_while_training_runs(tmp_path):
     """`textgan train > train.log` (a batch job): the style classifier's progress lines are in the log while
     the run is still going, not held back in stdout's 8 KiB buffer until it ends."""

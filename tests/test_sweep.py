@@ -12,6 +12,11 @@ from textgan.config import load_config
 from textgan.evaluate import dev_slice, task_directions
 from textgan.sweep import Rule, SweepJudge, parse_grid, parse_rule
 
+
+def rule_pick(report: dict) -> int:
+    """Which dev-b row the sweep's own rule chose (0: the run's decode, 1: the dev-a pick)."""
+    return parse_rule("max:gself").pick([r["mean"] for r in report["dev_b"]])
+
 from conftest import ROOT
 
 
@@ -24,6 +29,8 @@ def test_dev_slices_split_dev_in_two_disjoint_halves_that_keep_a_repeated_senten
     assert not set(a) & set(b)                                              # the repeat lies in one slice only
     assert all(refs[0][inputs.index(x)] == r for x, r in zip(a, ra[0]) if x != "sentence 7")   # refs follow
     assert dev_slice(list(reversed(inputs)), [list(reversed(refs[0]))], "dev-a")[0] == list(reversed(a))
+    with pytest.raises(ValueError, match="one of dev-a, dev-b"):
+        dev_slice(inputs, refs, "dev")
     cfg = load_config("toy", "cpu")
     dev = task_directions(cfg, test_set="dev")
     halves = [task_directions(cfg, test_set=s) for s in ("dev-a", "dev-b")]
@@ -50,6 +57,12 @@ def test_the_rule_maximises_among_the_points_that_meet_its_minimums():
     assert parse_rule("max:gself").pick(rows) == 0
     with pytest.raises(ValueError, match="max:METRIC"):
         parse_rule("gself")
+    with pytest.raises(ValueError, match="METRIC>=NUMBER"):
+        parse_rule("max:gself,self_bleu>=high")
+    with pytest.raises(ValueError, match="names gsefl, selfbleu"):           # a typo never picks the first row
+        parse_rule("max:gsefl,selfbleu>=50").pick(rows)
+    with pytest.raises(ValueError, match="no rows"):
+        parse_rule("max:gself").pick([])
 
 
 def test_the_sweep_judge_learns_the_domains_and_survives_save_and_load(tmp_path):
@@ -79,8 +92,15 @@ def test_the_log_numbers_rows_and_counts_earlier_looks_at_the_same_run(tmp_path)
     assert [r.results for r in rows] == ["sentiment/a", "sentiment/b", "sentiment/a", "sentiment/a"]
     assert rows[2].looks_before == 1 and rows[0].decode == "candidates=4 / odd; beam 1; torch"
     assert log.read_text().startswith(testlog.HEADER)
+    odd = look("c")
+    odd.decode = "a\rb\nc\u2028d"                                          # line breaks of every kind: one row
+    assert testlog.append(log, odd)[0] == 5 and testlog.read(log)[4].decode == "a b c d"
+    log.write_text(log.read_text().replace("| 3 | 2026", "| 3 | broken | 2026"))
+    with pytest.raises(ValueError, match="row 3 is damaged"):
+        testlog.read(log)
 
 
+@pytest.mark.slow
 def test_a_sweep_freezes_a_decode_on_dev_and_the_benchmark_logs_each_test_look(trained_run, tmp_path):
     """The whole path on the toy run: sweep two decodes on dev-a, hold the pick against the run's decode on
     dev-b, freeze the winner; score test twice with it: TESTLOG gets two rows, the second counting one
@@ -97,8 +117,13 @@ def test_a_sweep_freezes_a_decode_on_dev_and_the_benchmark_logs_each_test_look(t
     assert all(0 <= r["mean"]["acc"] <= 100 and "gself" in r["mean"] for r in report["dev_a"] + report["dev_b"])
     assert report["dev_b"][0]["overrides"] == {} and report["dev_b"][1]["overrides"] == report["dev_a"][report["pick"]]["overrides"]
     frozen = json.loads((out / "decode.json").read_text())["overrides"]
-    assert frozen in ({}, report["dev_a"][report["pick"]]["overrides"])
+    assert frozen == report["dev_b"][rule_pick(report)]["overrides"]
     assert "no test data" in (out / "README.md").read_text()
+    typo = subprocess.run([sys.executable, "scripts/sweep_decode.py", "--run", str(trained_run), "--name", "t",
+                           "--grid", "decode.candidates=1,2", "--rule", "max:gsefl", "--results-dir", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert typo.returncode == 2 and "the rule names gsefl" in typo.stderr and not (out.parent / "t").exists()
+    (out / "decode.json").write_text(json.dumps({"run": str(trained_run), "overrides": {"decode.candidates": "3"}}))
 
     bench = [sys.executable, "scripts/bench_quality.py", "--task", "toy", "--run", str(trained_run), "--name", "frozen",
              "--decode-from", str(out / "decode.json"), "--runs-dir", str(runs), "--results-dir", str(results)]
@@ -110,5 +135,8 @@ def test_a_sweep_freezes_a_decode_on_dev_and_the_benchmark_logs_each_test_look(t
     assert "frozen on dev by sweep" in rows[0].decode and rows[0].run.startswith(trained_run.name + " @ ")
     readme = (results / "toy" / "frozen" / "README.md").read_text()
     assert "row 2 of [TESTLOG.md](../../TESTLOG.md)" in readme and "scored on test 1 time(s) before" in readme
-    assert json.loads((results / "toy" / "frozen" / "metrics.json").read_text())["test_look"] == {"row": 2, "looks_before": 1}
+    report = json.loads((results / "toy" / "frozen" / "metrics.json").read_text())
+    assert report["test_look"] == {"row": 2, "looks_before": 1} and report["decode"]["candidates"] == 3
+    other = subprocess.run([*bench[:5], str(tmp_path), *bench[6:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "the run it was swept on" in other.stderr
     assert "| 1 |" in (results / "toy" / "TABLE.md").read_text().split("[frozen]")[1].splitlines()[0]

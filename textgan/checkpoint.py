@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,10 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from .config import Config, ConfigError, config_from_dict, save_config
-from .corpora import PROJECT_ROOT
 from .models.discriminator import DomainCritic
 from .models.generator import Generator, build_generator
 from .pretrained import quiet_loading
+from .provenance import commit
 from .tokenizer import Tokenizer, load_tokenizer
 
 
@@ -65,17 +64,6 @@ def latest_run(task: str, runs_dir=None) -> Path:
     return max(runs, key=lambda p: p.stat().st_mtime)
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, processes: int,
                    mixed_precision: str = "no") -> None:
     import accelerate
@@ -85,7 +73,7 @@ def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, 
 
     save_config(cfg, run_dir / "config.yaml")
     info = {
-        "command": command, "seed": cfg.train.seed, "commit": _commit(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": command, "seed": cfg.train.seed, "commit": commit(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "device": device, "processes": processes, "mixed_precision": mixed_precision,
         "machine": platform.platform(), "python": sys.version.split()[0],
         "cpu_count": os.cpu_count(),

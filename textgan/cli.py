@@ -430,17 +430,9 @@ def user_errors() -> tuple[type[Exception], ...]:
             FileNotFoundError, LaunchError, PeerLostError)
 
 
-def line_buffered_stdout() -> None:
-    """Every line printed reaches a redirected log as it happens (`textgan train > train.log`, nohup): Python
-    buffers stdout in 8 KiB blocks when it is not a terminal, so progress lines written with print or
-    tqdm.write would otherwise show up minutes late, all at once (stderr, where the bars go, is line
-    buffered already)."""
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
+    from .provenance import line_buffered_stdout
 
     line_buffered_stdout()
     parser = build_parser()

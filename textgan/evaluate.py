@@ -46,6 +46,17 @@ EVALUATOR_SETTINGS = ("lm_steps", "lm_batch_size", "lm_d_model", "lm_layers", "l
                       *NEURAL_JUDGE_SETTINGS)
 
 
+def bleu_tokenizer(cfg, target: str) -> str:
+    """sacreBLEU tokenizer for text of a target domain: `eval.bleu_tokenize`, else the normalization's."""
+    return cfg.eval.bleu_tokenize.get(target, BLEU_TOKENIZE.get(cfg.data.normalize, "13a"))
+
+
+def mean_over_directions(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    """{direction: metrics} -> each metric averaged over the directions that have it."""
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    return {k: sum(r[k] for r in rows.values() if k in r) / sum(k in r for r in rows.values()) for k in keys}
+
+
 def evaluator_settings(cfg) -> dict:
     """The eval.* settings and training corpora an evaluator for `cfg` must have been trained with."""
     return {**{k: getattr(cfg.eval, k) for k in EVALUATOR_SETTINGS},
@@ -98,6 +109,8 @@ def dev_slice(inputs: list[str], refs: list[list], which: str) -> tuple[list[str
     the final choice between the sweep's pick and the run's current decode). A line's slice is the parity
     of the CRC-32 of its text, so a sentence that occurs twice (Tatoeba repeats sentences with a second
     translation) falls in one slice only, and the slices do not depend on the file's order."""
+    if which not in DEV_SLICES:
+        raise ValueError(f"a dev slice is one of {', '.join(DEV_SLICES)}; got {which!r}")
     keep = [i for i, x in enumerate(inputs) if zlib.crc32(x.encode("utf-8")) % 2 == DEV_SLICES.index(which)]
     return [inputs[i] for i in keep], [[r[i] for i in keep] for r in refs]
 
@@ -179,7 +192,6 @@ class Evaluator:
     def __init__(self, cfg, path: Path, judge: NgramJudge, neural_judge: NeuralJudge, lms: dict, info: dict):
         self.cfg, self.path, self.judge, self.neural_judge = cfg, Path(path), judge, neural_judge
         self.lms, self.info = lms, info
-        self.default_tokenize = BLEU_TOKENIZE.get(cfg.data.normalize, "13a")
         self.signatures: dict[str, str] = {}
 
     @classmethod
@@ -337,7 +349,7 @@ class Evaluator:
 
     def tokenize(self, target: str) -> str:
         """sacreBLEU tokenizer for text of a target domain (`eval.bleu_tokenize`, e.g. zh for Chinese)."""
-        return self.cfg.eval.bleu_tokenize.get(target, self.default_tokenize)
+        return bleu_tokenizer(self.cfg, target)
 
     def _bleu(self, outputs: list[str], references: list[list[str]], target: str, keep_signature: bool) -> float:
         """sacreBLEU score; its signature is kept for the report, one per target domain (the ref-BLEU's,
@@ -354,9 +366,7 @@ class Evaluator:
             raise ValueError(f"no outputs for direction(s) {', '.join(missing)}: a system is scored on all of "
                              f"{', '.join(d.name for d in directions)}")
         rows = {d.name: self.score(outputs[d.name], d) for d in directions}
-        keys = list(dict.fromkeys(k for r in rows.values() for k in r))
-        mean = {k: sum(r[k] for r in rows.values() if k in r) / sum(k in r for r in rows.values()) for k in keys}
-        return {"directions": rows, "mean": mean}
+        return {"directions": rows, "mean": mean_over_directions(rows)}
 
 
 def build_report(evaluator: Evaluator, systems: dict[str, dict[str, list[str]]], directions: list[Direction],

@@ -17,15 +17,13 @@ The rule: maximise one metric among the points that meet every requirement, e.g.
 from __future__ import annotations
 
 import itertools
-import json
-import math
 import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import metrics
-from .evaluate import BLEU_TOKENIZE, Direction, bleu
+from .evaluate import Direction, bleu
 
 SWEEP_JUDGE_LINES = 50_000          # training sentences per domain the sweep judge reads (a fixed sample)
 
@@ -36,11 +34,14 @@ class SweepJudge:
     Another model family than the evaluator's judges (hashed word n-grams; a word CNN) and than the run's
     own style classifiers, so a decode tuned against it is not tuned against what scores it on test."""
 
-    def __init__(self, domains: list[str], pipeline):
-        self.domains, self.pipeline = list(domains), pipeline
+    def __init__(self, domains: list[str], pipeline, settings: dict | None = None):
+        self.domains, self.pipeline, self.settings = list(domains), pipeline, settings or {}
 
     @classmethod
-    def fit(cls, texts_by_domain: dict[str, list[str]], lines: int = SWEEP_JUDGE_LINES, seed: int = 0) -> "SweepJudge":
+    def fit(cls, texts_by_domain: dict[str, list[str]], lines: int = SWEEP_JUDGE_LINES, seed: int = 0,
+            settings: dict | None = None) -> "SweepJudge":
+        """`settings`: what the training text depends on (corpora, normalization), kept to check a saved
+        judge against the run it is asked to judge."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -53,7 +54,7 @@ class SweepJudge:
         pipeline = make_pipeline(
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=300_000),
             LogisticRegression(max_iter=1000, class_weight="balanced"))
-        return cls(list(texts_by_domain), pipeline.fit(texts, labels))
+        return cls(list(texts_by_domain), pipeline.fit(texts, labels), settings)
 
     def accuracy(self, texts: list[str], domain: str) -> float:
         """Share of `texts` (percent) the judge puts in `domain`."""
@@ -63,12 +64,12 @@ class SweepJudge:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps({"domains": self.domains, "pipeline": self.pipeline}))
+        path.write_bytes(pickle.dumps({"domains": self.domains, "pipeline": self.pipeline, "settings": self.settings}))
 
     @classmethod
     def load(cls, path: Path) -> "SweepJudge":
         state = pickle.loads(Path(path).read_bytes())
-        return cls(state["domains"], state["pipeline"])
+        return cls(state["domains"], state["pipeline"], state.get("settings"))
 
 
 def score(judge: SweepJudge | None, outputs: list[str], d: Direction, tokenize: str) -> dict[str, float]:
@@ -78,20 +79,10 @@ def score(judge: SweepJudge | None, outputs: list[str], d: Direction, tokenize: 
            "repeats": metrics.repeat_share(outputs), "len_ratio": metrics.length_ratio(outputs, d.inputs)}
     if judge is not None:
         row["acc"] = judge.accuracy(outputs, d.tgt)
-        row["gself"] = math.sqrt(max(row["acc"], 0.0) * max(row["self_bleu"], 0.0))
+        row["gself"] = metrics.g_score(row["acc"], row["self_bleu"])
     if d.references:
         row["ref_bleu"] = bleu(outputs, d.references, tokenize).score
     return row
-
-
-def mean_row(rows: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The directions' rows averaged key by key."""
-    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
-    return {k: sum(r[k] for r in rows.values() if k in r) / sum(k in r for r in rows.values()) for k in keys}
-
-
-def bleu_tokenize(cfg, target: str) -> str:
-    return cfg.eval.bleu_tokenize.get(target, BLEU_TOKENIZE.get(cfg.data.normalize, "13a"))
 
 
 def parse_grid(specs: list[str]) -> list[dict[str, str]]:
@@ -115,14 +106,24 @@ class Rule:
     metric: str
     minimums: list[tuple[str, float]]
 
+    def metrics(self) -> list[str]:
+        return [self.metric, *(key for key, _ in self.minimums)]
+
     def shortfall(self, row: dict[str, float]) -> float:
         """How far a row misses the minimums (0: meets them all)."""
-        return sum(max(0.0, low - row.get(key, float("-inf"))) for key, low in self.minimums)
+        return sum(max(0.0, low - row[key]) for key, low in self.minimums)
 
     def pick(self, rows: list[dict[str, float]]) -> int:
         """Index of the chosen row: the best by `metric` among the rows that meet the minimums, else the
-        row that misses them least (ties: the better `metric`)."""
-        return min(range(len(rows)), key=lambda i: (self.shortfall(rows[i]), -rows[i].get(self.metric, float("-inf"))))
+        row that misses them least (ties: the better `metric`). ValueError for no rows or a metric they lack
+        (a typo must not pick the first row)."""
+        if not rows:
+            raise ValueError("no rows to pick from")
+        missing = [k for k in self.metrics() if any(k not in r for r in rows)]
+        if missing:
+            raise ValueError(f"the rule names {', '.join(missing)}, which the rows do not have; they have: "
+                             f"{', '.join(rows[0])}")
+        return min(range(len(rows)), key=lambda i: (self.shortfall(rows[i]), -rows[i][self.metric]))
 
     def describe(self) -> str:
         return f"maximise {self.metric}" + "".join(f", {k} >= {v:g}" for k, v in self.minimums)
@@ -136,12 +137,11 @@ def parse_rule(text: str) -> Rule:
     minimums = []
     for cond in conditions:
         key, sep, low = cond.partition(">=")
-        if not sep:
+        try:
+            value = float(low)
+        except ValueError:
+            value = None
+        if not sep or not key.strip() or value is None:
             raise ValueError(f"a requirement is METRIC>=NUMBER; got {cond!r}")
-        minimums.append((key.strip(), float(low)))
+        minimums.append((key.strip(), value))
     return Rule(head[4:], minimums)
-
-
-def frozen_decode(path: Path) -> dict:
-    """The decode a committed sweep froze (its decode.json)."""
-    return json.loads(Path(path).read_text())

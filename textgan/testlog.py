@@ -10,6 +10,8 @@ removed, and a row's number is its position.
 from __future__ import annotations
 
 import datetime
+import fcntl
+import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -18,8 +20,8 @@ HEADER = """# Test-set log
 Append-only: one row per scoring of a test set, written by `scripts/bench_quality.py` (textgan/testlog.py)
 when it scores. `looks before` counts the earlier rows of the same run (name @ the commit it was trained
 at) on the same test set: a row with looks before > 0 scores a decode that may have been picked after the
-test set was seen. Rows marked `backfilled` were recovered on 2026-12-07 from the committed results
-folders (their first commit's date and the decode their command and config name), before the log existed.
+test set was seen. Rows marked `backfilled` were recovered by scripts/testlog_backfill.py from committed
+results folders (their first commit's date, the decode their command and config name).
 
 | # | date (UTC) | task | test set | results | run @ trained | decode | metrics | looks before | by |
 |---|---|---|---|---|---|---|---|---|---|
@@ -48,18 +50,24 @@ def headline(mean: dict[str, float]) -> str:
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "/").replace("\n", " ")
+    """One table cell: no "|", no line break of any kind (the log is read back row by row)."""
+    return " ".join(str(text).replace("|", "/").split())
 
 
 def read(path: Path) -> list[Look]:
-    """The rows of the log (none when it does not exist yet)."""
+    """The rows of the log (none when it does not exist yet); ValueError for a numbered row that does not
+    parse or is out of order, so that a damaged log is not silently miscounted."""
     if not Path(path).is_file():
         return []
     rows = []
     for line in Path(path).read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 10 and cells[0].isdigit():
-            rows.append(Look(*cells[1:8], int(cells[8]), cells[9]))
+        if not cells[0].isdigit():
+            continue
+        if len(cells) != 10 or int(cells[0]) != len(rows) + 1 or not cells[8].isdigit():
+            raise ValueError(f"{path}: row {cells[0]} is damaged or out of order (expected row {len(rows) + 1} "
+                             f"with 10 cells): {line[:120]!r}")
+        rows.append(Look(*cells[1:8], int(cells[8]), cells[9]))
     return rows
 
 
@@ -71,12 +79,13 @@ def earlier_looks(rows: list[Look], task: str, run: str, test_set: str) -> list[
 def append(path: Path, look: Look) -> tuple[int, Look]:
     """Add `look` as the next row (its looks_before counted from the log) -> (its number, the row)."""
     path = Path(path)
-    rows = read(path)
-    look.looks_before = len(earlier_looks(rows, look.task, look.run, look.test_set))
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(HEADER)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
+        fcntl.flock(out, fcntl.LOCK_EX)              # two benchmarks finishing at once: one row number each
+        rows = read(path)
+        look.looks_before = len(earlier_looks(rows, look.task, look.run, look.test_set))
+        if out.tell() == 0:
+            out.write(HEADER)
         values = [getattr(look, f.name) for f in fields(Look)]
         out.write(f"| {len(rows) + 1} | " + " | ".join(_cell(v) for v in values) + " |\n")
     return len(rows) + 1, look
@@ -91,3 +100,12 @@ def decode_summary(decode: dict, defaults: dict, beam: int = 1, engine: str = "t
     "candidates=8 style_weight=4.0; beam 1; torch" ("defaults" when none differ)."""
     changed = " ".join(f"{k}={v}" for k, v in decode.items() if defaults.get(k) != v)
     return f"{changed or 'defaults'}; beam {beam}; {engine}"
+
+
+def trained_commit(run_json: Path) -> str:
+    """The short commit a run was trained at, as its run.json records it, keeping the "-dirty" mark
+    (checkpoint.py writes it when tracked files had uncommitted changes): the run half of a row's key."""
+    if not Path(run_json).is_file():
+        return "unknown"
+    full = str(json.loads(Path(run_json).read_text()).get("commit", "unknown"))
+    return full[:7] + ("-dirty" if full.endswith("-dirty") else "")
