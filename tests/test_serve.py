@@ -361,6 +361,47 @@ def test_admission_by_cost_503_with_retry_after_413_alone_and_health_stays_fast(
         assert post(c, "/v1/transfer", body).status_code == 200
 
 
+def test_a_caller_that_goes_away_leaves_its_work_in_the_backlog_until_it_is_decoded(monkeypatch):
+    """The backlog counts what the workers still have to do: a request whose caller is cancelled mid-decode
+    keeps its seconds there until its job ends, then gives them back (never below 0)."""
+    import asyncio
+    import threading
+
+    from textgan.serve import Limits, MicroBatcher, Pace, Prepared, TransferRequest
+
+    started, release = threading.Event(), threading.Event()
+
+    def held(task, norm, to, req):
+        started.set()
+        release.wait(30)
+        return [[("a rewrite .", 0.5)] * req.n for _ in norm]
+
+    monkeypatch.setattr("textgan.serve._worker_rewrite", held)
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(Limits(max_wait=100), pool, workers=1, pace=Pace(fixed=2.0))
+            runner = asyncio.create_task(batcher.run())
+            prep = Prepared(["the soup was cold ."], ["neg"], ["pos"], [0.1], [5])
+            caller = asyncio.create_task(batcher.submit(TransferRequest(task="toy", texts=["x"]), prep, [5]))
+            await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+            assert batcher.backlog == 10.0                   # 5 units at 2 s each
+            caller.cancel()
+            await asyncio.sleep(0.05)
+            assert batcher.backlog == 10.0                   # the worker is still decoding it
+            release.set()
+            for _ in range(200):
+                if batcher.backlog == 0:
+                    break
+                await asyncio.sleep(0.01)
+            runner.cancel()
+            return batcher.backlog
+
+    assert asyncio.run(scenario()) == 0.0
+    with pytest.raises(ValueError, match="above 0"):
+        Pace(fixed=0)
+
+
 def test_pace_is_a_decayed_ratio_of_seconds_to_units():
     from textgan.serve import Pace
 

@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-ms", type=float, default=10.0, help="micro-batching: how long a batch waits for "
                    "more requests after its first")
     p.add_argument("--max-wait", type=float, default=30.0, help="seconds a request may expect to wait for its "
-                   "answer: its decoding (texts x pieces x the decoder runs of the run's decode x the seconds "
+                   "answer: its decoding (texts x n x pieces x the decoder runs of the run's decode x the seconds "
                    "per unit the server measures) plus the backlog's share per worker; over it: 503 with "
                    "Retry-After, or 413 for a request that alone needs longer (default: 30)")
     add_engine_options(p)

@@ -322,6 +322,8 @@ class Pace:
     updated (tests; a speed measured elsewhere)."""
 
     def __init__(self, fixed: float | None = None, decay: float = 0.8):
+        if fixed is not None and fixed <= 0:
+            raise ValueError(f"a fixed pace is seconds per unit of work, above 0; got {fixed}")
         self.fixed, self.decay = fixed, decay
         self.sums: dict[str, tuple[float, float]] = {}          # task -> (decayed seconds, decayed units)
 
@@ -339,7 +341,7 @@ class Pace:
 @dataclass
 class Pending:
     """A transfer request waiting for its rows: rows[i] is filled by the job that decodes text i, whose
-    work is units[i]."""
+    work is units[i], estimated at units[i] x rate seconds when the request was admitted."""
 
     req: TransferRequest
     prep: Prepared
@@ -347,6 +349,7 @@ class Pending:
     future: asyncio.Future
     rows: list
     left: int
+    rate: float = 0.0
 
     def fill(self, i: int, row) -> None:
         self.rows[i] = row
@@ -408,13 +411,10 @@ class MicroBatcher:
                 item.rows[i] = [("", None)] * req.n
         if item.left == 0:
             return item.rows
-        seconds = sum(units) * self.pace.rate(req.task)
-        self.admit(seconds, item.left)
-        try:
-            await self.queue.put(item)
-            return await item.future
-        finally:
-            self.backlog -= seconds
+        item.rate = self.pace.rate(req.task)
+        self.admit(sum(units) * item.rate, item.left)
+        await self.queue.put(item)
+        return await item.future
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -459,6 +459,9 @@ class MicroBatcher:
             return
         finally:
             self.free.release()
+            # The job's share of the backlog goes when its decoding ends, not when its callers stop waiting:
+            # a caller that went away leaves work the workers still do.
+            self.backlog = max(0.0, self.backlog - sum(it.units[j] * it.rate for it, j in job))
         self.pace.observe(req.task, sum(it.units[j] for it, j in job), loop.time() - started)
         self.batches += 1
         self.texts += len(job)
