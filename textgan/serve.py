@@ -28,8 +28,8 @@ What a request costs, and admission: its work is, per non-empty text,
     units = n x decodes x pieces
 
 with decodes the decoder runs per text of that decode (StyleTransfer.decodes: the ladder's rungs,
-candidates, passes, beam width, x2 under guidance) and pieces the text's length as the generator reads
-it (cut to train.max_gen_len, so past that length a text costs no more). Its seconds are units x the
+candidates, passes, beam width, x2 under guidance) and pieces the text's length in pieces cut to
+train.max_gen_len, an estimate of what the generator writes (past that length a text costs no more). Its seconds are units x the
 run's pace, seconds per unit measured by the server (Pace: timed on the run's examples at start-up, then
 on every finished batch). A request is admitted when it can expect an answer within `max_wait` seconds
 (--max-wait, default 30) given the admitted requests still unanswered (MicroBatcher.admit); otherwise 503
@@ -248,8 +248,8 @@ class Served:
 
     def units(self, req: TransferRequest, prep: Prepared) -> list[int]:
         """The work of each text of a checked request: n x decodes x pieces, decodes the decoder runs per
-        text of the run's decode with the request's options (StyleTransfer.decodes) and pieces what the
-        generator reads of the text, a stand-in for what it writes (both are cut to train.max_gen_len)."""
+        text of the run's decode with the request's options (StyleTransfer.decodes) and pieces the text's
+        length in pieces cut to train.max_gen_len, an estimate of the length of what the generator writes."""
         per_piece = req.n * self.model.decodes(req.beam, req.sample or req.n > 1)
         return [per_piece * p for p in prep.pieces]
 

@@ -256,8 +256,8 @@ class StyleTransfer:
 
     def decodes(self, beam: int = 1, sample: bool = False) -> int:
         """Decoder runs per input that `transfer` makes with these options and the run's decode config (the
-        unit of serve.py's cost model), checked by the resolvers `transfer` uses, so ValueError for what it
-        would refuse. Beam search of width b runs b hypotheses; guidance runs every row twice (with and
+        unit of serve.py's cost model), checked by the resolvers `transfer` uses, so ValueError for the decode
+        options it would refuse (beam, guidance, candidates, n-best; temperature and domains are checked apart). Beam search of width b runs b hypotheses; guidance runs every row twice (with and
         without the source domain's prompt): steered = 2 with guidance on, else 1. The run's reranking decodes
 
             passes x (steered x (1 + rungs + candidates - 1) + nbest)
