@@ -235,7 +235,7 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     """decode.guidance_candidates: each input keeps, of its greedy rewrites at decode.guidance and at each
     listed weight, the one the reranker (rerank.best_candidates) scores best; candidates=1 asks for the one
     greedy rewrite at decode.guidance, and guidance 0 turns the ladder off with the guidance."""
-    from textgan.pretrained import PromptedLM
+    from textgan.models.prompted import PromptedLM
     from textgan.rerank import best_candidates
     from textgan.transfer import StyleTransfer
 
@@ -279,7 +279,7 @@ def test_the_fluency_lm_scores_each_text_alone_whatever_its_batch(tiny_llama):
     under the LM, the same for a text alone and padded in a batch with longer ones."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textgan.pretrained import PromptedLM
+    from textgan.models.prompted import PromptedLM
 
     lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)), AutoTokenizer.from_pretrained(str(tiny_llama))
     fluency = PromptedLM(lm, tok)

@@ -87,12 +87,12 @@ def test_bootstrap_phase_trains_on_extracted_pairs(tmp_path):
 
 
 def test_prompted_lm_shares_the_prompt_cache_and_scores_as_one_sequence(tiny_llama):
-    """pretrained.PromptedLM.logprob: log p(" s\\n" | [end-of-text] prompt(x)) with the prompt read once for all
+    """models.prompted.PromptedLM.logprob: log p(" s\\n" | [end-of-text] prompt(x)) with the prompt read once for all
     candidates, equal to the LM reading each whole sequence; template "" scores without the article."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textgan.pretrained import PromptedLM
+    from textgan.models.prompted import PromptedLM
 
     lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval(), AutoTokenizer.from_pretrained(str(tiny_llama))
     article, texts = "the food was cold and the service slow", ["food cold", "the service was slow", "cold"]
@@ -113,7 +113,7 @@ def test_rescoring_with_a_pretrained_lm_picks_among_the_end_points_neighbours(ti
     rescore_top best by J) whose mean LM log-prob given the article is highest."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textgan.pretrained import PromptedLM
+    from textgan.models.prompted import PromptedLM
 
     lm, tok = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval(), AutoTokenizer.from_pretrained(str(tiny_llama))
     rescorer = PromptedLM(lm, tok, template="Article: {article}\nHeadline:")

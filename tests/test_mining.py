@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from textgan.mining import MarginIndex, MiningMiner, knn, query_margin, translation_hits
+from textgan.mining import MarginIndex, MiningMiner, query_margin, translation_hits
+from textgan.pretrained.encoder import knn
 from textgan.pretrained import e5s1
 from textgan.pretrained.encoder import Encoder, cached_embeddings
 

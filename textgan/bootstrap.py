@@ -389,7 +389,7 @@ class ExtractMiner:
         c = self.cfg
         rescorer = None
         if c.rescore_lm:
-            from .pretrained import PromptedLM
+            from .models.prompted import PromptedLM
 
             rescorer = PromptedLM.load(c.rescore_lm, template=c.rescore_prompt)
         self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,

@@ -21,7 +21,7 @@ J rises at every step taken (a test checks it).
 With a pretrained LM (miner.rescore_lm), the search ends with one more step: the end point and its swaps,
 the miner.rescore_top best by J, are scored again as
 
-    J_LM(s) = J(s) + w * 1/|s| log p_LM(s | prompt(x))      (pretrained.PromptedLM; w = miner.rescore_weight)
+    J_LM(s) = J(s) + w * 1/|s| log p_LM(s | prompt(x))      (models.prompted.PromptedLM; w = miner.rescore_weight)
 
 and the best by J_LM is the summary: the pretrained LM reads the article, which the trigram model cannot.
 Scoring every move of the climb this way costs too much on a CPU (~k (n - k) LM calls a step).

@@ -25,19 +25,7 @@ import torch
 
 from .corpora import cache_dir
 from .pairs import Pairs
-from .pretrained.encoder import Encoder, cached_embeddings
-
-
-def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cosines, indices) of each query's k nearest keys, both (Q, k), best first; rows are normalised, so
-    the dot product is the cosine. Chunked so memory stays at chunk x len(keys)."""
-    k = min(k, len(keys))
-    sims, idx = [], []
-    for start in range(0, len(queries), chunk):
-        s, i = (queries[start:start + chunk] @ keys.T).topk(k, dim=1)
-        sims.append(s)
-        idx.append(i)
-    return torch.cat(sims), torch.cat(idx)
+from .pretrained.encoder import Encoder, cached_embeddings, knn
 
 
 class MarginIndex:

@@ -21,7 +21,7 @@ candidate its run's own reward likes best, the DualRL reward used as a selector 
     log p_LM(y)  = sum_t log p_LM(y_t | y_<t) over y's pieces and a closing newline, under a pretrained
                    causal LM (decode.fluency_lm, by default the generator's own generator.init, as
                    released, without the run's fine-tuning) read after its end-of-text token
-                   (pretrained.PromptedLM, no prompt): a total, not a mean, so it also prefers the
+                   (models.prompted.PromptedLM, no prompt): a total, not a mean, so it also prefers the
                    shorter of two equally fluent rewrites. decode.fluency_domains limits it to candidates
                    written into those domains (translation: an English LM scores the English ones only).
 
@@ -93,7 +93,7 @@ def best_candidates(style: StyleClassifier | None, back, sources: list[list[int]
 
     candidates[i][k] is candidate k of source i (every source has K); target is the style classifier's
     class index of the domain written, back_to the generator's domain token of the source's domain;
-    fluency (N, K), if given, is log p_LM of each candidate (pretrained.PromptedLM), weighted by w_fluency;
+    fluency (N, K), if given, is log p_LM of each candidate (models.prompted.PromptedLM), weighted by w_fluency;
     semantic (N, K), if given, log cos(e(source), e(candidate)), weighted by w_semantic; second_style
     (N, K), if given, p_E(target | candidate) by the EmbeddingStyle: r_style = min(p_C, p_E); w_length
     takes w_length * max(0, |y| / |x| - 1) off the content log-prob (decode.length_penalty); direct (N, K),
@@ -131,8 +131,7 @@ class Retrieval:
 
     def nearest(self, queries: list[str], domain: str, r: int) -> list[list[str]]:
         """The r sentences of `domain` nearest to each (normalized) query, nearest first."""
-        from .mining import knn
-        from .pretrained.encoder import cached_embeddings
+        from .pretrained.encoder import cached_embeddings, knn
 
         pool = self.pools[domain]
         if domain not in self.emb:

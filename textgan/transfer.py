@@ -332,7 +332,7 @@ class StyleTransfer:
         """The reranker's score (rerank.best_candidates) of each candidate (normalized) as a rewrite of the
         input beside it (normalized, and its ids), (M,). The sentence encoder, where decode.semantic_weight
         or decode.semantic_style reads it, embeds each distinct text once."""
-        from .pretrained import PromptedLM
+        from .models.prompted import PromptedLM
         from .rerank import best_candidates, content_logprob
         from .rewards import log_cosine
 

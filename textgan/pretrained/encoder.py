@@ -15,7 +15,12 @@ import hashlib
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import PretrainedError, quiet_loading, resolve
+
+if TYPE_CHECKING:
+    import torch
 
 PREFIX = "query: "
 
@@ -107,3 +112,18 @@ def cached_embeddings(encoder: Encoder, texts: list[str], root: str | Path, chun
         path.with_suffix(".tmp").replace(path)
         parts.append(part)
     return torch.cat(parts) if parts else torch.empty(0, encoder.dim)
+
+
+def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cosines, indices) of each query's k nearest keys, both (Q, k), best first; rows are normalised, so
+    the dot product is the cosine. Chunked so memory stays at chunk x len(keys). Used by the miner
+    (mining.py) and the reranker's retrieval (rerank.py), so it lives with the encoder, not with either."""
+    import torch
+
+    k = min(k, len(keys))
+    sims, idx = [], []
+    for start in range(0, len(queries), chunk):
+        s, i = (queries[start:start + chunk] @ keys.T).topk(k, dim=1)
+        sims.append(s)
+        idx.append(i)
+    return torch.cat(sims), torch.cat(idx)
