@@ -111,7 +111,7 @@ def main() -> None:
     line_buffered_stdout()
 
     command = " ".join(["python", "scripts/sweep_decode.py", *sys.argv[1:]])
-    started = time.time()
+    started, code = time.time(), commit(short=True)            # the code that runs, whatever is committed meanwhile
     run_dir = Path(args.run)
     base = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
     try:
@@ -144,18 +144,20 @@ def main() -> None:
         (out / "sweep.json").write_text(json.dumps({"run": str(run_dir), "command": command, "dev_a": swept,
                                                     "unfinished": True}, indent=2) + "\n")   # kept if stopped
     pick = rule.pick([r["mean"] for r in swept])
-    held_out = [run_point(model, base, {}, dev_b, judge, args.lines),
-                run_point(model, base, swept[pick]["overrides"], dev_b, judge, args.lines)]
+    held_out = [run_point(model, base, {}, dev_b, judge, args.lines)]
+    if point_config(base, swept[pick]["overrides"]).decode != base.decode:      # else: the pick is the run's own
+        held_out.append(run_point(model, base, swept[pick]["overrides"], dev_b, judge, args.lines))
     final = rule.pick([r["mean"] for r in held_out])
     frozen = held_out[final]["overrides"]
-    report = {"run": str(run_dir), "command": command, "commit": commit(short=True), "rule": rule.describe(),
+    report = {"run": str(run_dir), "command": command, "commit": code, "rule": rule.describe(),
               "lines_per_direction": args.lines, "judge": "SweepJudge (TF-IDF char 2-5-grams, logistic regression)"
               if judge else "none: ref-BLEU against the dev references", "dev_a": swept, "pick": pick,
               "dev_b": held_out, "frozen": frozen, "seconds": round(time.time() - started, 1), "machine": machine()}
     (out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "decode.json").write_text(json.dumps({"run": str(run_dir), "sweep": args.name, "overrides": frozen,
                                                  "commit": report["commit"]}, indent=2) + "\n")
-    verdict = ("the pick beat the run's decode on dev-b: frozen" if final == 1 else
+    verdict = ("the pick is the run's own decode: it stays" if len(held_out) == 1 else
+               "the pick beat the run's decode on dev-b: frozen" if final == 1 else
                "the run's own decode did as well or better on dev-b: it stays")
     (out / "README.md").write_text(
         f"# decode sweep {args.name} of {run_dir.name} ({base.task})\n\n"
