@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 from bench_speed import ROOT, convert_file, machine, split_lines  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     systems = [parse_system(s) for s in args.system]
     lines = split_lines("yelp", "train", "pos")[: args.lines]
-    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
+    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(short=True),
                "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "lines": len(lines),
                "note": args.note, "systems": systems, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:

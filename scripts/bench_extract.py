@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_quality import commit, machine  # noqa: E402
+from textgan.provenance import commit, machine  # noqa: E402
 
 from textgan.config import load_config  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
     for i, (name, outs) in enumerate(systems.items()):
         (out / f"test.{i}.txt").write_text("".join(o + "\n" for o in outs))
     command = "python scripts/bench_extract.py " + " ".join(sys.argv[1:])
-    info = {"command": command, "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+    info = {"command": command, "commit": commit(short=True), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "articles": len(articles), "words": args.words, "lm_load_seconds": round(load_seconds, 1),
             "miner": {k: getattr(cfg.miner, k) for k in ("lm_order", "sim_weight", "search_steps", "restarts",
                                                           "rescore_top", "rescore_weight", "rescore_prompt")},

@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speed import machine, split_lines  # noqa: E402
 
-from textgan.checkpoint import _commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 from textgan.config import GeneratorConfig  # noqa: E402
 from textgan.data import pad  # noqa: E402
 from textgan.models.causal import CausalGenerator, build_causal_lm  # noqa: E402
@@ -104,7 +104,7 @@ def main() -> None:
         decode[name] = len(sents) / (time.perf_counter() - start)
     results["decode_sentences_per_s"] = decode
     results.update(vocabulary={"cut": cut.get_piece_size(), "whole": whole.get_piece_size()}, batch=args.batch,
-                   rounds=args.rounds, steps=args.steps, init=args.init, machine=machine(), commit=_commit(),
+                   rounds=args.rounds, steps=args.steps, init=args.init, machine=machine(), commit=commit(),
                    command=shlex.join([sys.executable.split("/")[-1], *sys.argv]),
                    date=time.strftime("%Y-%m-%d %H:%M"))
     out = ROOT / "results" / "speed" / args.name

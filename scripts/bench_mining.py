@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 from bench_speed import machine  # noqa: E402
 
 from textgan.config import load_config  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> None:
     report = build_report(evaluator, {"input copy": {d.name: d.inputs for d in directions}, system: outputs},
                           directions, kind={system: KIND}, miner=vars(cfg.miner), retrieval_p_at_1=p_at_1,
                           thresholds=by_threshold)
-    report.update(command=command, commit=commit(), machine=machine(), fit_seconds=round(fit_seconds, 1),
+    report.update(command=command, commit=commit(short=True), machine=machine(), fit_seconds=round(fit_seconds, 1),
                   transfer_seconds=round(transfer_seconds, 1),
                   training_text={d: len(t) for d, t in texts.items()})
     out = Path(args.results_dir) / cfg.task / args.name

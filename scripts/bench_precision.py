@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 from bench_speed import code, machine, matmul_peak  # noqa: E402
 
 from textgan import checkpoint  # noqa: E402
@@ -193,7 +193,7 @@ def main() -> None:
     default = (info.get("gpu", "gpu").replace(" ", "-") if device == "cuda" else f"cpu-{info['torch_threads']}t")
     name = args.name or f"{default}-precision-{args.preset}"
     cfg = load_config(args.task, args.preset, args.overrides)
-    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
+    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(short=True),
                "date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "task": args.task, "preset": args.preset,
                "overrides": args.overrides, "device": device, "note": args.note}
     results["matmul_peak_gflop_per_s"] = matmul_peak(device)

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 from bench_speed import machine  # noqa: E402
 
 from textgan.config import load_config  # noqa: E402
@@ -187,7 +187,7 @@ def main() -> None:
     out = ROOT / "results" / "serve" / name
     out.mkdir(parents=True, exist_ok=True)
     command = "python scripts/bench_serve.py " + " ".join(sys.argv[1:])
-    info = {"command": command, "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+    info = {"command": command, "commit": commit(short=True), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "model": args.model, "batch_ms": args.batch_ms, "batch_texts": args.batch_texts, "workers": args.workers,
             "threads": args.threads or "serve's default",
             "texts": f"{cfg.data.corpus} test inputs, one per request", "levels": levels}

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 
 from textgan.corpora import corpus_dir, load_card, read_lines  # noqa: E402
 from textgan.data import pad  # noqa: E402
@@ -319,7 +319,7 @@ def main() -> None:
     out_dir = Path(args.out) / (f"{name}-training" if args.training_only else name)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = StyleTransfer(args.model, device=device)
-    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(),
+    results = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": commit(short=True),
                "date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "model": str(args.model),
                "device": device, "note": args.note}
     results["matmul_peak_gflop_per_s"] = matmul_peak(device)

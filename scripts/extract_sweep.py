@@ -178,7 +178,7 @@ def main() -> None:
         readme_only(OUT)
         return
 
-    from bench_quality import commit  # noqa: E402
+    from textgan.provenance import commit
     from bench_speed import machine  # noqa: E402
 
     from textgan.config import load_config  # noqa: E402
@@ -213,7 +213,7 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     command = "python scripts/extract_sweep.py " + " ".join(sys.argv[1:])
-    info = {"command": command, "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+    info = {"command": command, "commit": commit(short=True), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "dev_articles": len(articles), "words": args.words, "rows": rows}
     (OUT / "results.json").write_text(json.dumps(info, indent=2) + "\n")
     write_readme(OUT, info, config_defaults())

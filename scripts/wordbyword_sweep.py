@@ -22,7 +22,7 @@ import sacrebleu
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import commit  # noqa: E402
+from textgan.provenance import commit  # noqa: E402
 from bench_speed import machine  # noqa: E402
 
 from textgan.bootstrap import make_miner, segmenter  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
     out = ROOT / "results" / "translation" / "wordbyword-miner-dev"
     out.mkdir(parents=True, exist_ok=True)
     command = "python scripts/wordbyword_sweep.py " + " ".join(sys.argv[1:])
-    info = {"command": command, "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+    info = {"command": command, "commit": commit(short=True), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "lexicon": xl.info.get("method"), "bli_p1_zh2en": xl.info.get("bli_p1_zh2en"),
             "test_set": args.test_set, "rows": rows}
     (out / "results.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
