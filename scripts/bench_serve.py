@@ -87,12 +87,12 @@ def percentile(values: list[float], q: float) -> float:
 
 async def load_level(url: str, task: str, texts: list[str], clients: int, requests: int, seconds: float) -> dict:
     """`clients` concurrent clients, one text per request, until `requests` are sent or `seconds` pass."""
-    latencies, errors, next_text = [], 0, 0
+    latencies, errors, refused, next_text = [], 0, 0, 0
     started = time.perf_counter()
     stop_at = started + seconds
 
     async def client(http: httpx.AsyncClient):
-        nonlocal errors, next_text
+        nonlocal errors, refused, next_text
         while next_text < requests and time.perf_counter() < stop_at:
             text = texts[next_text % len(texts)]
             next_text += 1
@@ -101,16 +101,21 @@ async def load_level(url: str, task: str, texts: list[str], clients: int, reques
                 r = await http.post(f"{url}/v1/transfer", json={"task": task, "texts": [text]})
                 ok = r.status_code == 200 and len(r.json()["results"]) == 1
             except httpx.HTTPError:
-                ok = False
-            latencies.append(time.perf_counter() - t0)
-            errors += not ok
+                r, ok = None, False
+            if ok:
+                latencies.append(time.perf_counter() - t0)
+            elif r is not None and r.status_code in (413, 503):     # admission control said no, at once
+                refused += 1
+                await asyncio.sleep(float(r.headers.get("retry-after", 1)))
+            else:
+                errors += 1
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     elapsed = time.perf_counter() - started
-    return {"clients": clients, "requests": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
-            "texts_per_s": round(len(latencies) / elapsed, 1),
+    return {"clients": clients, "requests": len(latencies) + errors + refused, "errors": errors, "refused": refused,
+            "seconds": round(elapsed, 2), "texts_per_s": round(len(latencies) / elapsed, 2),
             "p50_ms": round(1000 * percentile(latencies, 50), 1), "p99_ms": round(1000 * percentile(latencies, 99), 1)}
 
 
@@ -118,7 +123,7 @@ def write_results(out: Path, info: dict) -> None:
     """results.json and README.md of one run."""
     (out / "results.json").write_text(json.dumps(info, indent=2) + "\n")
     m, levels = info["machine"], info["levels"]
-    rows = "\n".join(f"| {x['clients']} | {x['requests']} | {x['errors']} | {x['texts_per_s']} | {x['ratio_to_first']}x | "
+    rows = "\n".join(f"| {x['clients']} | {x['requests']} | {x.get('refused', 0)} | {x['errors']} | {x['texts_per_s']} | {x['ratio_to_first']}x | "
                      f"{x['p50_ms']} | {x['p99_ms']} | {x['mean_batch']} | {x['server_cpu']} | {x['client_cpu']} |"
                      for x in levels)
     (out / "README.md").write_text(f"""# `textgan serve` under load: {Path(info['model']).name} on {m['cpu']}
@@ -129,11 +134,14 @@ Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}. The server (the
 clients (asyncio + httpx, one process) share the machine; "cores busy" is CPU seconds per second, the
 server's counting its workers.
 Micro-batching: a worker takes at most {info['batch_texts']} texts, waiting at most {info['batch_ms']} ms for more.
-Each request carries one {info['texts'].split()[0]} test input; greedy decoding, the target domain auto-detected.
+Each request carries one {info['texts'].split()[0]} test input, decoded as the run's own decode config says, the
+target domain auto-detected. "refused": answered 413 or 503 by the server's admission control (its
+--max-wait), after which that client waits the Retry-After seconds; "errors": any other failure (a 5xx, no
+answer); texts/s and the latencies count the answered (200) requests only.
 "mean job": texts per decoding call (one target domain each).
 
-| concurrent clients | requests | errors | texts/s | vs 1 client | p50 ms | p99 ms | mean job | server cores busy | client cores busy |
-|---|---|---|---|---|---|---|---|---|---|
+| concurrent clients | requests | refused | errors | texts/s | vs 1 client | p50 ms | p99 ms | mean job | server cores busy | client cores busy |
+|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 The 1-client row is the baseline: the same texts sent one request at a time, through the same server.
@@ -150,6 +158,7 @@ def main() -> None:
     parser.add_argument("--batch-texts", type=int, default=64)
     parser.add_argument("--threads", type=int, help="the server's torch threads per worker (default: serve's own)")
     parser.add_argument("--workers", type=int, default=2, help="the server's model processes")
+    parser.add_argument("--max-wait", type=float, default=30.0, help="the server's admission limit (serve --max-wait)")
     parser.add_argument("--name", help="results/serve/<name> (default: cpu-<cores>c)")
     args = parser.parse_args()
 
@@ -159,7 +168,8 @@ def main() -> None:
     texts = [t for d in task_directions(cfg) for t in d.inputs if d.tgt != d.src]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(args.model, port, args.batch_ms, args.batch_texts, args.threads, args.workers)
+    server = start_server(args.model, port, args.batch_ms, args.batch_texts, args.threads, args.workers,
+                          ["--max-wait", str(args.max_wait)])
     try:
         asyncio.run(load_level(url, cfg.task, texts[::-1], 4, 40, 30))            # warm-up, other texts first
         levels = []
@@ -189,6 +199,7 @@ def main() -> None:
     command = "python scripts/bench_serve.py " + " ".join(sys.argv[1:])
     info = {"command": command, "commit": commit(short=True), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "model": args.model, "batch_ms": args.batch_ms, "batch_texts": args.batch_texts, "workers": args.workers,
+            "max_wait": args.max_wait,
             "threads": args.threads or "serve's default",
             "texts": f"{cfg.data.corpus} test inputs, one per request", "levels": levels}
     write_results(out, info)
