@@ -410,7 +410,22 @@ def test_pace_is_a_decayed_ratio_of_seconds_to_units():
     pace.observe("toy", 100, 2.0)
     pace.observe("toy", 10, 1.0)
     assert pace.rate("toy") == pytest.approx((0.5 * 2 + 1) / (0.5 * 100 + 10))
-    assert Pace(fixed=0.25).rate("toy") == 0.25
+    assert pace.job_seconds("toy") == pytest.approx((0.5 * 2 + 1) / (0.5 + 1))
+    assert Pace(fixed=0.25).rate("toy") == 0.25 and Pace(fixed=0.25).job_seconds("toy") == 0
+
+
+def test_a_request_waits_for_the_whole_job_it_joins():
+    """A one-text request of 2 s joins jobs that take 10 s: admitted only while the backlog's share plus a
+    job's 10 s fits in max_wait, not its own 2 s."""
+    from textgan.serve import Limits, MicroBatcher, RequestError
+
+    batcher = MicroBatcher(Limits(max_wait=30), executor=None, workers=2)
+    batcher.backlog = 36.0
+    for _ in range(3):                                     # 18, 19, 20 s a worker + a 10 s job: 28, 29, 30 s
+        batcher.admit(2.0, 1, job=10.0)
+    with pytest.raises(RequestError) as busy:              # 21 + 10 = 31 s: over (by its own 2 s it would fit)
+        batcher.admit(2.0, 1, job=10.0)
+    assert busy.value.status == 503 and busy.value.headers == {"Retry-After": "1"} and batcher.backlog == 42.0
 
 
 # ---------------------------------------------------------------- a real server: batching, the browser

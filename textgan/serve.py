@@ -316,26 +316,34 @@ class Pace:
 
         rate = sum_k d^k seconds_k / sum_k d^k units_k        (job k = 0 the newest, d = `decay`)
 
-    so a job weighs by its size, and the rate follows the machine's load within a few jobs. create_app
-    starts it with a timed decode of each run's examples (a small batch: slower per unit than a full one,
-    so the first estimates err on the side of refusing). `fixed` > 0: that rate for every task, never
-    updated (tests; a speed measured elsewhere)."""
+    so a job weighs by its size, and the rate follows the machine's load within a few jobs; likewise the
+    mean seconds of a job, sum_k d^k seconds_k / sum_k d^k (`job_seconds`). create_app starts it with a
+    timed decode of each run's examples (a small batch: slower per unit than a full one, so the first
+    estimates err on the side of refusing). `fixed` > 0: that rate for every task, never updated, and no
+    job term (tests; a speed measured elsewhere)."""
 
     def __init__(self, fixed: float | None = None, decay: float = 0.8):
         if fixed is not None and fixed <= 0:
             raise ValueError(f"a fixed pace is seconds per unit of work, above 0; got {fixed}")
         self.fixed, self.decay = fixed, decay
-        self.sums: dict[str, tuple[float, float]] = {}          # task -> (decayed seconds, decayed units)
+        self.sums: dict[str, tuple[float, float, float]] = {}   # task -> decayed (seconds, units, jobs)
 
     def rate(self, task: str) -> float:
         if self.fixed is not None:
             return self.fixed
-        seconds, units = self.sums.get(task, (0.0, 0.0))
+        seconds, units, _ = self.sums.get(task, (0.0, 0.0, 0.0))
         return seconds / units if units else 0.0
 
+    def job_seconds(self, task: str) -> float:
+        """The decayed mean wall time of a job (0 with a fixed pace or before the first job)."""
+        if self.fixed is not None:
+            return 0.0
+        seconds, _, jobs = self.sums.get(task, (0.0, 0.0, 0.0))
+        return seconds / jobs if jobs else 0.0
+
     def observe(self, task: str, units: float, seconds: float) -> None:
-        old_seconds, old_units = self.sums.get(task, (0.0, 0.0))
-        self.sums[task] = (self.decay * old_seconds + seconds, self.decay * old_units + units)
+        old = self.sums.get(task, (0.0, 0.0, 0.0))
+        self.sums[task] = (self.decay * old[0] + seconds, self.decay * old[1] + units, self.decay * old[2] + 1)
 
 
 @dataclass
@@ -376,11 +384,13 @@ class MicroBatcher:
         self.backlog = 0.0                     # estimated seconds of decoding of the admitted, unanswered requests
         self.running: set[asyncio.Task] = set()
 
-    def admit(self, seconds: float, texts: int) -> None:
+    def admit(self, seconds: float, texts: int, job: float = 0.0) -> None:
         """Admission control for a request of `texts` texts estimated at `seconds` of decoding (its units x
-        Pace.rate). The backlog's decoding is shared by the workers, so the request can expect its answer in
+        Pace.rate). The backlog's decoding is shared by the workers, and the request's texts are decoded in
+        a job with other requests' texts, which ends when the whole job does (a job takes `job` seconds,
+        Pace.job_seconds), so the request can expect its answer in
 
-            wait = backlog / workers + seconds
+            wait = backlog / workers + max(seconds, job)
 
         RequestError 413 when seconds > max_wait (even an idle server could not answer in time: it says how
         many such texts fit), 503 with Retry-After = ceil(wait - max_wait) when wait > max_wait (by then
@@ -392,7 +402,7 @@ class MicroBatcher:
             advice = f"send at most {fit} texts like these" if fit else "send shorter texts"
             raise RequestError(413, f"this request needs about {seconds:.1f} s of decoding, over the server's "
                                     f"limit of {budget:g} s per request (max_wait): {advice}, or fewer samples (n)")
-        wait = self.backlog / self.workers + seconds
+        wait = self.backlog / self.workers + max(seconds, job)
         if wait > budget:
             retry = max(1, math.ceil(wait - budget))
             raise RequestError(503, f"server busy: this request would be answered in about {wait:.1f} s, over the "
@@ -412,7 +422,7 @@ class MicroBatcher:
         if item.left == 0:
             return item.rows
         item.rate = self.pace.rate(req.task)
-        self.admit(sum(units) * item.rate, item.left)
+        self.admit(sum(units) * item.rate, item.left, self.pace.job_seconds(req.task))
         await self.queue.put(item)
         return await item.future
 
