@@ -361,7 +361,7 @@ def test_admission_by_cost_503_with_retry_after_413_alone_and_health_stays_fast(
         assert post(c, "/v1/transfer", body).status_code == 200
 
 
-def test_a_caller_that_goes_away_leaves_its_work_in_the_backlog_until_it_is_decoded(monkeypatch):
+def test_a_caller_that_goes_away_leaves_its_work_in_the_backlog_until_it_is_decoded():
     """The backlog counts what the workers still have to do: a request whose caller is cancelled mid-decode
     keeps its seconds there until its job ends, then gives them back (never below 0)."""
     import asyncio
@@ -376,11 +376,9 @@ def test_a_caller_that_goes_away_leaves_its_work_in_the_backlog_until_it_is_deco
         release.wait(30)
         return [[("a rewrite .", 0.5)] * req.n for _ in norm]
 
-    monkeypatch.setattr("textgan.serve._worker_rewrite", held)
-
     async def scenario():
         with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(Limits(max_wait=100), pool, workers=1, pace=Pace(fixed=2.0))
+            batcher = MicroBatcher(Limits(max_wait=100), pool, workers=1, pace=Pace(fixed=2.0), rewrite=held)
             runner = asyncio.create_task(batcher.run())
             prep = Prepared(["the soup was cold ."], ["neg"], ["pos"], [0.1], [5])
             caller = asyncio.create_task(batcher.submit(TransferRequest(task="toy", texts=["x"]), prep, [5]))
