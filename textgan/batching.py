@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:                       # annotations only: serve.py imports this module
-    from .serve import Prepared, TransferRequest
+from typing import Any
 
 
 @dataclass
@@ -54,8 +51,20 @@ class RequestError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
-def options_key(req: TransferRequest) -> tuple:
-    """Texts whose requests have equal keys (and the same target domain) decode together."""
+@dataclass
+class Prepared:
+    """Texts ready for batching (see Served.prepare); None for empty texts."""
+
+    norm: list[str]
+    source: list[str | None]
+    targets: list[str]
+    before: list[float | None]
+    pieces: list[int]              # each text's length in pieces, cut to train.max_gen_len
+
+
+def options_key(req: Any) -> tuple:
+    """A TransferRequest's (serve.py) decoding options: texts whose requests have equal keys (and the same
+    target domain) decode together."""
     return req.task, req.max_words, req.ratio, req.sample or req.n > 1, req.n, req.beam, req.temperature
 
 
@@ -100,7 +109,7 @@ class Pending:
     """A transfer request waiting for its rows: rows[i] is filled by the job that decodes text i, whose
     work is units[i], estimated at units[i] x rate seconds when the request was admitted."""
 
-    req: TransferRequest
+    req: Any                       # the TransferRequest (serve.py)
     prep: Prepared
     units: list[int]
     future: asyncio.Future
@@ -159,7 +168,7 @@ class MicroBatcher:
                                {"Retry-After": str(retry)})
         self.backlog += seconds
 
-    async def submit(self, req: TransferRequest, prep: Prepared,
+    async def submit(self, req: Any, prep: Prepared,
                      units: list[int]) -> list[list[tuple[str, float | None]]]:
         """Per text, req.n (output, p(to | output)); empty texts give ("", None) without a batch.
         RequestError 413 or 503 when the request is not admitted (`admit`)."""

@@ -50,13 +50,13 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from .batching import Limits, MicroBatcher, Pace, RequestError
+from .batching import Limits, MicroBatcher, Pace, Prepared, RequestError
 from .checkpoint import CheckpointError, latest_run, runs_root
 from .transfer import StyleTransfer, check_temperature
 
@@ -128,17 +128,6 @@ class DetectResponse(BaseModel):
 
 
 # ---------------------------------------------------------------- the models and their decoding
-
-@dataclass
-class Prepared:
-    """Texts ready for batching (see Served.prepare); None for empty texts."""
-
-    norm: list[str]
-    source: list[str | None]
-    targets: list[str]
-    before: list[float | None]
-    pieces: list[int]              # what the generator reads of each text (cut to train.max_gen_len pieces)
-
 
 class Served:
     """A loaded run and what the page shows about it."""
