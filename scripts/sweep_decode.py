@@ -28,7 +28,8 @@ import yaml
 
 from textgan.config import check, config_from_dict, merge, parse_override
 from textgan.data import prepare_data
-from textgan.evaluate import Direction, bleu_tokenizer, evaluator_dir, evaluator_settings, mean_over_directions, task_directions
+from textgan.evaluate import (DEV_SLICES, Direction, bleu_tokenizer, dev_slice, evaluator_dir, evaluator_settings,
+                              mean_over_directions, task_directions)
 from textgan.provenance import commit, line_buffered_stdout, machine
 from textgan.sweep import SweepJudge, parse_grid, parse_rule, score
 from textgan.transfer import StyleTransfer
@@ -80,11 +81,6 @@ def run_point(model: StyleTransfer, base, overrides: dict[str, str], directions,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def references_of(cfg) -> bool:
-    """Whether every direction of the task's dev set has human references (then ref-BLEU can rule)."""
-    return all(d.references for d in task_directions(cfg, test_set="dev"))
-
-
 def table(rows: list[dict], mark: int | None = None) -> str:
     keys = [k for k in ("acc", "self_bleu", "gself", "ref_bleu", "repeats", "len_ratio") if k in rows[0]["mean"]]
     lines = ["| decode | " + " | ".join(keys) + " | seconds |", "|---" * (len(keys) + 2) + "|"]
@@ -114,18 +110,19 @@ def main() -> None:
     started, code = time.time(), commit(short=True)            # the code that runs, whatever is committed meanwhile
     run_dir = Path(args.run)
     base = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    dev = task_directions(base, test_set="dev")                 # read once, sliced twice
+    dev_a, dev_b = ([Direction(d.src, d.tgt, *dev_slice(d.inputs, d.references, s)) for d in dev] for s in DEV_SLICES)
+    references = all(d.references for d in dev)
     try:
         grid = parse_grid(args.grid)
-        rule = parse_rule(args.rule or DEFAULT_RULES["references" if references_of(base) else "style"])
+        rule = parse_rule(args.rule or DEFAULT_RULES["references" if references else "style"])
         for point in grid:
             point_config(base, point)
     except ValueError as err:                  # ConfigError included
         parser.error(str(err))
-    dev_a, dev_b = (task_directions(base, test_set=s) for s in ("dev-a", "dev-b"))
-    empty = [f"{s} of {d.name}" for s, ds in (("dev-a", dev_a), ("dev-b", dev_b)) for d in ds if not d.inputs]
+    empty = [f"{s} of {d.name}" for s, ds in zip(DEV_SLICES, (dev_a, dev_b)) for d in ds if not d.inputs]
     if empty:
         parser.error(f"no dev lines to sweep on: {', '.join(empty)} is empty")
-    references = all(d.references for d in dev_a)
     style_metrics = {"acc", "gself"} & set(rule.metrics())
     judge = sweep_judge(base, args.runs_dir) if style_metrics or not references else None
     known = {"self_bleu", "repeats", "len_ratio"} | ({"acc", "gself"} if judge else set()) | (
