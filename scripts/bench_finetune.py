@@ -34,6 +34,7 @@ from bench_speed import machine, split_lines  # noqa: E402
 from textgan.provenance import commit  # noqa: E402
 from textgan.config import GeneratorConfig  # noqa: E402
 from textgan.data import pad  # noqa: E402
+from textgan.decoding.search import Search, generate
 from textgan.models.causal import CausalGenerator, build_causal_lm  # noqa: E402
 from textgan.pretrained import resolve  # noqa: E402
 from textgan.tokenizer import EOS, PretrainedPieces  # noqa: E402
@@ -98,9 +99,9 @@ def main() -> None:
     for name in ("lora", "lora-fullvoc"):
         g, pieces = models[name].eval(), cut if VARIANTS[name]["cut"] else whole
         src, mask = pad(pieces.encode(sents))
-        g.generate(src[:8], mask[:8], 5, max_len=24)                     # warm-up
+        generate(g, src[:8], mask[:8], 5, Search(max_len=24))              # warm-up
         start = time.perf_counter()
-        g.generate(src, mask, 5, max_len=24)
+        generate(g, src, mask, 5, Search(max_len=24))
         decode[name] = len(sents) / (time.perf_counter() - start)
     results["decode_sentences_per_s"] = decode
     results.update(vocabulary={"cut": cut.get_piece_size(), "whole": whole.get_piece_size()}, batch=args.batch,

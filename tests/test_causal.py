@@ -12,6 +12,7 @@ import torch
 
 from textgan.checkpoint import load_run
 from textgan.config import ConfigError
+from textgan.decoding.search import Search, generate, guided
 from textgan.models.causal import CausalGenerator
 from textgan.runner import train
 from textgan.tokenizer import EOS, PretrainedPieces, load_tokenizer
@@ -118,17 +119,17 @@ def test_guided_decoding_chooses_by_the_guided_teacher_forced_scores(tiny_llama,
     pieces, model = pieces_and_model(tiny_llama)
     g = CausalGenerator(model).eval()
     src, mask = pad([pieces.encode(t) for t in toy_lines()[:4]])
-    out = g.generate(src, mask, 5, max_len=10, guidance=weight, away=4)
+    out = generate(g, src, mask, 5, Search(max_len=10, guidance=weight), away=4)
     if weight == 0:
-        assert out == g.generate(src, mask, 5, max_len=10)
-    assert out == g.guided(src, mask, 5, 4, weight, max_len=10)
+        assert out == generate(g, src, mask, 5, Search(max_len=10))
+    assert out == guided(g, src, mask, 5, 4, weight, max_len=10)
     tgt, tgt_mask = pad(out, add_eos=False)
     with torch.no_grad():
         toward = g(src, mask, tgt, 5).log_softmax(-1)
         back = g(src, mask, tgt, 4).log_softmax(-1)
     chosen = (toward + weight * (toward - back)).argmax(-1)
     assert torch.equal(chosen[tgt_mask], tgt[tgt_mask])
-    plain = g.generate(src, mask, 5, max_len=10)
+    plain = generate(g, src, mask, 5, Search(max_len=10))
     if weight:
         assert out != plain or weight == 0                   # guidance changes some choice of a random model
 
@@ -168,7 +169,7 @@ def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, 
         fit(self)
         g = self.generators[0].eval()
         src, mask = pad(self.tok.encode(lines, 32))
-        decoded["ids"] = g.generate(src, mask, self.tok.domain_ids["pos"], max_len=self.cfg.train.max_gen_len)
+        decoded["ids"] = generate(g, src, mask, self.tok.domain_ids["pos"], Search(max_len=self.cfg.train.max_gen_len))
         with torch.no_grad():
             decoded["logits"] = g(src, mask, src, self.tok.domain_ids["pos"])              # (6, S, V)
             with g.model.disable_adapter():
@@ -180,7 +181,7 @@ def test_causal_run_saves_loads_and_transfers_identically(tmp_path, causal_cfg, 
     cfg, tok, (g,), _ = load_run(run_dir)
     assert isinstance(g, CausalGenerator) and not hasattr(g.model, "merge_and_unload")
     src, mask = pad(tok.encode(lines, 32))
-    assert g.generate(src, mask, tok.domain_ids["pos"], max_len=cfg.train.max_gen_len) == decoded["ids"]
+    assert generate(g, src, mask, tok.domain_ids["pos"], Search(max_len=cfg.train.max_gen_len)) == decoded["ids"]
     with torch.no_grad():
         logits = g.eval()(src, mask, src, tok.domain_ids["pos"])
     delta = (decoded["logits"] - decoded["without"]).abs().max()
@@ -202,7 +203,7 @@ def test_a_run_of_zero_steps_is_the_pretrained_model_as_it_starts(tmp_path, caus
     _, tok, (g,), _ = load_run(run_dir)
     _, model = pieces_and_model(tiny_llama)
     src, mask = pad(tok.encode(toy_lines()[:4], 32))
-    assert g.generate(src, mask, 5, max_len=8) == CausalGenerator(model.eval()).generate(src, mask, 5, max_len=8)
+    assert generate(g, src, mask, 5, Search(max_len=8)) == generate(CausalGenerator(model.eval()), src, mask, 5, Search(max_len=8))
 
 
 def test_the_ctranslate2_engine_decodes_a_causal_run_as_torch_does(tmp_path, causal_cfg):

@@ -5,6 +5,7 @@ import torch
 
 from textgan.config import ConfigError, load_config
 from textgan.constrain import CopyConstraint, split_words
+from textgan.decoding.search import Search, generate
 from textgan.models.generator import Generator, build_generator
 from textgan.tokenizer import EOS
 from textgan.config import GeneratorConfig
@@ -71,13 +72,13 @@ def test_greedy_and_sampled_decodes_are_subsequences_of_the_source_words():
     words = torch.full((src.size(0),), 4)
     skip = set(range(40, 50)) | {0}
     source_words = [split_words(row[: int(n)], WORD_START, skip) for row, n in zip(src.tolist(), mask.sum(1))]
-    outputs = g.generate(src, mask, TITLE, max_len=30, words=words)
+    outputs = generate(g, src, mask, TITLE, Search(max_len=30), words)
     outputs += [row.tolist() for row in g.sample(src, mask, TITLE, mode="multinomial", max_len=30, words=words).ids]
     for out, source in zip(outputs, source_words + source_words):
         assert EOS in out, "with 30 pieces every row ends"
         assert written_words(out) and is_subsequence(written_words(out), source)
     # the same model without the constraint writes other words (so the test above can fail)
-    free = Generator(g.model, g.length_ids.tolist(), WORD_START).eval().generate(src, mask, TITLE, max_len=30, words=words)
+    free = generate(Generator(g.model, g.length_ids.tolist(), WORD_START).eval(), src, mask, TITLE, Search(max_len=30), words)
     assert any(not is_subsequence(written_words(out), source) for out, source in zip(free, source_words))
 
 
@@ -128,7 +129,7 @@ def test_a_decode_cut_mid_word_drops_the_unfinished_word():
     g = extractor()
     src, mask = sources()
     skip = set(range(40, 50)) | {0}
-    for out, row in zip(g.generate(src, mask, TITLE, max_len=3, words=torch.full((6,), 4)), src.tolist()):
+    for out, row in zip(generate(g, src, mask, TITLE, Search(max_len=3), torch.full((6,), 4)), src.tolist()):
         source = split_words(row, WORD_START, skip)
         assert is_subsequence(written_words(out), source)        # whole words only, even when cut
 
@@ -137,5 +138,5 @@ def test_beam_search_under_the_constraint_writes_subsequences():
     g = extractor()
     src, mask = sources()
     skip = set(range(40, 50)) | {0}
-    for out, row in zip(g.generate(src, mask, TITLE, beam=4, max_len=30, words=torch.full((6,), 3)), src.tolist()):
+    for out, row in zip(generate(g, src, mask, TITLE, Search(beam=4, max_len=30), torch.full((6,), 3)), src.tolist()):
         assert EOS in out and is_subsequence(written_words(out), split_words(row, WORD_START, skip))

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from textgan.config import DiscriminatorConfig, GeneratorConfig
+from textgan.decoding.search import Search, beam_search, generate, greedy
 from textgan.losses import ESTIMATORS, AdvOptions
 from textgan.models.discriminator import DomainCritic, last_position
 from textgan.models.generator import Generator, build_generator
@@ -64,7 +65,7 @@ def test_greedy_sample_matches_generate():
     g = tiny_generator()
     src, mask = batch(b=2, t=5)
     s = g.sample(src, mask, to=4, mode="greedy", max_len=8)
-    generated = g.generate(src, mask, to=4, max_len=8)
+    generated = generate(g, src, mask, 4, Search(max_len=8))
     for row, (ids, m) in enumerate(zip(s.ids.tolist(), s.mask.tolist())):
         assert [i for i, keep in zip(ids, m) if keep] == generated[row][: sum(m)]
 
@@ -173,7 +174,7 @@ def test_words_left_teacher_forcing_matches_step_by_step_decoding():
     assert torch.allclose(forced[s.mask], s.logprobs[s.mask], atol=1e-4)
     greedy = g.sample(src, mask, to=4, mode="greedy", max_len=9, words=words)
     for row, (ids, m) in enumerate(zip(greedy.ids.tolist(), greedy.mask.tolist())):
-        assert [i for i, keep in zip(ids, m) if keep] == g.generate(src, mask, 4, max_len=9, words=words)[row][: sum(m)]
+        assert [i for i, keep in zip(ids, m) if keep] == generate(g, src, mask, 4, Search(max_len=9), words)[row][: sum(m)]
 
 
 def test_the_length_request_reaches_encoder_and_decoder():
@@ -200,7 +201,7 @@ def test_beam_search_finds_the_best_normalized_sequence_and_is_greedy_with_one_b
     g = length_generator()
     src, mask = batch(b=2, t=5)
     words = torch.tensor([1, 3])
-    assert g.beam_search(src, mask, 4, beam=1, max_len=8, words=words) == g.greedy(src, mask, 4, 8, words)
+    assert beam_search(g, src, mask, 4, beam=1, max_len=8, words=words) == greedy(g, src, mask, 4, 8, words)
     with torch.no_grad():
         for row in range(2):
             s, m, w = src[row:row + 1].expand(V * V, -1), mask[row:row + 1].expand(V * V, -1), words[row:row + 1].expand(V * V)
@@ -210,8 +211,8 @@ def test_beam_search_finds_the_best_normalized_sequence_and_is_greedy_with_one_b
             two[pairs[:, 0] == EOS] = float("-inf")                                      # [EOS, x] is [EOS]
             eos = logp[pairs[:, 0] == EOS][0, 0]
             best = [EOS] if eos > two.max() else pairs[two.argmax()].tolist()
-            assert g.beam_search(src[row:row + 1], mask[row:row + 1], 4, beam=V, max_len=2, words=words[row:row + 1]) == [best]
-    assert g.generate(src, mask, 4, beam=3, max_len=8, words=words)       # generate sends words_left models here
+            assert beam_search(g, src[row:row + 1], mask[row:row + 1], 4, beam=V, max_len=2, words=words[row:row + 1]) == [best]
+    assert generate(g, src, mask, 4, Search(beam=3, max_len=8), words)   # generate sends words_left models here
 
 
 def test_beam_search_nbest_keeps_each_rows_best_hypotheses_best_first():
@@ -220,8 +221,8 @@ def test_beam_search_nbest_keeps_each_rows_best_hypotheses_best_first():
     g = length_generator()
     src, mask = batch(b=2, t=5)
     words = torch.tensor([1, 3])
-    best = g.beam_search(src, mask, 4, beam=4, max_len=8, words=words)
-    top = g.beam_search(src, mask, 4, beam=4, max_len=8, words=words, nbest=3)
+    best = beam_search(g, src, mask, 4, beam=4, max_len=8, words=words)
+    top = beam_search(g, src, mask, 4, beam=4, max_len=8, words=words, nbest=3)
     assert len(top) == 6 and [top[0], top[3]] == best
     with torch.no_grad():
         for r in range(2):
@@ -231,11 +232,11 @@ def test_beam_search_nbest_keeps_each_rows_best_hypotheses_best_first():
                 mean.append(float(logits.log_softmax(-1)[0, torch.arange(len(ids)), ids].mean()))
             assert mean == sorted(mean, reverse=True) and len({tuple(h) for h in top[3 * r:3 * r + 3]}) == 3
     plain = tiny_generator()                                   # no words: transformers' generate
-    top = plain.generate(src, mask, 4, beam=3, max_len=8, nbest=3)
-    assert len(top) == 6 and [top[0], top[3]] == plain.generate(src, mask, 4, beam=3, max_len=8)
+    top = generate(plain, src, mask, 4, Search(beam=3, nbest=3, max_len=8))
+    assert len(top) == 6 and [top[0], top[3]] == generate(plain, src, mask, 4, Search(beam=3, max_len=8))
     assert all(EOS not in ids[:-1] for ids in top)             # each hypothesis ends at its first EOS
     with pytest.raises(ValueError, match="beam >= nbest"):
-        plain.generate(src, mask, 4, beam=2, max_len=8, nbest=3)
+        generate(plain, src, mask, 4, Search(beam=2, nbest=3, max_len=8))
 
 
 
@@ -248,7 +249,7 @@ def test_beam_search_nbest_ranks_hypotheses_of_different_lengths_by_mean_log_pro
         g.model.final_logits_bias[0, EOS] = 3.0
         g.model.final_logits_bias[0, 9] = 3.0
     src, mask = batch(b=2, t=5)
-    top = g.beam_search(src, mask, 4, beam=4, max_len=8, nbest=4)
+    top = beam_search(g, src, mask, 4, beam=4, max_len=8, nbest=4)
     for r in range(2):
         hyps = top[4 * r:4 * r + 4]
         with torch.no_grad():
@@ -287,10 +288,10 @@ def longest_run(ids, piece=9):
 def test_run_guard_stops_a_stuttering_decoder_in_every_loop():
     src, mask = batch(b=2, t=5)
     src[:, :4] = torch.tensor([6, 7, 8, 10])
-    assert longest_run(stuttering_generator(0).generate(src, mask, to=4, max_len=8)[0]) == 8   # unguarded
+    assert longest_run(generate(stuttering_generator(0), src, mask, 4, Search(max_len=8))[0]) == 8   # unguarded
     g = stuttering_generator(2)
-    for ids in [*g.generate(src, mask, to=4, max_len=8), *g.generate(src, mask, to=4, beam=3, max_len=8),
-                *g.generate(src, mask, to=4, sample=True, max_len=8)]:
+    for ids in [*generate(g, src, mask, 4, Search(max_len=8)), *generate(g, src, mask, 4, Search(beam=3, max_len=8)),
+                *generate(g, src, mask, 4, Search(sample=True, max_len=8))]:
         assert longest_run(ids) == 2 and len(ids) >= 6          # it writes on, only never 9 a third time
     drawn = g.sample(src, mask, to=4, mode="multinomial", max_len=8)
     assert all(longest_run(row) == 2 for row in drawn.ids.tolist())
@@ -303,10 +304,10 @@ def test_run_guard_lets_a_run_through_where_the_source_has_it():
     src[0, :5] = torch.tensor([6, 9, 9, 9, 7])                 # row 0's source says 9 three times in a row
     src[1, :5] = torch.tensor([6, 9, 9, 7, 9])                 # row 1's only twice
     mask[0, :] = True
-    out = stuttering_generator(2).generate(src, mask, to=4, max_len=8)
+    out = generate(stuttering_generator(2), src, mask, 4, Search(max_len=8))
     assert longest_run(out[0]) == 8 and longest_run(out[1]) == 2
     padded = src.clone()
     padded[1, 3:] = 9                                          # a run in the padding does not count
     short = mask.clone()
     short[1, 3:] = False
-    assert longest_run(stuttering_generator(2).generate(padded, short, to=4, max_len=8)[1]) == 2
+    assert longest_run(generate(stuttering_generator(2), padded, short, 4, Search(max_len=8))[1]) == 2

@@ -6,6 +6,7 @@ import torch
 
 from textgan.models import generator
 from textgan.checkpoint import CheckpointError, load_run, new_models, save_models
+from textgan.decoding.search import Search, generate
 from textgan.tokenizer import Tokenizer
 from textgan.runner import train
 
@@ -141,7 +142,7 @@ def test_save_load_gives_identical_greedy_outputs(tmp_path, tiny_cfg):
     save_models(tmp_path, cfg, generators, critic)
     _, _, loaded, loaded_critic = load_run(tmp_path)
     src, mask = pad(tok.encode(lines, 16))
-    assert generators[0].generate(src, mask, 4, max_len=10) == loaded[0].generate(src, mask, 4, max_len=10)
+    assert generate(generators[0], src, mask, 4, Search(max_len=10)) == generate(loaded[0], src, mask, 4, Search(max_len=10))
     assert torch.equal(critic.log_probs(src, 0)[0], loaded_critic.log_probs(src, 0)[0])
 
 

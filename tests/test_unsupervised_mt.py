@@ -12,6 +12,7 @@ import torch
 from textgan import anchors
 from textgan.checkpoint import write_target_vocab
 from textgan.config import GeneratorConfig
+from textgan.decoding.search import Search, generate
 from textgan.models.generator import Generator, build_generator
 from textgan.models.latent import LatentCritic, grad_reverse, latent_losses
 
@@ -42,9 +43,9 @@ def test_the_target_vocabulary_never_lets_a_source_only_piece_through():
     src = torch.tensor([ZH_ONLY[:5], ZH_ONLY[3:8]])
     mask = torch.ones_like(src, dtype=torch.bool)
     unmasked = Generator(g.model).eval()
-    assert any(t in ZH_ONLY for row in unmasked.generate(src, mask, TO_EN, max_len=8) for t in row)  # it would copy
-    outputs = [g.generate(src, mask, TO_EN, max_len=8), g.generate(src, mask, TO_EN, beam=3, max_len=8),
-               g.generate(src, mask, TO_EN, sample=True, max_len=8)]
+    assert any(t in ZH_ONLY for row in generate(unmasked, src, mask, TO_EN, Search(max_len=8)) for t in row)  # it would copy
+    outputs = [generate(g, src, mask, TO_EN, Search(max_len=8)), generate(g, src, mask, TO_EN, Search(beam=3, max_len=8)),
+               generate(g, src, mask, TO_EN, Search(sample=True, max_len=8))]
     for _ in range(5):
         drawn = g.sample(src, mask, TO_EN, mode="multinomial", max_len=8)
         outputs.append(drawn.ids[drawn.mask].view(1, -1).tolist())

@@ -8,6 +8,7 @@ import torch
 
 from textgan.checkpoint import load_run
 from textgan.data import pad
+from textgan.decoding.search import Search, generate
 from textgan.runner import train
 from textgan.tokenizer import PretrainedPieces
 
@@ -89,7 +90,7 @@ def test_a_warm_started_run_trains_saves_and_loads_identically(tmp_path, warm_cf
         fit(self)
         g = self.generators[0].eval()
         src, mask = pad(self.tok.encode(LINES, 32))
-        decoded["ids"] = g.generate(src, mask, self.tok.domain_ids["en"], max_len=12)
+        decoded["ids"] = generate(g, src, mask, self.tok.domain_ids["en"], Search(max_len=12))
 
     monkeypatch.setattr(Trainer, "fit", fit_then_decode)
     run = train(warm_cfg("train.ae_steps=8", "train.adv_steps=2", "train.lr_g=1e-3", "train.log_every=1"),
@@ -100,7 +101,7 @@ def test_a_warm_started_run_trains_saves_and_loads_identically(tmp_path, warm_cf
     assert (run / "pieces" / "pieces.json").is_file() and not (run / "tokenizer.model").exists()
     cfg, tok, (g,), _ = load_run(run)
     src, mask = pad(tok.encode(LINES, 32))
-    assert g.generate(src, mask, tok.domain_ids["en"], max_len=12) == decoded["ids"]
+    assert generate(g, src, mask, tok.domain_ids["en"], Search(max_len=12)) == decoded["ids"]
     assert g.model.config.encoder_layers == 2 and g.model.config.d_model == 32
 
 

@@ -7,8 +7,9 @@ CTranslate2 (OpenNMT) runs Transformer encoder-decoders with its own batched gre
 search in C++, with int8 matrix multiplies on CPU. `export` converts the run's Hugging Face BART
 (`generator/`) with CTranslate2's own Transformers converter into `<run>/ct2-<quantization>/`; the
 engine does the same on first use when that directory is missing. `CT2Generator` then stands in for
-`models.generator.Generator` where inference decodes (`generate`: ids in, ids out), so transfer,
-convert and serve keep their normalization, length bucketing, order and resume unchanged.
+`models.generator.Generator` where inference decodes (decoding.search.generate hands it its `Search`:
+ids in, ids out), so transfer, convert and serve keep their normalization, length bucketing, order and
+resume unchanged.
 
 The domain token that the torch decoder starts from goes in as the target prefix, with no start token
 before it (the converted model's `decoder_start_token` is None). A causal generator (a Llama-type
@@ -24,11 +25,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .config import QUANTIZATIONS
 from .tokenizer import BOS, EOS, PAD
+
+if TYPE_CHECKING:
+    from .decoding.search import Search
 
 
 
@@ -133,7 +138,7 @@ def _engine(device: str, compute_type: str):
 
 
 class CT2Generator:
-    """One converted generator behind `Generator.generate`'s interface (padded id tensors in, id lists
+    """One converted generator behind decoding.search.generate (padded id tensors and a `Search` in, id lists
     out, each up to and including EOS when written)."""
 
     device = torch.device("cpu")
@@ -151,15 +156,23 @@ class CT2Generator:
         self.pieces = [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
         self.ids = {p: i for i, p in enumerate(self.pieces)}
 
-    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1, sample: bool = False,
-                 max_len: int = 32, temperature: float = 1.0, words=None, nbest: int = 1) -> list[list[int]]:
+    def check(self, search: Search, words) -> None:
+        """ExportError for what this engine's search cannot do: length requests, classifier-free guidance."""
         if words is not None:
             raise ExportError("length requests need the torch engine")
+        if search.guidance:
+            raise ExportError("classifier-free guidance needs the torch engine")
+
+    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, search: Search,
+                 words=None) -> list[list[int]]:
+        """decoding.search.generate's search on this engine: ids in, id lists out."""
+        self.check(search, words)
+        nbest = search.nbest
         source = [[self.pieces[t] for t in row[: int(n)]] for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
         results = self.translator.translate_batch(
-            source, target_prefix=[[self.pieces[to]]] * len(source), beam_size=beam,
-            max_decoding_length=max_len, min_decoding_length=0, return_end_token=True,
-            sampling_topk=0 if sample else 1, sampling_temperature=temperature, max_input_length=0,
+            source, target_prefix=[[self.pieces[to]]] * len(source), beam_size=search.beam,
+            max_decoding_length=search.max_len, min_decoding_length=0, return_end_token=True,
+            sampling_topk=0 if search.sample else 1, sampling_temperature=search.temperature, max_input_length=0,
             num_hypotheses=nbest, max_batch_size=-(-len(source) // self.workers))   # one sub-batch per worker thread
         return [[self.ids[p] for p in h if self.ids[p] != PAD] for r in results for h in r.hypotheses[:nbest]]
 
@@ -176,15 +189,16 @@ class CT2CausalGenerator(CT2Generator):
                                        intra_threads=(threads or torch.get_num_threads()) if device == "cpu" else 0)
         self.read_vocabulary(tok)
 
-    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1, sample: bool = False,
-                 max_len: int = 32, temperature: float = 1.0, words=None, nbest: int = 1) -> list[list[int]]:
-        if words is not None:
-            raise ExportError("length requests need the torch engine")
+    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, search: Search,
+                 words=None) -> list[list[int]]:
+        """decoding.search.generate's search on this engine: ids in, id lists out."""
+        self.check(search, words)
+        nbest = search.nbest
         prompts = [[self.pieces[BOS], *(self.pieces[t] for t in row[: int(n)]), self.pieces[to]]
                    for row, n in zip(src.tolist(), src_mask.sum(1).tolist())]
         results = self.generator.generate_batch(
-            prompts, max_length=max_len, beam_size=beam, sampling_topk=0 if sample else 1,
-            sampling_temperature=temperature, include_prompt_in_result=False, end_token=self.pieces[EOS],
+            prompts, max_length=search.max_len, beam_size=search.beam, sampling_topk=0 if search.sample else 1,
+            sampling_temperature=search.temperature, include_prompt_in_result=False, end_token=self.pieces[EOS],
             return_end_token=True, num_hypotheses=nbest)
         return [[self.ids[p] for p in h if self.ids[p] != PAD] for r in results for h in r.sequences[:nbest]]
 

@@ -88,7 +88,8 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
 
 
 class CausalGenerator(Generator):
-    """The Generator interface (`forward`, `sample`, `relax`, `generate`) on a decoder-only LM.
+    """The Generator interface (`forward`, `sample`, `relax`) on a decoder-only LM; decoding.search decodes it
+    at inference (greedy, sampling, classifier-free guidance).
 
     Not available here (refused when built): the decoder that reads the words left, extraction-constrained
     decoding, and the encoder states the latent adversary reads; beam search at inference (greedy and
@@ -141,9 +142,10 @@ class CausalGenerator(Generator):
         return out.logits[:, prompt.size(1) - 1:]
 
     def cached_decode(self, inputs: torch.Tensor, mask: torch.Tensor, steps: int, step) -> None:
-        """The key-value-cached decoding loop of `sample` and `guided`: reads the prompts `inputs` (R, P, H)
-        under `mask` (R, P), then at most `steps` times hands the last position's logits (R, V) to
-        `step`, which keeps what it chose and returns the next input embeddings (R, 1, H), or None to stop."""
+        """The key-value-cached decoding loop of `sample` and of decoding.search.guided: reads the prompts
+        `inputs` (R, P, H) under `mask` (R, P), then at most `steps` times hands the last position's logits
+        (R, V) to `step`, which keeps what it chose and returns the next input embeddings (R, 1, H), or None
+        to stop."""
         where = positions(mask)
         cache = DynamicCache()
         for _ in range(steps):
@@ -184,66 +186,3 @@ class CausalGenerator(Generator):
         self.cached_decode(inputs, mask, int(limit.max()), step)
         return Sample(ids=torch.stack(ids, 1), mask=torch.stack(masks, 1), logprobs=torch.stack(logprobs, 1),
                       probs=torch.stack(probs, 1) if probs else None)
-
-    @torch.inference_mode()
-    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, max_len: int = 32,
-               words: torch.Tensor | None = None) -> list[list[int]]:
-        """Greedy decoding for inference: each row's ids up to and including EOS."""
-        drawn = self.sample(src, src_mask, to, mode="greedy", max_len=max_len, words=words)
-        return [[t for t, keep in zip(row, m) if keep] for row, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]
-
-    @torch.inference_mode()
-    def guided(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, away: int, weight: float,
-               sample: bool = False, temperature: float = 1.0, max_len: int = 32,
-               words: torch.Tensor | None = None) -> list[list[int]]:
-        """Decoding with classifier-free guidance between two domain prompts (Sanchez et al. 2023, "Stay on
-        topic with classifier-free guidance"): each step reads the same prefix after [<s> x <2to>] and after
-        [<s> x <2away>] (the source's own domain, which asks for x back) and chooses from
-
-            log p~(y_t) = log p(y_t | x, <2to>, y_<t) + weight * (log p(y_t | x, <2to>, y_<t) - log p(y_t | x, <2away>, y_<t))
-
-        greedily or by sampling at `temperature`: the pieces the target domain makes likelier than the
-        source's gain, the ones both prompts agree on (content) stay. weight 0 is plain decoding. The two
-        prompts run as one batch of 2B rows, so a step costs about two."""
-        src, src_mask = self.condition(src, src_mask, words)
-        batch = src.size(0)
-        both = torch.cat([torch.full((batch,), to), torch.full((batch,), away)]).to(src.device)
-        inputs, mask = self.prompt(torch.cat([src, src]), torch.cat([src_mask, src_mask]), both)
-        done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-        ids, masks = [], []
-
-        def step(last: torch.Tensor) -> torch.Tensor | None:
-            nonlocal done
-            logp = last.float().log_softmax(-1)                                          # (2B, V)
-            toward, back = logp[:batch], logp[batch:]
-            raw = self.restrict(toward + weight * (toward - back), to)                    # (B, V)
-            token, _, _ = choose(raw, "multinomial" if sample else "greedy", temperature)
-            token = token.masked_fill(done, PAD)
-            ids.append(token)
-            masks.append(~done)
-            done = done | (token == EOS)
-            return None if bool(done.all()) else self.embed(torch.cat([token, token])[:, None])
-
-        self.cached_decode(inputs, mask, max_len, step)
-        rows, keep = torch.stack(ids, 1).tolist(), torch.stack(masks, 1).tolist()
-        return [[t for t, k in zip(row, m) if k] for row, m in zip(rows, keep)]
-
-    @torch.no_grad()
-    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
-                 sample: bool = False, max_len: int = 32, temperature: float = 1.0,
-                 words: torch.Tensor | None = None, guidance: float = 0.0, away: int | None = None,
-                 nbest: int = 1) -> list[list[int]]:
-        """Inference: greedy, or sampling at `temperature`; with guidance > 0 away from the domain token
-        `away`, `guided`. Beam search (and its `nbest`) is not implemented for this generator and is refused
-        with that reason."""
-        if nbest > 1 or (beam > 1 and not sample):
-            raise ValueError("beam search is not implemented for a causal generator (generator.arch=causal); "
-                             "use --beam 1 (greedy) or sampling")
-        if guidance:
-            if away is None:
-                raise ValueError("guidance needs the domain to steer away from (away)")
-            return self.guided(src, src_mask, to, away, guidance, sample, temperature, max_len, words)
-        if not sample:
-            return self.greedy(src, src_mask, to, max_len, words)
-        drawn = self.sample(src, src_mask, to, mode="multinomial", tau=temperature, max_len=max_len, words=words)
-        return [[t for t, keep in zip(row, m) if keep] for row, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
+from transformers import BartConfig, BartForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -186,7 +186,8 @@ class RunGuard:
 
 
 class Generator(nn.Module):
-    """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `generate` = inference.
+    """`forward` = teacher forcing; `sample` = differentiable or sampled decoding; `relax` = its one-pass
+    differentiable view. Inference search (greedy, beam search, sampling) is decoding.search's.
 
     Length control: `length_ids` (K,) are the ids of <len_1>..<len_K>; `word_start` (V,) tells which
     pieces begin a word; `words_left` adds `words_left_encoding` to the decoder inputs. Without
@@ -414,154 +415,3 @@ class Generator(nn.Module):
         if straight_through:
             probs = straight_through_one_hot(probs, sample.ids)
         return Sample(ids=sample.ids, mask=sample.mask, logprobs=logprobs, probs=probs, allowed=sample.allowed)
-
-    @torch.inference_mode()
-    def greedy(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, max_len: int = 32,
-               words: torch.Tensor | None = None) -> list[list[int]]:
-        """Greedy decoding for inference: a key-value cache, and each row leaves the batch once it has
-        written EOS (the cache, encoder states and mask are cut down to the unfinished rows), so a batch
-        costs what its unfinished sentences need. Returns each row's ids up to and including EOS."""
-        constraint, guard = self.constraint(src, src_mask, to), self.run_guard(src, src_mask)
-        src, src_mask = self.condition(src, src_mask, words)
-        encoded = self.encode(src, src_mask).last_hidden_state         # (B, S, H)
-        mask = src_mask.long()
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        rows = list(range(src.size(0)))                                 # unfinished rows, in batch order
-        out: list[list[int]] = [[] for _ in rows]
-        token = torch.full((len(rows), 1), to, dtype=torch.long, device=src.device)
-        begun = torch.zeros_like(token)
-        scale = self.words_left_scale() if self.words_left and words is not None else None
-        for _ in range(max_len):
-            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
-                              decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
-            logits = self.restrict(step.logits[:, -1], to, float("-inf"))                     # (b, V)
-            if constraint is not None:
-                logits = logits.masked_fill(~constraint.mask(rows, logits.device), float("-inf"))
-            if guard is not None:
-                logits = logits.masked_fill(guard.banned(), float("-inf"))
-            cache, chosen = getattr(step, CACHE_ARG), logits.argmax(-1)                       # (b,)
-            if constraint is not None:
-                constraint.advance(rows, chosen.tolist())
-            if guard is not None:
-                guard.advance(chosen)
-            for row, t in zip(rows, chosen.tolist()):
-                out[row].append(t)
-            going = chosen != EOS
-            if not bool(going.any()):
-                break
-            if not bool(going.all()):
-                keep = going.nonzero().squeeze(1)
-                cache.batch_select_indices(keep)
-                encoded, mask, chosen, begun = encoded[keep], mask[keep], chosen[keep], begun[keep]
-                if guard is not None:
-                    guard.select(keep)
-                words = words[keep] if words is not None else None
-                rows = [rows[i] for i in keep.tolist()]
-            token = chosen[:, None]
-            if self.words_left and words is not None:
-                begun = begun + self.word_start[token].long()
-        if constraint is not None:          # rows cut by max_len mid-word drop the piece of a word they hold
-            for row in rows:
-                cut = constraint.unfinished(row)
-                out[row] = out[row][: len(out[row]) - cut]
-        return out
-
-    @torch.inference_mode()
-    def beam_search(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int, max_len: int = 32,
-                    words: torch.Tensor | None = None, nbest: int = 1) -> list[list[int]]:
-        """Beam search with a key-value cache, for what `transformers`' generate cannot feed the decoder: the
-        words-left count and the extraction constraint. Each row keeps `beam` hypotheses y; a step extends
-        every live one by every piece and keeps the `beam` best by log p(y | src); a hypothesis that has
-        written EOS is carried on unchanged (extended by PAD at no cost). The answer is the hypothesis of
-        highest log p(y | src) / |y| (length penalty 1, `transformers`' default); `nbest` n > 1 keeps the n
-        highest of each row instead, best first (row r's at r*n .. r*n + n - 1). Returns ids up to EOS."""
-        if not 1 <= nbest <= beam:
-            raise ValueError(f"nbest must be between 1 and the beam ({beam}), got {nbest}")
-        constraint, guard = self.constraint(src, src_mask, to), self.run_guard(src, src_mask)
-        src, src_mask = self.condition(src, src_mask, words)
-        batch, k, device = src.size(0), beam, src.device
-        n = batch * k                                                 # hypothesis r*k + j is row r's j-th
-        encoded = self.encode(src, src_mask).last_hidden_state.repeat_interleave(k, 0)   # (n, S, H)
-        mask = src_mask.long().repeat_interleave(k, 0)
-        words = words.repeat_interleave(k) if words is not None else None
-        if constraint is not None:
-            constraint.select([r for r in range(batch) for _ in range(k)])
-        if guard is not None:
-            guard.select(torch.arange(batch, device=device).repeat_interleave(k))
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        scores = torch.full((batch, k), float("-inf"), device=device)
-        scores[:, 0] = 0.0                                            # one live hypothesis per row at first
-        token = torch.full((n, 1), to, dtype=torch.long, device=device)
-        begun = torch.zeros_like(token)
-        history = torch.zeros(n, 0, dtype=torch.long, device=device)
-        length = torch.zeros(n, device=device)
-        finished = torch.zeros(n, dtype=torch.bool, device=device)
-        scale = self.words_left_scale() if self.words_left and words is not None else None
-        for _ in range(max_len):
-            step = self.model(encoder_outputs=(encoded,), attention_mask=mask, use_cache=True, **{CACHE_ARG: cache},
-                              decoder_inputs_embeds=self.decoder_inputs(token, words, begun, scale))
-            logits = self.restrict(step.logits[:, -1].float(), to, float("-inf"))
-            cache, logp = getattr(step, CACHE_ARG), logits.log_softmax(-1)                        # (n, V)
-            if constraint is not None:
-                logp = logp.masked_fill(~constraint.mask(list(range(n)), device), float("-inf"))
-            if guard is not None:
-                logp = logp.masked_fill(guard.banned(), float("-inf"))
-            logp[finished] = float("-inf")
-            logp[finished, PAD] = 0.0
-            vocab = logp.size(1)
-            scores, pick = (scores.view(n, 1) + logp).view(batch, k * vocab).topk(k, dim=1)        # (B, k)
-            order = (pick // vocab + torch.arange(batch, device=device)[:, None] * k).view(n)
-            chosen = (pick % vocab).view(n)
-            cache.reorder_cache(order)
-            history = torch.cat([history[order], chosen[:, None]], 1)
-            length, finished, begun = length[order] + ~finished[order], finished[order], begun[order]
-            finished = finished | (chosen == EOS)
-            if constraint is not None:
-                constraint.select(order.tolist())
-                constraint.advance(list(range(n)), chosen.tolist())
-            if guard is not None:
-                guard.select(order)
-                guard.advance(chosen)
-            token = chosen[:, None]
-            if self.words_left and words is not None:
-                begun = begun + self.word_start[token].long()
-            if bool(finished.all()):
-                break
-        ranked = (scores.view(n) / length.clamp(min=1)).view(batch, k).topk(nbest, dim=1).indices   # (B, nbest)
-        out = []
-        for r in (ranked + torch.arange(batch, device=device)[:, None] * k).view(-1).tolist():
-            ids = [t for t in history[r].tolist() if t != PAD]
-            if constraint is not None and EOS not in ids:        # cut by max_len mid-word: drop that piece of a word
-                ids = ids[: len(ids) - constraint.unfinished(r)]
-            out.append(ids[: ids.index(EOS) + 1] if EOS in ids else ids)
-        return out
-
-    @torch.no_grad()
-    def generate(self, src: torch.Tensor, src_mask: torch.Tensor, to: int, beam: int = 1,
-                 sample: bool = False, max_len: int = 32, temperature: float = 1.0,
-                 words: torch.Tensor | None = None, nbest: int = 1) -> list[list[int]]:
-        """Inference. Greedy: `greedy`; beam search and sampling: `transformers`' generate (KV cache), except
-        where the decoder reads the words left or decodes under the extraction constraint, which
-        `transformers` cannot feed it, or under a target vocabulary or the run guard: then `beam_search` and
-        `sample`. `nbest` n > 1 (beam search): the n best hypotheses of each row, best first, row r's at
-        r*n .. r*n + n - 1. Returns ids without the start token."""
-        if nbest > 1 and (sample or beam < nbest):
-            raise ValueError(f"nbest={nbest} keeps hypotheses of beam search: it needs beam >= nbest and no sampling")
-        if beam == 1 and not sample:
-            return self.greedy(src, src_mask, to, max_len, words)
-        own = (self.words_left and words is not None or to in self.extract_to or to in self.banned_to
-               or bool(self.max_run))
-        if own and not sample:
-            return self.beam_search(src, src_mask, to, beam, max_len, words, nbest)
-        if own:
-            drawn = self.sample(src, src_mask, to, mode="multinomial", tau=temperature, max_len=max_len, words=words)
-            return [[t for t, keep in zip(ids, m) if keep] for ids, m in zip(drawn.ids.tolist(), drawn.mask.tolist())]
-        src, src_mask = self.condition(src, src_mask, words)
-        config = GenerationConfig(
-            max_new_tokens=max_len, num_beams=beam, do_sample=sample, temperature=temperature if sample else None,
-            top_k=0 if sample else None, num_return_sequences=nbest, decoder_start_token_id=to, bos_token_id=BOS, eos_token_id=EOS,
-            pad_token_id=PAD, forced_bos_token_id=None, forced_eos_token_id=None,
-        )
-        out = self.model.generate(input_ids=src, attention_mask=src_mask.long(), generation_config=config)
-        rows = [[t for t in row if t != PAD] for row in out[:, 1:].tolist()]
-        return [row[: row.index(EOS) + 1] if EOS in row else row for row in rows]   # n-best rows may repeat EOS
