@@ -17,6 +17,9 @@ A table stands in a markdown file between two markers:
 
 In README.md a row's folder is a link into results/; in docs/ (an mkdocs site, whose --strict build refuses
 links out of docs/) it is the folder's path in a code span.
+
+The speed, serving and sample tables of docs/ (results/speed/, results/serve/, samples.md) are the functions
+of tables_bench.py, laid out by grid() below; TABLES holds both kinds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import tables_bench  # (the speed, serving and sample tables; scripts/, beside this file)
 
 from textgan import testlog  # noqa: E402  (reads a markdown file; imports no torch)
 
@@ -112,10 +117,15 @@ def cell(row: Row, col: Column, mean: dict, directions: dict, log: list) -> str:
     return f"**{text}**" if row.bold else text
 
 
+def grid(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table: the header, the rule, one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
 def render(table: Table, in_docs: bool) -> str:
     log = testlog.read(RESULTS / "TESTLOG.md")
-    lines = ["| " + " | ".join([table.first] + [c.title for c in table.columns]) + " |",
-             "|---" * (len(table.columns) + 1) + "|"]
+    rows = []
     for row in table.rows:
         mean, directions = load(row)
         name = Path(row.folder).name
@@ -123,9 +133,16 @@ def render(table: Table, in_docs: bool) -> str:
         if row.bold:
             run = f"**{run}**"
         label = row.label.replace("{run}", run) if row.label else run
-        lines.append("| " + " | ".join([label] + [cell(row, c, mean, directions, log) for c in table.columns])
-                     + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([label] + [cell(row, c, mean, directions, log) for c in table.columns])
+    return grid([table.first] + [c.title for c in table.columns], rows)
+
+
+def block(spec, in_docs: bool) -> str:
+    """A block's text: a quality Table rendered, or a tables_bench function's Grid laid out (or its text)."""
+    if isinstance(spec, Table):
+        return render(spec, in_docs)
+    out = spec()
+    return grid(out.header, out.rows) if isinstance(out, tables_bench.Grid) else out
 
 
 # --- the tables ------------------------------------------------------------------------------------------
@@ -206,7 +223,7 @@ SENTIMENT = Table(YELP_COLUMNS, [
         system="template miner alone (ours)"),
     Row(S + "default-cpu", "{run} † (an older preset: 1600 autoencoder + 250 adversarial steps; scored before "
         "the neural judge existed)"),
-] + published())
+] + published(), first="system (Yelp test, 500 + 500)")
 
 README = Table(YELP_COLUMNS, [
     Row(PUB, "input copy", system="input copy"),
@@ -318,8 +335,8 @@ SUMMARIZATION = Table([Column("at", "trained at"), Column("looks", "test looks")
     Row(G + "lenmix-cpu", "{run} (a negative result, last checkpoint)"),
 ])
 
-TABLES = {"readme-sentiment": README, "sentiment": SENTIMENT, "sentiment_zh": ZH, "translation": TRANSLATION, "translation-wmt": WMT,
-          "summarization": SUMMARIZATION}
+TABLES = {"readme-sentiment": README, "sentiment": SENTIMENT, "sentiment_zh": ZH, "translation": TRANSLATION,
+          "translation-wmt": WMT, "summarization": SUMMARIZATION, **tables_bench.TABLES}
 
 
 def files() -> list[Path]:
@@ -334,7 +351,7 @@ def rebuild(text: str, in_docs: bool, where: str) -> tuple[str, list[str]]:
         name = m.group(2)
         if name not in TABLES:
             raise SystemExit(f"{where}: unknown table {name!r} (known: {', '.join(TABLES)})")
-        new = render(TABLES[name], in_docs)
+        new = block(TABLES[name], in_docs)
         if new != m.group(3):
             changed.append(name)
         return m.group(1) + new + m.group(4)

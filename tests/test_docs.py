@@ -25,6 +25,16 @@ def test_every_table_marker_is_closed_and_known():
         assert set(opened) <= set(tables.TABLES), path
 
 
+def test_results_pages_have_no_hand_typed_table():
+    """Every table of these pages is a results table, so every one stands in a generated block."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import tables
+    for page in ("results.md", "speed.md", "sentiment.md"):
+        outside = tables.BLOCK.sub("", (ROOT / "docs" / page).read_text())
+        typed = [line for line in outside.splitlines() if line.startswith("|")]
+        assert not typed, f"docs/{page}: a table outside <!-- table:NAME --> markers: {typed[0]}"
+
+
 def test_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
 
