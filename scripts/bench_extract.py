@@ -25,8 +25,8 @@ from textgan.provenance import commit, machine  # noqa: E402
 from textgan.config import load_config  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
 from textgan.evaluate import first_words, published_baselines, task_directions  # noqa: E402
-from textgan.extract import Extractor  # noqa: E402
-from textgan.bootstrap import ExtractMiner  # noqa: E402
+from textgan.mining.extract import Extractor  # noqa: E402
+from textgan.mining import ExtractMiner  # noqa: E402
 from textgan.metrics import rouge  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

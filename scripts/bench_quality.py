@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from textgan.bootstrap import MINERS, make_miner, segmenter
+from textgan.mining import MINERS, make_miner, segmenter
 from textgan.provenance import commit, line_buffered_stdout, machine
 from textgan import testlog
 from textgan.config import DecodeConfig, config_from_dict, load_config, merge, parse_override

@@ -183,7 +183,7 @@ def main() -> None:
 
     from textgan.config import load_config  # noqa: E402
     from textgan.corpora import corpus_dir, load_card, read_lines  # noqa: E402
-    from textgan.extract import Extractor, NgramLM, idf_weights  # noqa: E402
+    from textgan.mining.extract import Extractor, NgramLM, idf_weights  # noqa: E402
     from textgan.metrics import rouge  # noqa: E402
 
     cfg = load_config("summarization", "cpu", [])

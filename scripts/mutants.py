@@ -40,17 +40,17 @@ class Mutation:
 
 
 MUTATIONS = [
-    Mutation("mutual", "textgan/mining.py",
+    Mutation("mutual", "textgan/mining/margin.py",
              "keep = (ba[ab] == torch.arange(len(ab))) & (ab_score >= min_margin)",
              "keep = ab_score >= min_margin",
              ["tests/test_mining.py", "-k", "margin_mining"],
              "mining keeps every sentence's best match, mutual or not"),
-    Mutation("hub", "textgan/mining.py",
+    Mutation("hub", "textgan/mining/margin.py",
              "margin = sims / ((own[:, None] + other[idx]) / 2)",
              "margin = sims / own[:, None]",
              ["tests/test_mining.py", "-k", "margin_mining"],
              "the margin ignores the candidate's neighbourhood, so mining ranks by cosine (hubs win)"),
-    Mutation("query-margin", "textgan/mining.py",
+    Mutation("query-margin", "textgan/mining/margin.py",
              "margin = sims / ((own[:, None] + pool_mean[idx]) / 2)",
              "margin = sims",
              ["tests/test_mining.py", "-k", "margin_mining"],

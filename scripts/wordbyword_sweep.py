@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from textgan.provenance import commit  # noqa: E402
 from bench_speed import machine  # noqa: E402
 
-from textgan.bootstrap import make_miner, segmenter  # noqa: E402
+from textgan.mining import make_miner, segmenter  # noqa: E402
 from textgan.config import config_from_dict  # noqa: E402
 from textgan.crosslingual import CrossLingual  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from textgan.bootstrap import ContentIndex, Pairs, RetrievalMiner, StyleMarkers, TemplateMiner, fill, join_units, mine_pairs
+from textgan.mining import ContentIndex, Pairs, RetrievalMiner, StyleMarkers, TemplateMiner, fill, join_units, mine_pairs
 from textgan.config import ConfigError, MinerConfig
 from textgan.runner import train
 
@@ -274,7 +274,7 @@ def test_piece_units_keep_chinese_markers_whole(tmp_path):
 
     import sentencepiece as spm
 
-    from textgan.bootstrap import PieceUnits
+    from textgan.mining import PieceUnits
 
     foods = "面饭菜汤肉鱼"
     pos = [f"这家{n}好吃极了" for n in foods] * 20 + [f"{n}的味道好吃极了!" for n in foods] * 20

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
 from .config import Config, ConfigError, save_config
-from .bootstrap import mine_pairs, segmenter
+from .mining import mine_pairs, segmenter
 from .corpora import CorpusError, cache_dir, load_card
 from .crosslingual import CrossLingual
 from .data import encode_split, prepare_data

@@ -49,9 +49,9 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .extract import BOS, EOS, Extractor, NgramLM, idf_weights
-from .mining import MiningMiner
+from .margin import MiningMiner
 from .pairs import Pairs
-from .tokenizer import _CJK, _CJK_GAP, units
+from ..tokenizer import _CJK, _CJK_GAP, units
 
 Ngram = tuple[str, ...]
 
@@ -389,7 +389,7 @@ class ExtractMiner:
         c = self.cfg
         rescorer = None
         if c.rescore_lm:
-            from .models.prompted import PromptedLM
+            from ..models.prompted import PromptedLM
 
             rescorer = PromptedLM.load(c.rescore_lm, template=c.rescore_prompt)
         self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,

@@ -19,13 +19,13 @@ trained it on text pairs that include translations).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from .corpora import cache_dir
+from ..corpora import cache_dir
+from ..pretrained.encoder import Encoder, cached_embeddings, knn
 from .pairs import Pairs
-from .pretrained.encoder import Encoder, cached_embeddings, knn
 
 
 class MarginIndex:
