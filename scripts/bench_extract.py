@@ -1,5 +1,5 @@
 """The word-extraction search alone as a summarizer on the Gigaword test set, with and without the last
-step scored by a pretrained LM (miner.rescore_lm, textgan/extract.py), beside lead-8 and the first words.
+step scored by a pretrained LM (miner.rescore_lm, textgan/mining/extract.py), beside lead-8 and the first words.
 
     python scripts/bench_extract.py --name extract-search-lm --rescore-lm smollm2 [miner.rescore_weight=2 ...]
 
@@ -20,14 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from textgan.provenance import commit, machine  # noqa: E402
-
 from textgan.config import load_config  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
 from textgan.evaluate import first_words, published_baselines, task_directions  # noqa: E402
-from textgan.mining.extract import Extractor  # noqa: E402
-from textgan.mining import ExtractMiner  # noqa: E402
 from textgan.metrics import rouge  # noqa: E402
+from textgan.mining.extract import ExtractMiner, Extractor  # noqa: E402
+from textgan.provenance import commit, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = (("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeL", "R-L"))

@@ -29,7 +29,7 @@ from textgan.config import load_config  # noqa: E402
 from textgan.corpora import corpus_dir, load_card, read_lines  # noqa: E402
 from textgan.data import prepare_data  # noqa: E402
 from textgan.evaluate import Evaluator, build_report, evaluator_dir, markdown_table, task_directions  # noqa: E402
-from textgan.mining import MarginIndex, MiningMiner, query_margin, translation_hits  # noqa: E402
+from textgan.mining.margin import MarginIndex, MiningMiner, query_margin, translation_hits  # noqa: E402
 from textgan.pretrained.encoder import knn  # noqa: E402
 from textgan.tokenizer import normalize  # noqa: E402
 

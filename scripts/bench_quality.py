@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--first-words", type=int, action="append", default=[], metavar="N",
                         help="add the first-N-words baseline (summarization); repeatable")
     parser.add_argument("--miner", action="append", default=[], choices=sorted(MINERS),
-                        help="add the bootstrap miner alone as a row (bootstrap.py, the config's miner.* settings, "
+                        help="add the bootstrap miner alone as a row (textgan/mining/, the config's miner.* settings, "
                              "fit on the training text); repeatable")
     parser.add_argument("--max-words", type=int, help="length control: words asked of each output")
     parser.add_argument("--ratio", type=float, help="length control: output words as a share of the input's")

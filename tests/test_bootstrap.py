@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from textgan.mining import ContentIndex, Pairs, RetrievalMiner, StyleMarkers, TemplateMiner, fill, join_units, mine_pairs
+from textgan.mining import Pairs, mine_pairs
+from textgan.mining.segment import join_units
+from textgan.mining.template import ContentIndex, RetrievalMiner, StyleMarkers, TemplateMiner, fill
 from textgan.config import ConfigError, MinerConfig
 from textgan.runner import train
 
@@ -245,10 +247,13 @@ def test_pairs_targets_real_trains_on_real_sentences_as_targets_only(tmp_path, t
 
 
 def test_bootstrap_settings_without_pairs_are_refused(tmp_path, tiny_cfg):
-    from textgan.config import ConfigError
-
+    """config.check refuses train.bootstrap_steps without a miner; a config that skipped it (built in code)
+    still meets the trainer's check on the pairs it was given."""
     with pytest.raises(ConfigError, match="train.bootstrap"):
         train(tiny_cfg("train.bootstrap_steps=5"), runs_dir=tmp_path, name="run")
+    cfg = tiny_cfg()
+    with pytest.raises(ConfigError, match="the trainer was given none"):
+        train(replace(cfg, train=replace(cfg.train, bootstrap_steps=5)), runs_dir=tmp_path, name="unchecked")
 
 
 def test_kill_inside_the_bootstrap_phase_and_resume(tmp_path):

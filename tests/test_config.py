@@ -55,3 +55,24 @@ def test_run_guard_setting_is_checked():
         load_config("sentiment_zh", "cpu", ["generator.max_run=-1"])
     with pytest.raises(ConfigError, match="causal does not support generator.max_run"):
         load_config("sentiment", "cpu", ["generator.arch=causal", "generator.init=smollm2", "generator.max_run=2"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.pairs_min_style=0.5"], r"train.pairs_min_style filters mined pairs: set train.bootstrap"),
+    (["train.pairs_min_style_real=0.5"], r"train.pairs_min_style_real filters mined pairs: set train.bootstrap"),
+    (["train.pairs_min_score=0.5"], r"train.pairs_min_score filters mined pairs: set train.bootstrap"),
+    (["train.bootstrap=template", "train.pairs_min_style=1.5"], r"train.pairs_min_style must be in \[0, 1\)"),
+    (["train.bootstrap_steps=5"], r"train.bootstrap_steps / train.lambda_pairs need mined pairs: set train.bootstrap"),
+    (["train.lambda_pairs=0.5"], r"train.bootstrap_steps / train.lambda_pairs need mined pairs: set train.bootstrap"),
+    (["train.bootstrap=wordbyword"], r"train.bootstrap=wordbyword translates through cross-lingual embeddings"),
+])
+def test_bootstrap_settings_are_checked_when_the_config_is_read(overrides, message):
+    """train.bootstrap's dependent keys are refused by config.check, before any data is read or mined."""
+    with pytest.raises(ConfigError, match=message):
+        load_config("toy", "cpu", overrides)
+
+
+def test_bootstrap_settings_that_go_together_load():
+    for overrides in (["train.bootstrap=template", "train.bootstrap_steps=5", "train.pairs_min_style=0.5"],
+                      ["train.bootstrap=wordbyword", "train.crosslingual=unsupervised", "train.lambda_pairs=0.5"]):
+        load_config("toy", "cpu", overrides)

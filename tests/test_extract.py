@@ -5,9 +5,8 @@ import math
 
 import numpy as np
 
-from textgan.mining import ExtractMiner
 from textgan.config import MinerConfig, load_config
-from textgan.mining.extract import Extractor, NgramLM, idf_weights
+from textgan.mining.extract import ExtractMiner, Extractor, NgramLM, idf_weights
 from textgan.runner import train
 
 HEADLINES = [h.split() for h in ["france closes schools", "france closes schools", "germany closes schools",

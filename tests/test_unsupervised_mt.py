@@ -188,8 +188,8 @@ class ToyLexicon:
 
 
 def test_the_wordbyword_miner_lets_the_target_language_model_choose_among_candidates():
-    from textgan.mining import Pairs, make_miner
     from textgan.config import MinerConfig
+    from textgan.mining import Pairs, make_miner
 
     vocab = ["\u2581", "\u2581我", "喜欢", "猫", "。", "\u2581I", "\u2581me", "\u2581like", "\u2581cats", "\u2581cat",
              ".", "\u2581too", "也", "\u2581Rome"]

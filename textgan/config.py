@@ -503,6 +503,18 @@ def check(cfg: Config) -> None:
     if m.rescore_lm and (m.rescore_top < 1 or m.rescore_weight < 0):
         raise ConfigError(f"miner.rescore_lm needs rescore_top >= 1 and rescore_weight >= 0; got rescore_top="
                           f"{m.rescore_top}, rescore_weight={m.rescore_weight}")
+    t = cfg.train                        # train.bootstrap (the miner) and what needs its pairs (textgan/mining/)
+    for key in ("pairs_min_style", "pairs_min_style_real"):
+        if not 0 <= getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be in [0, 1), got {getattr(t, key)}")
+    if t.bootstrap == "none":
+        for key in ("pairs_min_style", "pairs_min_style_real", "pairs_min_score"):
+            if getattr(t, key):
+                raise ConfigError(f"train.{key} filters mined pairs: set train.bootstrap")
+        if t.bootstrap_steps or t.lambda_pairs:
+            raise ConfigError("train.bootstrap_steps / train.lambda_pairs need mined pairs: set train.bootstrap")
+    if t.bootstrap == "wordbyword" and t.crosslingual == "none":
+        raise ConfigError("train.bootstrap=wordbyword translates through cross-lingual embeddings: set train.crosslingual")
     g = cfg.generator
     if g.max_run < 0:
         raise ConfigError(f"generator.max_run must be 0 (off) or the longest run of one piece a decode may write; "

@@ -14,14 +14,14 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
 from .config import Config, ConfigError, save_config
-from .mining import mine_pairs, segmenter
 from .corpora import CorpusError, cache_dir, load_card
 from .crosslingual import CrossLingual
 from .data import encode_split, prepare_data
 from .evaluate import task_directions
+from .mining import mine_pairs, segmenter, training_pairs
 from .models.judge import NgramJudge
 from .rewards import StyleClassifier
-from .tokenizer import EOS, PretrainedPieces, Tokenizer, domain_token, length_token, load_tokenizer
+from .tokenizer import PretrainedPieces, Tokenizer, domain_token, length_token, load_tokenizer
 from .trainer import Trainer
 
 
@@ -84,27 +84,13 @@ def crosslingual_embeddings(cfg: Config, run_dir: Path, tok: Tokenizer, train_id
 
 def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, accelerator,
                     style: StyleClassifier | None = None, xl: CrossLingual | None = None) -> dict | None:
-    """The mined pseudo-parallel pairs as ids, {target domain: [(source ids, target ids)]}: each pair
-    (x, y~) of x's domain s mined into t gives (x -> y~) to t and (y~ -> x) to s, the latter with a real
-    sentence as its target (as in back-translation). Mined once by the main process into <run>/pairs/
-    (TSVs people can read, and mining.json); a resumed run reads them back. None without train.bootstrap.
-    With train.pairs_targets=real only (y~ -> x) is kept: every target a real sentence.
-    With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier gives its
-    pseudo target y~ at least that probability of being in t, with train.pairs_min_style_real > 0 only if
-    it gives the real sentence x at least that probability of being in s, and with train.pairs_min_score > 0
-    only if the miner scored the pair at least that (template/retrieve: the retrieval cosine); the counts
-    kept are in pairs/kept.json.
-    The `wordbyword` miner translates through the run's cross-lingual lexicon `xl`."""
-    for key in ("pairs_min_style", "pairs_min_style_real"):
-        if not 0 <= getattr(cfg.train, key) < 1:
-            raise ConfigError(f"train.{key} must be in [0, 1), got {getattr(cfg.train, key)}")
+    """The mined pseudo-parallel pairs as ids, {target domain: [(source ids, target ids)]}, the ones the
+    pair filters keep (mining.training_pairs; `style` is the reward's style classifier). Mined once by the
+    main process into <run>/pairs/ (TSVs people can read, and mining.json); a resumed run reads them back.
+    None without train.bootstrap (config.check refuses the settings that need it). The `wordbyword` miner
+    translates through the run's cross-lingual lexicon `xl`."""
     if cfg.train.bootstrap == "none":
-        for key in ("pairs_min_style", "pairs_min_style_real", "pairs_min_score"):
-            if getattr(cfg.train, key):
-                raise ConfigError(f"train.{key} filters mined pairs: set train.bootstrap")
         return None
-    if cfg.train.bootstrap == "wordbyword" and xl is None:
-        raise ConfigError("train.bootstrap=wordbyword translates through cross-lingual embeddings: set train.crosslingual")
     out_dir = run_dir / "pairs"
     if accelerator.is_main_process and not (out_dir / "mining.json").exists():
         tqdm.write(f"mining pseudo-parallel pairs ({cfg.train.bootstrap})")
@@ -113,41 +99,8 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
                    progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False),
                    segment=segmenter(cfg.miner.units, tok), lexicon=xl)
     accelerator.wait_for_everyone()
-    by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
-    kept = {}
-    min_style = cfg.train.pairs_min_style if style is not None else 0.0
-    min_real = cfg.train.pairs_min_style_real if style is not None else 0.0
-
-    def in_domain(seqs, domain: str, needed: float) -> list[float]:
-        if not needed:
-            return [1.0] * len(seqs)
-        return style.probabilities([s or [EOS] for s in seqs], accelerator.device)[
-            :, cfg.data.domains.index(domain)].tolist()
-
-    for (src, tgt), pairs in mine_pairs(cfg.train.bootstrap, cfg.miner, {}, out_dir).items():
-        sources, targets = tok.encode(pairs.sources, cfg.data.max_len), tok.encode(pairs.targets, cfg.data.max_len)
-        in_style, real_in_style = in_domain(targets, tgt, min_style), in_domain(sources, src, min_real)
-        count = 0
-        min_score = cfg.train.pairs_min_score
-        for x, y, p, p_real, score in zip(sources, targets, in_style, real_in_style, pairs.scores):
-            if x and y and p >= min_style and p_real >= min_real and (not min_score or score >= min_score):
-                if cfg.train.pairs_targets == "both":
-                    by_target[tgt].append((x, y))
-                by_target[src].append((y, x))
-                count += 1
-        kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
-    if accelerator.is_main_process:
-        filters = {"pairs_min_style": min_style, "pairs_min_style_real": min_real,
-                   "pairs_min_score": cfg.train.pairs_min_score}
-        (out_dir / "kept.json").write_text(json.dumps({**filters, **kept}, indent=2) + "\n")
-        tqdm.write("  pairs kept: " + ", ".join(f"{k} {v['kept']}/{v['mined']}" for k, v in kept.items()))
-    empty = [name for name, v in kept.items() if not v["kept"]]
-    if empty:
-        raise ConfigError(f"no mined pair of {', '.join(empty)} is left after the filters (train.pairs_min_style "
-                          f"{min_style}, train.pairs_min_style_real {min_real}, train.pairs_min_score "
-                          f"{cfg.train.pairs_min_score}): lower them "
-                          f"(pairs/kept.json has the counts)")
-    return by_target
+    return training_pairs(cfg, mine_pairs(cfg.train.bootstrap, cfg.miner, {}, out_dir), tok, out_dir, style,
+                          accelerator.device, accelerator.is_main_process, log=tqdm.write)
 
 
 def pretrained_pieces(cfg: Config, run_dir: Path, train_split) -> None:

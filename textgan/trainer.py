@@ -3,7 +3,7 @@
 Phases, by global step (each phase's step lives in its module under training/):
     [0, ae_steps)                    denoising autoencoder: G learns to rewrite a sentence into its own domain
                                      (training/likelihood.py)
-    [.., + bootstrap_steps)          bootstrap: maximum likelihood on mined pseudo-parallel pairs (bootstrap.py;
+    [.., + bootstrap_steps)          bootstrap: maximum likelihood on mined pseudo-parallel pairs (mining/;
                                      training/likelihood.py)
     [.., + d_steps)                  discriminator pretraining on G's transfers (training/adversarial.py)
     [.., + adv_steps)                adversarial cycle: one G step, then d_per_g D steps (training/adversarial.py)
@@ -98,8 +98,10 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
             accelerator.register_for_checkpointing(obj)
         self.train_ids = train_ids
         self.pairs = pairs or {}                   # target domain -> [(source ids, target ids)], both ways
-        if (t.bootstrap_steps or t.lambda_pairs) and not self.pairs:
-            raise ConfigError("train.bootstrap_steps / train.lambda_pairs need mined pairs: set train.bootstrap")
+        # config.check refuses these without train.bootstrap; what is left to see is the data itself
+        if (t.bootstrap_steps or t.lambda_pairs) and not any(self.pairs.values()):
+            raise ConfigError("train.bootstrap_steps / train.lambda_pairs train on mined pairs, and the trainer was "
+                              "given none: no pair was mined, or the pair filters kept none (<run>/pairs/kept.json)")
         self.style = style.to(accelerator.device).eval().requires_grad_(False) if style is not None else None
         if t.style_reward and self.style is None:
             raise ConfigError("train.style_reward needs the style classifier (train.style_steps > 0)")

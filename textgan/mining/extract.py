@@ -1,4 +1,8 @@
-"""Unsupervised sentence summarization by word extraction: the `extract` miner's search (bootstrap.py).
+"""The `extract` miner (summarization): unsupervised sentence summarization by word extraction.
+
+Each sentence of the first domain (articles) is summarised into the second (headlines) by the search
+below; k is drawn from the headlines' lengths, so the pairs also teach the length request. One direction
+is mined; the bootstrap trains the reverse (pseudo summary -> article) as back-translation.
 
 For an article x = x_1 .. x_n and a length k, search for the k of its words, kept in order, that a
 headline language model finds fluent and that stay close to the article in meaning (Schumann et al.
@@ -31,9 +35,13 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
+
+from .pairs import Pairs, rewrite_all
 
 BOS, EOS = "<s>", "</s>"
 
@@ -159,3 +167,64 @@ class Extractor:
         candidates = np.repeat(chosen[None], k * len(out), axis=0)             # (k (n-k), k)
         candidates[np.arange(len(candidates)), np.repeat(np.arange(k), len(out))] = np.tile(out, k)
         return np.sort(candidates, axis=1)
+
+
+class ExtractMiner:
+    """Pseudo summaries by word-extraction search (see the module docstring). The pair's score is the
+    search objective J."""
+
+    name = "extract"
+
+    def __init__(self, cfg, log: Callable[[str], None] = print, segment=None):
+        if segment is not None and segment.name != "words":
+            raise ValueError("the extract miner works on words: set miner.units=words")
+        self.cfg, self.log = cfg, log
+        self.extractor: Extractor | None = None
+        self.lengths: list[int] = []
+
+    def fit(self, texts_by_domain: dict[str, list[str]]) -> "ExtractMiner":
+        started = time.time()
+        articles, headlines = ([t.split() for t in texts] for texts in texts_by_domain.values())
+        c = self.cfg
+        rescorer = None
+        if c.rescore_lm:
+            from ..models.prompted import PromptedLM
+
+            rescorer = PromptedLM.load(c.rescore_lm, template=c.rescore_prompt)
+        self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,
+                                   c.search_steps, c.restarts, rescorer=rescorer, rescore_top=c.rescore_top,
+                                   rescore_weight=c.rescore_weight)
+        self.lengths = [len(h) for h in headlines if h]
+        self.log(f"headline {c.lm_order}-gram model and article IDF ({time.time() - started:.0f} s)")
+        return self
+
+    def summarize(self, words: list[str], k: int) -> tuple[list[str], float]:
+        chosen, score, _ = self.extractor.search(words, k)
+        return [words[i] for i in chosen], score
+
+    def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
+        if self.extractor is None:
+            self.fit(texts_by_domain)
+        src, tgt = list(texts_by_domain)
+        articles = texts_by_domain[src][: self.cfg.max_sources or None]
+        lengths = iter(np.random.default_rng(0).choice(self.lengths, len(articles)))
+
+        def summary(text: str):
+            words, k = text.split(), int(next(lengths))
+            if len(words) < 2:
+                return None
+            chosen, score = self.summarize(words, min(k, len(words) - 1))
+            return " ".join(chosen), score
+
+        sources, targets, scores, seconds = rewrite_all(articles, summary, f"extract {src}->{tgt}", progress_factory)
+        self.log(f"{src}->{tgt}: {len(sources)} pseudo summaries of {len(articles)} articles in {seconds:.0f} s "
+                 f"({len(articles) / max(seconds, 1e-9):.0f} articles/s)")
+        return {(src, tgt): Pairs(src, tgt, sources, targets, scores)}
+
+    def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
+        """The search alone as a summarizer: miner.words words of each text (all of a shorter one)."""
+        out = []
+        for text in texts:
+            words = text.split()
+            out.append(" ".join(self.summarize(words, min(self.cfg.words, len(words)))[0]) if words else "")
+        return out

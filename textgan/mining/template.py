@@ -1,113 +1,31 @@
-"""Pseudo-parallel pairs mined from unpaired corpora: the data of the bootstrap phase.
+"""The `template` and `retrieve` miners (sentiment and other styles): Li et al. 2018, "Delete, Retrieve,
+Generate", and its retrieval step alone (IMaT's and TSST's starting point).
 
-The strongest unpaired systems do not start their adversarial or RL phase from an autoencoder that
-copies: they first learn, by maximum likelihood, from (source, pseudo-target) pairs mined from the two
-unpaired corpora (DualRL, Luo et al. 2019; IMaT, Jin et al. 2019). A miner never sees a labelled pair:
-it reads the training text of each domain and nothing else. Each kind of task has its own miner,
-behind one interface, and the trainer's bootstrap phase learns from any of them:
+Style markers are the n-grams u far more frequent in one domain v than in the other, v', by salience
 
-    miner = MINERS[name](cfg.miner, scheme)
-    pairs = miner.mine(texts_by_domain)          # {(src, tgt): Pairs}
-    miner.transfer(texts, src, tgt)              # the miner alone as a system (a baseline row)
+    s(u, v) = (f(u, v) + lambda) / (f(u, v') + lambda)
 
-Miners here:
-- `template`: TemplateBased (Li et al. 2018, "Delete, Retrieve, Generate"). Style markers are the
-  n-grams far more frequent in one domain (salience); a sentence's markers are deleted, the target-domain
-  sentence with the most similar content (TF-IDF cosine over non-marker units) is retrieved, and its
-  markers fill the slots.
-- `retrieve`: the retrieved nearest target-domain sentence itself is the pseudo target (IMaT's and
-  TSST's starting point).
-- `extract` (summarization): each sentence of the first domain (articles) is summarised into the second
-  (headlines) by word-extraction search (extract.py, Schumann et al. 2020): the k of its words, in order,
-  that a headline n-gram model finds fluent and that keep the article's rare words; k is drawn from the
-  headlines' lengths, so the pairs also teach the length request. One direction is mined; the bootstrap
-  trains the reverse (pseudo summary -> article) as back-translation.
-- `wordbyword` (translation): each sentence translated piece by piece through the run's cross-lingual
-  lexicon (train.crosslingual), a target-language n-gram model choosing among each piece's candidates
-  (Kim et al. 2018); the reverse pairs teach the generator to turn word-by-word output into real text.
-- `mine` (translation; mining.py): real sentences of both languages paired as translations when a
-  pretrained multilingual encoder (miner.encoder, multilingual-e5-small) finds them mutual nearest
-  neighbours by margin score (Artetxe & Schwenk 2019; CRISS).
-
-Text is cut into units by a Segmenter (`miner.units`): `words` (whitespace words, every CJK character a
-unit of its own: character n-gram markers for Chinese) or `pieces` (the run's SentencePiece pieces: for
-Chinese, which has no spaces, the unsupervised segmenter's pieces are the nearest thing to words, and
-markers no longer cut words in half, "垃|圾").
+(f: counts scaled to the mean domain size). For x of domain s and target domain t, `template` deletes s's
+markers from x (a template with slots), retrieves the t-sentence y whose content (y without t's markers)
+is most similar to x's content (TF-IDF cosine over non-marker units) and that has markers, and fills x's
+slots with y's markers; `retrieve` takes y itself as the pseudo target. Both share the markers and the
+content index (RetrievalMiner is TemplateMiner without the filling). The pair's score is the retrieval's
+cosine.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .extract import BOS, EOS, Extractor, NgramLM, idf_weights
-from .margin import MiningMiner
 from .pairs import Pairs
-from ..tokenizer import _CJK, _CJK_GAP, units
+from .segment import WordUnits
 
 Ngram = tuple[str, ...]
-
-
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-
-
-def join_units(parts: list[str]) -> str:
-    """Units -> text: words joined by spaces, none beside a CJK character (the `zh` form keeps none)."""
-    out = ""
-    for unit in parts:
-        if out and not (_CJK_CHAR.fullmatch(out[-1]) or _CJK_CHAR.fullmatch(unit[0])):
-            out += " "
-        out += unit
-    return out
-
-
-class WordUnits:
-    """miner.units = words: whitespace words, every CJK character a unit (tokenizer.units)."""
-
-    name = "words"
-
-    @staticmethod
-    def split(text: str) -> list[str]:
-        return units(text)
-
-    @staticmethod
-    def join(parts: list[str]) -> str:
-        return join_units(parts)
-
-
-class PieceUnits:
-    """miner.units = pieces: the SentencePiece pieces of a tokenizer (a `Tokenizer` or anything with
-    `.sp`); joined back by SentencePiece's own rule (U+2581 starts a word), without the spaces a
-    word-initial piece leaves between two CJK characters once moved into a Chinese sentence."""
-
-    name = "pieces"
-
-    def __init__(self, tok):
-        self.sp = tok.sp
-
-    def split(self, text: str) -> list[str]:
-        return self.sp.encode(text, out_type=str)
-
-    @staticmethod
-    def join(parts: list[str]) -> str:
-        return _CJK_GAP.sub("", "".join(parts).replace("\u2581", " ").strip())
-
-
-def segmenter(name: str, tok=None):
-    """The Segmenter of miner.units; `pieces` needs the run's tokenizer."""
-    if name == "words":
-        return WordUnits()
-    if tok is None:
-        raise ValueError("miner.units=pieces needs the run's tokenizer")
-    return PieceUnits(tok)
 
 
 class StyleMarkers:
@@ -350,216 +268,3 @@ class RetrievalMiner(TemplateMiner):
     def fill_slots(self, split, best, src, tgt):
         return [list(self.units[tgt][j]) if j >= 0 else None for j in best]
 
-
-def rewrite_all(texts: list[str], rewrite: Callable, desc: str, progress_factory=None):
-    """Each text through `rewrite(text) -> (pseudo target, score) | None` (None: no pair), with a progress
-    bar: (sources, targets, scores, seconds)."""
-    started = time.time()
-    bar = progress_factory(len(texts), desc) if progress_factory else None
-    sources, targets, scores = [], [], []
-    for text in texts:
-        done = rewrite(text)
-        if done is not None:
-            sources.append(text)
-            targets.append(done[0])
-            scores.append(done[1])
-        if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
-    return sources, targets, scores, time.time() - started
-
-
-class ExtractMiner:
-    """Pseudo summaries by word-extraction search (see the module docstring and extract.py). The pair's score
-    is the search objective J."""
-
-    name = "extract"
-
-    def __init__(self, cfg, log: Callable[[str], None] = print, segment=None):
-        if segment is not None and segment.name != "words":
-            raise ValueError("the extract miner works on words: set miner.units=words")
-        self.cfg, self.log = cfg, log
-        self.extractor: Extractor | None = None
-        self.lengths: list[int] = []
-
-    def fit(self, texts_by_domain: dict[str, list[str]]) -> "ExtractMiner":
-        started = time.time()
-        articles, headlines = ([t.split() for t in texts] for texts in texts_by_domain.values())
-        c = self.cfg
-        rescorer = None
-        if c.rescore_lm:
-            from ..models.prompted import PromptedLM
-
-            rescorer = PromptedLM.load(c.rescore_lm, template=c.rescore_prompt)
-        self.extractor = Extractor(NgramLM(headlines, c.lm_order), idf_weights(articles), c.sim_weight,
-                                   c.search_steps, c.restarts, rescorer=rescorer, rescore_top=c.rescore_top,
-                                   rescore_weight=c.rescore_weight)
-        self.lengths = [len(h) for h in headlines if h]
-        self.log(f"headline {c.lm_order}-gram model and article IDF ({time.time() - started:.0f} s)")
-        return self
-
-    def summarize(self, words: list[str], k: int) -> tuple[list[str], float]:
-        chosen, score, _ = self.extractor.search(words, k)
-        return [words[i] for i in chosen], score
-
-    def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
-        if self.extractor is None:
-            self.fit(texts_by_domain)
-        src, tgt = list(texts_by_domain)
-        articles = texts_by_domain[src][: self.cfg.max_sources or None]
-        lengths = iter(np.random.default_rng(0).choice(self.lengths, len(articles)))
-
-        def summary(text: str):
-            words, k = text.split(), int(next(lengths))
-            if len(words) < 2:
-                return None
-            chosen, score = self.summarize(words, min(k, len(words) - 1))
-            return " ".join(chosen), score
-
-        sources, targets, scores, seconds = rewrite_all(articles, summary, f"extract {src}->{tgt}", progress_factory)
-        self.log(f"{src}->{tgt}: {len(sources)} pseudo summaries of {len(articles)} articles in {seconds:.0f} s "
-                 f"({len(articles) / max(seconds, 1e-9):.0f} articles/s)")
-        return {(src, tgt): Pairs(src, tgt, sources, targets, scores)}
-
-    def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
-        """The search alone as a summarizer: miner.words words of each text (all of a shorter one)."""
-        out = []
-        for text in texts:
-            words = text.split()
-            out.append(" ".join(self.summarize(words, min(self.cfg.words, len(words)))[0]) if words else "")
-        return out
-
-
-def both_ways(texts_by_domain: dict) -> list[tuple[str, str]]:
-    """(a, b) and (b, a) for the two domains."""
-    a, b = texts_by_domain
-    return [(a, b), (b, a)]
-
-
-PUNCTUATION = {"。": ".", ".": "。", "、": ","}    # full stops of Chinese and English text, enumeration comma
-
-
-class WordByWordMiner:
-    """Translation: each sentence translated piece by piece through the run's cross-lingual lexicon
-    (train.crosslingual), the choice among each piece's candidates made by a target-language n-gram model
-    (Kim et al. 2018). A beam search over positions maximises
-
-        sum_i [ log q(y_i | x_i) + lm_weight * log S_LM(y_i | y_<i) ] + lm_weight * log S_LM(</s> | y),
-        q(. | x_i) = softmax(CSLS(x_i, .) / temperature) over x_i's `candidates` nearest pieces,
-
-    one output piece per input piece. A piece the target language uses too (digits, punctuation, names)
-    may stay itself, at log q = 0; a piece outside the lexicon that the target does not use is dropped.
-    Both directions are mined. The bootstrap trains each pair both ways, so the reverse direction learns
-    to turn word-by-word output into a real sentence: Kim et al.'s denoising step, learnt by the generator
-    itself. The pair's score is the path's score per piece."""
-
-    name = "wordbyword"
-
-    def __init__(self, cfg, log: Callable[[str], None] = print, segment=None, lexicon=None):
-        if segment is None or segment.name != "pieces":
-            raise ValueError("the wordbyword miner translates SentencePiece pieces: set miner.units=pieces")
-        if lexicon is None:
-            raise ValueError("the wordbyword miner needs cross-lingual embeddings: set train.crosslingual")
-        self.cfg, self.log, self.segment, self.lexicon = cfg, log, segment, lexicon
-        self.lms: dict[str, NgramLM] = {}
-        self.options: dict[tuple[str, str], dict[str, list[tuple[str, float]]]] = {}
-
-    def fit(self, texts_by_domain: dict[str, list[str]]) -> "WordByWordMiner":
-        started = time.time()
-        c, sp = self.cfg, self.segment.sp
-        self.lms = {lang: NgramLM([self.segment.split(t) for t in texts], c.lm_order)
-                    for lang, texts in texts_by_domain.items()}
-        for src, tgt in both_ways(texts_by_domain):
-            src_ids, tgt_ids, scores = self.lexicon.candidates(src, tgt, c.candidates)
-            logq = torch.log_softmax(scores / c.temperature, dim=1)
-            self.options[(src, tgt)] = {
-                sp.id_to_piece(int(x)): [(sp.id_to_piece(int(y)), float(q)) for y, q in zip(ys, qs)]
-                for x, ys, qs in zip(src_ids, tgt_ids, logq)}
-        self.log(f"{c.lm_order}-gram piece models of {', '.join(self.lms)} and {c.candidates} candidates "
-                 f"per piece ({time.time() - started:.0f} s)")
-        return self
-
-    @staticmethod
-    def choices(piece: str, options: dict, lm: NgramLM) -> list[tuple[str, float]]:
-        """(target piece, log q) options of one source piece: the lexicon's candidates, plus the piece itself
-        or its punctuation counterpart ("。" <-> ".", which NFKC does not unify) at log q = 0 when the
-        target language uses it. The bare word-start piece "▁" is dropped: each target piece carries its
-        own."""
-        if piece == "▁":
-            return []
-        same = [p for p in (piece, PUNCTUATION.get(piece)) if p and (p,) in lm.counts[1]]
-        return [(p, 0.0) for p in same] + [c for c in options.get(piece, []) if c[0] not in same]
-
-    def translate(self, pieces: list[str], src: str, tgt: str) -> tuple[list[str], float]:
-        """The best path's pieces and its score per piece (see the class docstring)."""
-        lm, options, w = self.lms[tgt], self.options[(src, tgt)], self.cfg.lm_weight
-        context = lambda out: tuple(([BOS] * (lm.order - 1) + out)[-(lm.order - 1):])  # noqa: E731
-        beam: list[tuple[float, list[str]]] = [(0.0, [])]
-        for piece in pieces:
-            choices = self.choices(piece, options, lm)
-            if not choices:
-                continue
-            grown = [(score + q + w * lm.logp(context(out), y), out + [y])
-                     for score, out in beam for y, q in choices]
-            beam = sorted(grown, key=lambda h: -h[0])[: self.cfg.beam]
-        score, out = max(((s + w * lm.logp(context(o), EOS), o) for s, o in beam), key=lambda h: h[0])
-        return out, score / (len(out) + 1)
-
-    def mine(self, texts_by_domain: dict[str, list[str]], progress_factory=None) -> dict[tuple[str, str], Pairs]:
-        if not self.lms:
-            self.fit(texts_by_domain)
-        pairs = {}
-        for src, tgt in both_ways(texts_by_domain):
-            texts = texts_by_domain[src][: self.cfg.max_sources or None]
-
-            def translation(text: str, src=src, tgt=tgt):
-                out, score = self.translate(self.segment.split(text), src, tgt)
-                return (self.segment.join(out), score) if out else None
-
-            sources, targets, scores, seconds = rewrite_all(texts, translation, f"word by word {src}->{tgt}",
-                                                            progress_factory)
-            self.log(f"{src}->{tgt}: {len(sources)} word-by-word translations of {len(texts)} sentences in "
-                     f"{seconds:.0f} s ({len(texts) / max(seconds, 1e-9):.0f} sentences/s)")
-            pairs[(src, tgt)] = Pairs(src, tgt, sources, targets, scores)
-        return pairs
-
-    def transfer(self, texts: list[str], src: str, tgt: str) -> list[str]:
-        """The miner alone as a translator (a baseline row)."""
-        return [self.segment.join(self.translate(self.segment.split(t), src, tgt)[0]) for t in texts]
-
-
-MINERS = {"template": TemplateMiner, "retrieve": RetrievalMiner, "extract": ExtractMiner,
-          "wordbyword": WordByWordMiner, "mine": MiningMiner}
-
-
-def make_miner(name: str, cfg, log=print, segment=None, lexicon=None):
-    """MINERS[name] with the run's segmenter and, for `wordbyword`, its cross-lingual lexicon."""
-    if name not in MINERS:
-        raise ValueError(f"unknown miner {name!r}; choose from {', '.join(MINERS)}")
-    return MINERS[name](cfg, log, segment, **({"lexicon": lexicon} if name == "wordbyword" else {}))
-
-
-def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,
-               progress_factory=None, segment=None, lexicon=None) -> dict[tuple[str, str], Pairs]:
-    """Mine with MINERS[name] and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings, counts,
-    seconds), or read them back when they are already there (a resumed run)."""
-    out_dir = Path(out_dir)
-    info_file = out_dir / "mining.json"
-    if info_file.exists():
-        info = json.loads(info_file.read_text())
-        return {(p["src"], p["tgt"]): Pairs.load(out_dir / p["file"]) for p in info["pairs"]}
-    started = time.time()
-    pairs = make_miner(name, cfg, log, segment, lexicon).mine(texts_by_domain, progress_factory)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    listing = []
-    for (src, tgt), p in pairs.items():
-        p.save(out_dir / f"{src}2{tgt}.tsv")
-        listing.append({"src": src, "tgt": tgt, "file": f"{src}2{tgt}.tsv", "pairs": len(p),
-                        "of": len(texts_by_domain[src]),
-                        "mean_score": sum(p.scores) / max(1, len(p))})
-    info = {"miner": name, "settings": dict(vars(cfg)), "seconds": round(time.time() - started, 1), "pairs": listing}
-    info_file.write_text(json.dumps(info, indent=2) + "\n")
-    log(f"mined pseudo-parallel pairs ({name}) in {info['seconds']:.0f} s: "
-        + ", ".join(f"{p['src']}->{p['tgt']} {p['pairs']}" for p in listing))
-    return pairs
