@@ -110,23 +110,24 @@ def measure(cfg, steps: int, lines: int, phases: list[str], save) -> dict:
         result["generator_parameters"] = sum(p.numel() for g in first.generators for p in g.parameters())
         result["trainable_generator_parameters"] = sum(p.numel() for p in first.g_params() if p.requires_grad)
         batches, pair_batches = first.batches(), first.batches(pairs)
+        current = [None]                                    # this step's pair batch, the phases' pair stream
+        by_name = {name: t.phases(None, iter(lambda: current[0], object())) for name, t in trainers.items()}
         for phase in phases:
             tokens, seconds, losses = 0, dict.fromkeys(trainers, 0.0), {k: [] for k in trainers}
             for i in range(steps + 2):                                    # two warm-up steps
                 seqs_a, seqs_b = next(batches)
-                pair_batch = next(pair_batches)
+                pair_batch = current[0] = next(pair_batches)
                 for name, trainer in trainers.items():      # interleaved: drifts in machine speed hit both alike
                     trainer.state.step = trainer.starts[phase]
                     trainer.seed_noise()
                     sync(acc.device)
                     start = time.perf_counter()
-                    if phase == "ae":
-                        logs = trainer.ae_step(seqs_a, seqs_b)
-                    elif phase == "boot":
-                        logs = trainer.boot_step(seqs_a, seqs_b, pair_batch)
-                    else:
-                        logs, fakes = trainer.g_step(seqs_a, seqs_b, pair_batch if cfg.train.lambda_pairs else None)
-                        logs.update(trainer.d_step(fakes))
+                    step = by_name[name][phase]
+                    if phase in ("ae", "boot"):
+                        logs = step.step(seqs_a, seqs_b)
+                    else:                                         # the G step and one D step
+                        logs, fakes = step.g_step(seqs_a, seqs_b, pair_batch if cfg.train.lambda_pairs else None)
+                        logs.update(step.d_step(fakes))
                     sync(acc.device)
                     if i >= 2:
                         seconds[name] += time.perf_counter() - start

@@ -220,9 +220,8 @@ def decoding(model: StyleTransfer, beam: int) -> str:
 def search(model: StyleTransfer, beam: int) -> str:
     """What competes for each input and how the winner is chosen."""
     d = model.cfg.decode
-    k, w = model.candidates_for(None, beam, sample=False), model.guidance_for(None, beam)
-    ladder = model.ladder_for(None, beam, False, w)
-    retrieve, nbest = model.extras_for(None, beam, sample=False)
+    plan = model.plan(beam=beam)
+    k, w, ladder, retrieve, nbest = plan.candidates, plan.search.guidance, plan.ladder, plan.retrieve, plan.nbest
     guided = f", classifier-free guidance {w} away from the source domain's prompt" if w else ""
     if k > 1 or ladder or retrieve or nbest:
         rungs = f" and the greedy rewrites at guidance {', '.join(map(str, ladder))} (a guidance ladder)" if ladder else ""
@@ -247,7 +246,7 @@ def search(model: StyleTransfer, beam: int) -> str:
         direct = (f", plus {d.direct_weight} x the generator's own mean log-probability of the candidate (direct "
                   f"model)") if d.direct_weight else ""
         return (f"the greedy rewrite{guided}{rungs}{drawn}{beams}{found}, reranked by the run's reward: {reward}{semantic}{fluent}{direct}"
-                f"{length}{passes}; rerank.py")
+                f"{length}{passes}; decoding/rerank.py")
     return (f"beam search, {beam} beams" if beam > 1 else "greedy") + guided
 
 

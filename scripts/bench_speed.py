@@ -5,7 +5,7 @@
 Measures, on one machine, with the threads torch uses:
   1. matmul peak: the best GFLOP/s of an n x n x n matrix multiply (fp32 on CPU, bf16 on GPU);
   2. inference on the Yelp test set (500 neg->pos + 500 pos->neg), greedy, sentences/s:
-       textgan       `StyleTransfer.transfer`: length-sorted batches, key-value cache (Generator.greedy)
+       textgan       `StyleTransfer.transfer`: length-sorted batches, key-value cache (decoding.search.greedy)
        ctranslate2   the same, on each `--engines` entry such as ctranslate2:int8 (textgan/fast.py), with
                      its agreement with the torch outputs (exact-match share, sacreBLEU against them)
        naive         one sentence at a time, no key-value cache: every step re-reads the whole prefix
@@ -262,25 +262,26 @@ def training_throughput(model: StyleTransfer, steps: int) -> dict:
         result["generator_parameters"] = sum(p.numel() for g in first.generators for p in g.parameters())
         batches = first.batches()
         pair_batches = first.batches(pairs) if pairs else None
+        current = [None]                                    # this step's pair batch, the phases' pair stream
+        phases = {key: t.phases(None, iter(lambda: current[0], object())) for key, t in trainers.items()}
         for phase in ("ae", "boot", "adv"):
             if phase == "boot" and not pairs:
                 continue
             tokens, seconds = 0, {key: 0.0 for key in trainers}
             for i in range(steps + 2):
                 seqs_a, seqs_b = next(batches)
-                pair_batch = next(pair_batches) if pairs else None
+                pair_batch = current[0] = next(pair_batches) if pairs else None
                 for key, _, sampler in TRAIN_VARIANTS:      # interleaved: drifts in machine speed hit all alike
                     trainer, generator.draw = trainers[key], samplers[sampler]
                     trainer.state.step = trainer.starts[phase]
                     sync(str(acc.device))
                     start = time.perf_counter()
-                    if phase == "ae":
-                        trainer.ae_step(seqs_a, seqs_b)
-                    elif phase == "boot":
-                        trainer.boot_step(seqs_a, seqs_b, pair_batch)
-                    else:
-                        _, fakes = trainer.g_step(seqs_a, seqs_b, pair_batch if cfg.train.lambda_pairs else None)
-                        trainer.d_step(fakes)
+                    step = phases[key][phase]
+                    if phase in ("ae", "boot"):
+                        step.step(seqs_a, seqs_b)
+                    else:                                         # the G step and one D step, timed alike
+                        _, fakes = step.g_step(seqs_a, seqs_b, pair_batch if cfg.train.lambda_pairs else None)
+                        step.d_step(fakes)
                     sync(str(acc.device))
                     if i >= 2:                                            # two warm-up steps
                         seconds[key] += time.perf_counter() - start

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from textgan.checkpoint import CheckpointError, latest_run
-from textgan.convert import ConvertError, convert, summary_line
+from textgan.convert import ConvertError, Job, convert, summary_line
 from textgan.corpora import CorpusError, corpus_dir, load_card
 
 
@@ -79,10 +79,10 @@ def main() -> int:
             if output.exists():
                 print(f"{output}: done already, skipped", file=sys.stderr)
                 continue
-            result = convert(path, output, model, to=to, fmt=args.format, field=args.field, column=args.column,
-                             long=args.long, errors=args.errors, beam=args.beam, tokenized=args.tokenized,
-                             batch_size=args.batch_size, chunk_lines=args.chunk_lines,
-                             show_progress=not args.quiet)
+            job = Job(to=to, fmt=args.format, field=args.field, column=args.column, long=args.long,
+                      errors=args.errors, beam=args.beam, tokenized=args.tokenized, batch_size=args.batch_size,
+                      chunk_lines=args.chunk_lines)
+            result = convert(path, output, model, job, show_progress=not args.quiet)
             if output.exists():
                 print(f"{path} -> {output}: {summary_line(result)}",
                       file=sys.stderr)

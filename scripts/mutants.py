@@ -60,7 +60,7 @@ MUTATIONS = [
              "return copy.deepcopy(self.model).unload()",
              ["tests/test_causal.py", "-k", "saves_loads"],
              "a saved causal run drops its LoRA adapters instead of merging them"),
-    Mutation("nbest-order", "textgan/models/generator.py",
+    Mutation("nbest-order", "textgan/decoding/search.py",
              "ranked = (scores.view(n) / length.clamp(min=1)).view(batch, k).topk(nbest, dim=1).indices",
              "ranked = scores.view(batch, k).topk(nbest, dim=1).indices",
              ["tests/test_models.py", "-k", "beam_search_nbest"],

@@ -127,23 +127,23 @@ def test_rewards_and_pair_loss_in_the_adversarial_phase(tmp_path, tiny_cfg, monk
 
     from textgan.losses import sequence_logprob
     from textgan.rewards import combine, style_reward
-    from textgan.trainer import Trainer
+    from textgan.training.adversarial import Adversarial
 
-    rewards, original = [], Trainer.sequence_reward
+    rewards, original = [], Adversarial.sequence_reward
 
     def sequence_reward(self, fake, rec_logits, real, mask, tgt, logs=None):
         reward = original(self, fake, rec_logits, real, mask, tgt, logs)
         if logs is not None:              # the samples' reward (the greedy baseline's is not logged)
             with torch.no_grad():
-                p_target = style_reward(self.style(fake.ids, fake.mask), tgt)
+                p_target = style_reward(self.ctx.style(fake.ids, fake.mask), tgt)
                 logprob = sequence_logprob(rec_logits, real, mask)
-            name = self.cfg.data.domains[tgt]
+            name = self.ctx.cfg.data.domains[tgt]
             rewards.append((name, reward, combine(p_target, logprob, 1.0, 0.5, "harmonic"),
                             (logs[f"r_style_{name}"], logs[f"r_content_{name}"]),
                             (p_target.mean().item(), logprob.exp().mean().item())))
         return reward
 
-    monkeypatch.setattr(Trainer, "sequence_reward", sequence_reward)
+    monkeypatch.setattr(Adversarial, "sequence_reward", sequence_reward)
     cfg = tiny_cfg(*BOOT, "train.bootstrap_steps=4", "train.style_reward=1", "train.style_steps=10",
                    "train.cycle_reward=0.5", "train.reward_mix=harmonic", "train.lambda_pairs=0.5",
                    "train.baseline=greedy")
@@ -183,7 +183,7 @@ def test_pairs_are_filtered_by_the_style_of_their_real_sentence(tmp_path, tiny_c
     the run's style classifier puts in x's own domain with at least that probability."""
     import csv
 
-    from textgan.rerank import load_style_classifier
+    from textgan.decoding.style import load_style_classifier
     from textgan.tokenizer import EOS, load_tokenizer
 
     cfg = tiny_cfg(*BOOT, "train.ae_steps=0", "train.bootstrap_steps=1", "train.d_steps=0", "train.adv_steps=0",

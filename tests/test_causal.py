@@ -234,10 +234,9 @@ def test_a_causal_run_resumes_with_its_weights_adapters_and_optimizer_state(tmp_
 def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_weight(tmp_path, causal_cfg,
                                                                                         monkeypatch):
     """decode.guidance_candidates: each input keeps, of its greedy rewrites at decode.guidance and at each
-    listed weight, the one the reranker (rerank.best_candidates) scores best; candidates=1 asks for the one
+    listed weight, the one the reranker (decoding/rerank.py) scores best; candidates=1 asks for the one
     greedy rewrite at decode.guidance, and guidance 0 turns the ladder off with the guidance."""
     from textgan.models.prompted import PromptedLM
-    from textgan.rerank import best_candidates
     from textgan.transfer import StyleTransfer
 
     ladder = [0.5, 2.0, 6.0]
@@ -248,18 +247,15 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     at = {w: model.transfer(lines, to="pos", normalized=True, tokenized=True, candidates=1, guidance=w) for w in ladder}
     assert len({tuple(out) for out in at.values()}) > 1          # the weights write different rewrites
     out = model.transfer(lines, to="pos", normalized=True, tokenized=True)
-    tok, d = model.tok, model.cfg.decode
-    options = [[tok.encode([at[w][i]], model.cfg.train.max_gen_len)[0] for w in ladder] for i in range(len(lines))]
-    chosen, _ = best_candidates(model.style, model.generator_for("neg"), tok.encode(lines, model.cfg.data.max_len),
-                                options, model.domains.index("pos"), tok.domain_ids["neg"], d.style_weight,
-                                d.content_weight)
+    tok = model.tok
+    sources, scoring = tok.encode(lines, model.cfg.data.max_len), model.plan().scoring
+    chosen = [int(model.reranker.score([lines[i]] * len(ladder), [sources[i]] * len(ladder),
+                                       [at[w][i] for w in ladder], "pos", scoring).argmax()) for i in range(len(lines))]
     assert out == [at[ladder[k]][i] for i, k in enumerate(chosen)]
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True, guidance=0.5) == out
-    sources = tok.encode(lines, model.cfg.data.max_len)
-    last = {(tuple(sources[i]), tuple(ids)) for i, ids in enumerate(tok.encode(at[6.0], model.cfg.train.max_gen_len))}
-    monkeypatch.setattr("textgan.rerank.best_candidates", lambda style, back, sources, options, *rest: (
-        [0] * len(options),                         # a reranker that prefers the rewrite at the last weight
-        torch.tensor([[float((tuple(s), tuple(row[0])) in last)] for s, row in zip(sources, options)])))
+    last = {(lines[i], text) for i, text in enumerate(at[6.0])}
+    monkeypatch.setattr(model.reranker, "score", lambda norm, sources, candidates, domain, scoring: torch.tensor(
+        [float(pair in last) for pair in zip(norm, candidates)]))   # a reranker preferring the last weight's
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == at[6.0]
     monkeypatch.undo()
     model.cfg.decode.fluency_weight = 1e4                            # the fluency LM's total log-prob decides
@@ -267,8 +263,8 @@ def test_a_guidance_ladder_keeps_the_best_scored_of_the_greedy_rewrites_at_each_
     scores = torch.tensor(fluency).view(len(lines), len(ladder))
     assert model.transfer(lines, to="pos", normalized=True, tokenized=True) == [
         at[ladder[k]][i] for i, k in enumerate(scores.argmax(1).tolist())]
-    assert model.ladder_for(None, beam=1, sample=False, guidance=0.0) == []
-    assert model.ladder_for(None, beam=1, sample=True, guidance=0.5) == []
+    assert model.plan(guidance=0.0).ladder == ()
+    assert model.plan(sample=True, guidance=0.5).ladder == ()
     with pytest.raises(ConfigError, match="guidance >= 0"):
         causal_cfg("decode.guidance_candidates=[1.0, -0.5]")
     with pytest.raises(ConfigError, match="fluency_weight=-1"):

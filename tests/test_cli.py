@@ -135,3 +135,10 @@ def test_progress_lines_reach_a_redirected_log_while_training_runs(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_resume_overrides_are_checked_as_a_new_runs_are(trained_run, capsys):
+    """`train --resume RUN key=value`: overrides that do not go together are refused before any training,
+    with the message a new run gets (config.check), exit 2."""
+    assert main(["train", "--resume", str(trained_run), "train.pairs_min_style=0.5"]) == 2
+    assert "set train.bootstrap" in capsys.readouterr().err

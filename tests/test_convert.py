@@ -20,6 +20,7 @@ from textgan.cli import main
 from textgan.convert import (
     ConvertError,
     LineCodec,
+    Job,
     ModelEngine,
     Settings,
     clean_output,
@@ -85,7 +86,7 @@ def test_kill_9_at_random_points_then_resume_gives_identical_bytes(trained_run, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                      # as the subprocesses' OMP_NUM_THREADS=1 (ctranslate2 too)
     try:                                          # the uninterrupted run, in this process (no start-up cost)
-        convert(src, reference, trained_run, to="pos", chunk_lines=40, batch_size=16, engine=engine,
+        convert(src, reference, trained_run, Job(to="pos", chunk_lines=40, batch_size=16, engine=engine),
                 show_progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -277,7 +278,7 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path):
             for i in range(n):
                 f.write(f"line {i} the food was good\n")
         out = tmp_path / f"out{n}.txt"
-        settings = Settings(str(src), src.stat().st_size, 0, "echo", "pos", chunk_lines=1000)
+        settings = Settings(str(src), src.stat().st_size, 0, "echo", Job(to="pos", chunk_lines=1000))
         tracemalloc.start()
         convert_shard(settings, out, EchoEngine(), LineCodec("txt"))
         peaks[n] = tracemalloc.get_traced_memory()[1]
@@ -311,7 +312,7 @@ def test_chunks_left_counts_what_each_rank_converts(tmp_path, lines, chunk_lines
     write(src, [f"line {i} the food" for i in range(lines)])
     for rank in (0, 1):
         out = tmp_path / f"out{rank}.txt"
-        settings = Settings(str(src), src.stat().st_size, 0, "echo", "pos", chunk_lines=chunk_lines, processes=2)
+        settings = Settings(str(src), src.stat().st_size, 0, "echo", Job(to="pos", chunk_lines=chunk_lines), processes=2)
         done = []
 
         def own_chunk():

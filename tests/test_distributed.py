@@ -212,10 +212,10 @@ def test_two_machines_convert_then_lose_one_and_finish(machines, trained_run, tm
     is SIGKILLed midway: machine 1 stops with one line, nothing is merged, and both relaunched redo only
     what was left; the merged output is byte-identical to one process's, and no part or record is left.
     (It stands for the one-machine 2-process conversion too: the same group of 2, the same merge.)"""
-    from textgan.convert import convert
+    from textgan.convert import Job, convert
 
     src = corpus_file(tmp_path / "in.txt", 800)
-    convert(src, tmp_path / "one.txt", trained_run, to="pos", chunk_lines=40, show_progress=False)
+    convert(src, tmp_path / "one.txt", trained_run, Job(to="pos", chunk_lines=40), show_progress=False)
     out = tmp_path / "two.txt"
     args = ["convert", str(src), "-o", str(out), "--model", str(trained_run), "--to", "pos", "--chunk-lines", "40",
             "--dist-timeout", TIMEOUT]

@@ -5,7 +5,8 @@ import pytest
 import textgan
 from textgan.cli import main
 from textgan.fast import ExportError, export
-from textgan.transfer import transfer_normalized
+from textgan.decoding.candidates import decode_texts
+from textgan.decoding.search import Search
 
 SENTENCES = ["the food was cold and the staff rude .", "i love this place !", "great pizza , friendly people .",
              "the service was slow", "", "worst meal ever , never again ."]
@@ -26,8 +27,8 @@ def test_export_then_greedy_beam_and_nbest_follow_the_torch_engine(copying_run):
     texts = [line for d in ("neg", "pos") for line in (ROOT / "corpora" / "toy" / f"test.{d}").read_text().splitlines()]
     norm, n = [torch_model.tok.normalize(s) for s in texts], torch_model.cfg.train.max_gen_len
     for nbest in (1, 3):
-        fast_best, torch_best = (transfer_normalized(m.generator_for("pos"), m.tok, norm, "pos", beam=3, max_len=n,
-                                                     nbest=nbest) for m in (fast, torch_model))
+        fast_best, torch_best = (decode_texts(m.generator_for("pos"), m.tok, norm, "pos",
+                                              Search(beam=3, nbest=nbest, max_len=n)) for m in (fast, torch_model))
         assert len(fast_best) == len(torch_best) == nbest * len(texts) and len(set(torch_best)) > len(texts) // 2
         same = sum(fast_best[i:i + nbest] == torch_best[i:i + nbest] for i in range(0, len(texts) * nbest, nbest))
         assert same >= 0.75 * len(texts), f"{same} of {len(texts)} n-best lists agree (n={nbest})"

@@ -1,4 +1,4 @@
-"""Reranking sampled candidates by the run's reward (textgan/rerank.py, decode.candidates)."""
+"""Reranking candidates by the run's reward (textgan/decoding: plan, candidates, scores, rerank)."""
 
 import shutil
 
@@ -9,8 +9,12 @@ import pytest
 from textgan.config import ConfigError
 from textgan.corpora import cache_dir
 from textgan.data import pad
-from textgan.rerank import best_candidates, content_logprob, load_style_classifier
-from textgan.transfer import StyleTransfer, transfer_normalized
+from textgan.decoding.candidates import Retrieval, Writer, decode_texts, drafts
+from textgan.decoding.plan import Scoring
+from textgan.decoding.scores import Features, combine, content_logprob, growth
+from textgan.decoding.search import Search
+from textgan.decoding.style import EmbeddingStyle, embedding_style, load_style_classifier
+from textgan.transfer import StyleTransfer
 
 LINES = ["the food was cold and the service slow .", "i loved the staff , so friendly !",
          "worst pizza ever .", "great place , will come back ."]
@@ -19,6 +23,26 @@ LINES = ["the food was cold and the service slow .", "i loved the staff , so fri
 @pytest.fixture(scope="module")
 def model(trained_run):
     return StyleTransfer(trained_run, device="cpu")
+
+
+def best_candidates(style, back, sources, options, target, back_to, w_style=1.0, w_content=1.0, weights=None,
+                    terms=None):
+    """Per source (ids) the index of its best candidate (ids) and the scores (N, K), every source having K
+    candidates: scores.Features read as the reranker reads them, then scores.combine. `weights`: more of
+    Scoring's fields (semantic, length_penalty, ...); `terms`: Features' other terms as (N, K) tensors."""
+    flat = [c for row in options for c in row]
+    repeated = [s for s, row in zip(sources, options) for _ in row]
+    extra = {k: v.reshape(-1) for k, v in (terms or {}).items()}
+    f = Features(content_logprob(back, repeated, flat, back_to), growth(repeated, flat), **extra)
+    if w_style:
+        f.style = style.probabilities([c or [] for c in flat])[:, target]
+    scores = combine(f, Scoring(style=w_style, content=w_content, **(weights or {}))).view(len(options), -1)
+    return scores.argmax(1).tolist(), scores
+
+
+def scored(model, norm, sources, candidates, domain):
+    """The reranker's score of each candidate under the run's decode section as it is now."""
+    return model.reranker.score(norm, sources, candidates, domain, model.plan().scoring)
 
 
 def test_the_chosen_candidate_has_the_highest_harmonic_score(model):
@@ -64,15 +88,16 @@ def test_the_runs_decode_candidates_is_the_default_and_flags_override_it(model, 
     monkeypatch.setattr(model.cfg.decode, "candidates", 6)
     assert model.transfer(LINES, to="pos", normalized=True) == model.transfer(LINES, to="pos", normalized=True,
                                                                               candidates=6)
-    assert model.candidates_for(None, beam=4, sample=False) == 1      # beam search asked: no reranking
-    assert model.candidates_for(None, beam=1, sample=True) == 1
+    assert model.plan(beam=4).candidates == 1                         # beam search asked: no reranking
+    assert model.plan(sample=True).candidates == 1
+    assert model.plan().candidates == 6 and model.plan().reranks
     with pytest.raises(ValueError, match="does not combine with beam search"):
         model.transfer(LINES, to="pos", beam=4, candidates=3)
     with pytest.raises(ValueError, match="at least 1"):
         model.transfer(LINES, to="pos", candidates=0)
     monkeypatch.setattr(model, "engine", "ctranslate2")
     with pytest.raises(ValueError, match="needs the torch engine"):
-        model.candidates_for(None, beam=1, sample=False)
+        model.plan()
 
 
 def test_a_run_without_a_style_classifier_says_so(trained_run, tmp_path):
@@ -117,15 +142,15 @@ def test_the_fluency_term_reads_only_the_domains_it_is_asked_for(model, monkeypa
 
     monkeypatch.setattr(model.cfg.decode, "style_weight", 0.0)          # content alone, as in translation
     sources = model.tok.encode(LINES[:2], 32)
-    before = {d: model.scored(LINES[:2], sources, LINES[2:4], d) for d in ("neg", "pos")}
+    before = {d: scored(model, LINES[:2], sources, LINES[2:4], d) for d in ("neg", "pos")}
     lm = FakeLM()
-    monkeypatch.setattr(model, "fluency", lm)
+    monkeypatch.setattr(model.reranker, "fluency", lm)
     monkeypatch.setattr(model.cfg.decode, "fluency_weight", 2.0)
     monkeypatch.setattr(model.cfg.decode, "fluency_domains", ["pos"])
-    torch.testing.assert_close(model.scored(LINES[:2], sources, LINES[2:4], "neg"), before["neg"])
+    torch.testing.assert_close(scored(model, LINES[:2], sources, LINES[2:4], "neg"), before["neg"])
     assert lm.asked == []
     words = torch.tensor([len(t.split()) for t in LINES[2:4]], dtype=torch.float)
-    torch.testing.assert_close(model.scored(LINES[:2], sources, LINES[2:4], "pos"), before["pos"] - 2.0 * words)
+    torch.testing.assert_close(scored(model, LINES[:2], sources, LINES[2:4], "pos"), before["pos"] - 2.0 * words)
     assert lm.asked == LINES[2:4]
 
 
@@ -134,11 +159,11 @@ def test_the_direct_term_is_the_generators_own_mean_log_prob_of_the_candidate(mo
     noisy channel's direct model); the channel term p(x | y) stays as it was."""
     monkeypatch.setattr(model.cfg.decode, "style_weight", 0.0)
     sources, ids = model.tok.encode(LINES[:2], 32), model.tok.encode(LINES[2:4], model.cfg.train.max_gen_len)
-    before = model.scored(LINES[:2], sources, LINES[2:4], "pos")
+    before = scored(model, LINES[:2], sources, LINES[2:4], "pos")
     monkeypatch.setattr(model.cfg.decode, "direct_weight", 3.0)
     direct = content_logprob(model.generator_for("pos"), ids, sources, model.tok.domain_ids["pos"])
     assert (direct < 0).all()
-    torch.testing.assert_close(model.scored(LINES[:2], sources, LINES[2:4], "pos"), before + 3.0 * direct)
+    torch.testing.assert_close(scored(model, LINES[:2], sources, LINES[2:4], "pos"), before + 3.0 * direct)
     with torch.no_grad():                                    # the same number, teacher-forced by hand
         src, src_mask = pad(sources[:1])
         tgt, tgt_mask = pad(ids[:1])
@@ -151,20 +176,20 @@ def test_beam_hypotheses_join_the_candidates(model, monkeypatch):
     """decode.nbest N: the N hypotheses of a beam search of width N compete beside the greedy rewrite (even
     with decode.candidates 1), and each input keeps the one the reranker scores best."""
     monkeypatch.setattr(model.cfg.decode, "nbest", 3)
-    assert model.extras_for(None, beam=1, sample=False) == (0, 3)
-    assert model.extras_for(1, beam=1, sample=False) == (0, 0)              # one greedy rewrite asked
+    assert (model.plan().retrieve, model.plan().nbest) == (0, 3)
+    assert not model.plan(candidates=1).reranks                          # one greedy rewrite asked
     max_len = model.cfg.train.max_gen_len
     gen = model.generator_for("pos")
-    beams = transfer_normalized(gen, model.tok, LINES, "pos", beam=3, nbest=3, max_len=max_len)
-    assert beams[::3] == transfer_normalized(gen, model.tok, LINES, "pos", beam=3, max_len=max_len)
-    drafted = model.drafts(LINES, "pos", 1, 256, None, None, 0.0, [], 0, seed=0, nbest=3)
-    greedy = transfer_normalized(gen, model.tok, LINES, "pos", max_len=max_len)
+    beams = decode_texts(gen, model.tok, LINES, "pos", Search(beam=3, nbest=3, max_len=max_len))
+    assert beams[::3] == decode_texts(gen, model.tok, LINES, "pos", Search(beam=3, max_len=max_len))
+    drafted = drafts(Writer(gen, model.tok, "pos", "neg"), LINES, model.plan(), None, None, seed=0)
+    greedy = decode_texts(gen, model.tok, LINES, "pos", Search(max_len=max_len))
     assert drafted == [[greedy[i], *beams[3 * i:3 * i + 3]] for i in range(len(LINES))]
     out = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
     sources = model.tok.encode(LINES, model.cfg.data.max_len)
     for i, row in enumerate(drafted):
         row = list(dict.fromkeys(row))
-        scores = model.scored([LINES[i]] * len(row), [sources[i]] * len(row), row, "pos")
+        scores = scored(model, [LINES[i]] * len(row), [sources[i]] * len(row), row, "pos")
         assert out[i] == row[int(scores.argmax())]
 
 
@@ -191,7 +216,7 @@ def test_without_a_style_term_the_score_is_content_and_semantic_log_scores(model
     back, back_to = model.generator_for("neg"), tok.domain_ids["neg"]
     semantic = torch.tensor([[-5.0, 0.0], [0.0, -5.0]])                # log cosines: prefer 1, then 0
     chosen, scores = best_candidates(None, back, sources, options, 0, back_to, 0.0, 0.5,
-                                     semantic=semantic, w_semantic=10.0)
+                                     weights={"semantic": 10.0}, terms={"semantic": semantic})
     content = content_logprob(back, [s for s in sources for _ in range(2)], [c for r in options for c in r],
                               back_to).view(2, 2)
     torch.testing.assert_close(scores, 0.5 * content + 10.0 * semantic)
@@ -206,7 +231,7 @@ def test_the_length_penalty_charges_only_growth_beyond_the_input(model):
     options = [[sources[i], sources[i][: len(sources[i]) // 2], sources[i] + sources[1 - i][:3]] for i in range(2)]
     back, back_to = model.generator_for("neg"), tok.domain_ids["neg"]
     _, plain = best_candidates(None, back, sources, options, 0, back_to, 0.0, 1.0)
-    _, charged = best_candidates(None, back, sources, options, 0, back_to, 0.0, 1.0, w_length=3.0)
+    _, charged = best_candidates(None, back, sources, options, 0, back_to, 0.0, 1.0, weights={"length_penalty": 3.0})
     growth = torch.tensor([[0.0, 0.0, 3 / len(sources[i])] for i in range(2)])
     torch.testing.assert_close(charged, plain - 3.0 * growth)
 
@@ -214,27 +239,26 @@ def test_the_length_penalty_charges_only_growth_beyond_the_input(model):
 def test_retrieved_sentences_join_the_candidates_and_the_encoder_picks_by_meaning(trained_run, tiny_e5, monkeypatch):
     """decode.retrieve: the target domain's training sentences nearest by the encoder compete; with the
     semantic term dominant, an input found verbatim in the target pool comes back as itself (cosine 1)."""
-    from textgan.rerank import Retrieval
-
     model = StyleTransfer(trained_run, device="cpu")
     d = model.cfg.decode
     for key, value in {"encoder": str(tiny_e5[0]), "retrieve": 2, "semantic_weight": 1000.0,
                        "style_weight": 0.0}.items():
         monkeypatch.setattr(d, key, value)
     pool = ["the staff was rude .", LINES[2], "great food , great staff .", LINES[0]]
-    model.retrieval = Retrieval(model.sentence_encoder(), {"pos": pool, "neg": pool}, cache_dir("embeddings"))
-    assert model.retrieval.nearest([LINES[0], LINES[2]], "pos", 1) == [[LINES[0]], [LINES[2]]]
-    assert [len(r) for r in model.retrieval.nearest(LINES, "pos", 9)] == [4] * 4     # at most the pool
+    reranker = model.reranker
+    reranker.retrieval = Retrieval(reranker.sentence_encoder(), {"pos": pool, "neg": pool}, cache_dir("embeddings"))
+    assert reranker.retrieval.nearest([LINES[0], LINES[2]], "pos", 1) == [[LINES[0]], [LINES[2]]]
+    assert [len(r) for r in reranker.retrieval.nearest(LINES, "pos", 9)] == [4] * 4     # at most the pool
     out = model.transfer([LINES[0], LINES[2]], to="pos", normalized=True, tokenized=True)
     assert out == [LINES[0], LINES[2]]
-    greedy = transfer_normalized(model.generator_for("pos"), model.tok, LINES, "pos", max_len=model.cfg.train.max_gen_len)
+    greedy = decode_texts(model.generator_for("pos"), model.tok, LINES, "pos", Search(max_len=model.cfg.train.max_gen_len))
     assert model.transfer(LINES, to="pos", normalized=True, tokenized=True, candidates=1) == greedy
-    assert model.extras_for(1, beam=1, sample=False) == (0, 0)          # one greedy rewrite asked
-    assert model.extras_for(None, beam=4, sample=False) == (0, 0)
-    assert model.extras_for(None, beam=1, sample=False) == (2, 0)
+    assert model.plan(candidates=1).retrieve == 0                        # one greedy rewrite asked
+    assert model.plan(beam=4).retrieve == 0
+    assert (model.plan().retrieve, model.plan().nbest) == (2, 0)
     monkeypatch.setattr(model, "engine", "ctranslate2")
     with pytest.raises(ValueError, match="needs the torch"):
-        model.extras_for(None, beam=1, sample=False)
+        model.plan()
 
 
 def test_semantic_reranking_needs_an_encoder(tiny_cfg):
@@ -251,7 +275,6 @@ def test_the_embedding_style_classifier_learns_and_lives_in_the_run(trained_run,
     import json
 
     from textgan.pretrained.encoder import Encoder
-    from textgan.rerank import EmbeddingStyle, embedding_style
 
     torch.manual_seed(0)
     centres = torch.nn.functional.normalize(torch.randn(2, 16), dim=-1)
@@ -283,7 +306,7 @@ def test_a_second_style_classifier_counts_by_the_minimum(model):
     options = [[tok.encode([t], 32)[0] for t in (LINES[1], LINES[3])] for _ in sources]
     target, back, back_to = cfg.data.domains.index("pos"), model.generator_for("neg"), tok.domain_ids["neg"]
     second = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    _, scores = best_candidates(style, back, sources, options, target, back_to, 4.0, 1.0, second_style=second)
+    _, scores = best_candidates(style, back, sources, options, target, back_to, 4.0, 1.0, terms={"second_style": second})
     p_c = style.probabilities([c for row in options for c in row])[:, target].view(2, 2)
     content = content_logprob(back, [s for s in sources for _ in range(2)], [c for r in options for c in r], back_to)
     from textgan.rewards import combine
@@ -302,14 +325,14 @@ def test_later_passes_compete_with_the_first_and_win_only_by_score(model, monkey
     monkeypatch.setattr(model.cfg.decode, "passes", 3)
     three = model.transfer(LINES, to="pos", normalized=True, tokenized=True)
     assert model.transfer(LINES, to="pos", normalized=True, tokenized=True) == three
-    scored, real = [], model.scored
-    monkeypatch.setattr(model, "scored", lambda norm, sources, candidates, domain: (
-        scored.extend(zip(norm, candidates)) or real(norm, sources, candidates, domain)))
+    asked, real = [], model.reranker.score
+    monkeypatch.setattr(model.reranker, "score", lambda norm, sources, candidates, domain, scoring: (
+        asked.extend(zip(norm, candidates)) or real(norm, sources, candidates, domain, scoring)))
     assert model.transfer(LINES, to="pos", normalized=True, tokenized=True) == three
-    assert len(scored) == len(set(scored)) > len(LINES)              # no candidate of an input scored twice
+    assert len(asked) == len(set(asked)) > len(LINES)                # no candidate of an input scored twice
     monkeypatch.undo()
     ids = model.tok.encode(LINES, 32)
-    first, last = model.scored([*LINES, *LINES], [*ids, *ids], [*one, *three], "pos").view(2, -1)
+    first, last = scored(model, [*LINES, *LINES], [*ids, *ids], [*one, *three], "pos").view(2, -1)
     assert bool((last >= first - 1e-6).all())
 
 

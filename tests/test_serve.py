@@ -295,8 +295,8 @@ def test_a_causal_run_refuses_beam_search_with_422_naming_the_limit(causal_run, 
     from textgan.serve import Limits, Served
 
     causal = Served(causal_run, "cpu")
-    assert causal.model.decodes() == 2 * 2                          # two guided rungs
-    assert causal.model.decodes(sample=True) == 2                   # sampling: guided, no ladder
+    assert causal.model.plan().decodes == 2 * 2                         # two guided rungs
+    assert causal.model.plan(sample=True).decodes == 2                  # sampling: guided, no ladder
     served = {"toy": models["toy"], "causal": causal}
     with TestClient(in_process(served, Limits(), seconds_per_unit=1e-6)) as c:
         for beam in (2, 8):

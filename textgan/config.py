@@ -190,7 +190,7 @@ class TrainConfig:
                                          # or a local directory or model id)
     style_reward: float = 0.0            # reinforce: weight w_s of the style classifier's sequence reward (rewards.py)
     semantic_style: bool = False         # ... r_style = min(the style classifier, the reranker's classifier over
-                                         # decode.encoder's embeddings: rerank.EmbeddingStyle, decode.semantic_style)
+                                         # decode.encoder's embeddings: decoding.style.EmbeddingStyle, decode.semantic_style)
     reward_mix: str = "sum"              # sum: w_s r_style + w_c log r_content | harmonic: their weighted harmonic mean
     style_steps: int = 300               # training steps of the style classifier (before phase 1), when the
                                          # reward, the pair filter or checkpoint selection (select_by) needs it
@@ -279,7 +279,7 @@ class EvalConfig:
 class DecodeConfig:
     """How a trained run writes by default (textgan transfer / convert / serve, benchmarks); flags override."""
     candidates: int = 1                  # K > 1: the greedy rewrite and K - 1 samples compete; each input keeps
-                                         # the one the run's reward scores best (rerank.py: style classifier and
+                                         # the one the run's reward scores best (decoding/rerank.py: style classifier and
                                          # back-generator content, harmonic mean); 1 = greedy (or --beam)
     temperature: float = 0.8             # ... sampling temperature of those candidates
     style_weight: float = 1.0            # ... w_s, w_c of the harmonic mean
@@ -292,7 +292,7 @@ class DecodeConfig:
     # by the reranker's score: each input gets the push whose rewrite the run's reward likes best. [] = off.
     guidance_candidates: list[float] = field(default_factory=list)
     # Reranking (candidates > 1 or a ladder): + fluency_weight * log p_LM(candidate), its total log-prob
-    # under a pretrained causal LM (rerank.py): fluency_lm, or "" for the generator's generator.init.
+    # under a pretrained causal LM (decoding/scores.py): fluency_lm, or "" for the generator's generator.init.
     fluency_weight: float = 0.0
     fluency_lm: str = ""
     # ... only for candidates written into these domains ([] = every domain): an English LM (SmolLM2) has
@@ -306,7 +306,7 @@ class DecodeConfig:
     retrieve: int = 0
     encoder: str = ""
     # ... the style term asks that encoder too: r_style = min(the run's style classifier, a classifier over
-    # the encoder's embeddings fitted on the training text, rerank.EmbeddingStyle, kept in the run)
+    # the encoder's embeddings fitted on the training text, decoding.style.EmbeddingStyle, kept in the run)
     semantic_style: bool = False
     passes: int = 1                      # reranking: P > 1 rewrites the chosen candidate again P - 1 times, all
                                          # passes' candidates competing, scored against the original input

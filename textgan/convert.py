@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -57,35 +58,60 @@ class Engine(Protocol):
     def rewrite(self, texts: list[str], targets: list[str]) -> list[str]: ...   # normalized in, final out
 
 
+@dataclass(frozen=True)
+class Job:
+    """What a conversion is asked to write: the target domain, the line format, the decode options (a
+    request for the run's decode plan), the length asked (summarization) and the engine. The output bytes
+    depend on every field but `errors`."""
+
+    to: str | None = None                # target domain (None: per line, the one it is not in)
+    fmt: str = "txt"                     # txt | jsonl | tsv
+    field: str = "text"                  # jsonl: the field rewritten
+    column: int = 1                      # tsv: the column rewritten, from 1
+    long: str = "truncate"               # lines over data.max_len: truncate | split
+    errors: str = "strict"               # invalid UTF-8 / records: strict | replace
+    beam: int = 1
+    candidates: int | None = None        # reranked candidates per line (None: the run's decode.candidates)
+    guidance: float | None = None        # classifier-free guidance weight (None: the run's decode.guidance)
+    tokenized: bool = False              # write the normalized (tokenized) form
+    max_words: int | None = None         # length control (summarization): words asked of each output
+    ratio: float | None = None           # ... or this share of each input's words
+    batch_size: int = 256
+    chunk_lines: int = 1024
+    engine: str = "torch"                # torch | ctranslate2 (fast.py)
+    quantization: str = "int8"           # ctranslate2's weights
+
+    def check(self) -> None:
+        """ConvertError for a value out of range."""
+        for name, value, allowed in [("format", self.fmt, FORMATS), ("long", self.long, LONG),
+                                     ("errors", self.errors, ERRORS)]:
+            if value not in allowed:
+                raise ConvertError(f"unknown --{name} {value!r}; choose from {', '.join(allowed)}")
+        if self.batch_size < 1 or self.chunk_lines < 1 or self.beam < 1:
+            raise ConvertError("--batch-size, --chunk-lines and --beam must be at least 1")
+
+
 @dataclass
 class Settings:
-    """Everything the output bytes depend on; a resumed run must have the same (except `errors`)."""
+    """Everything the output bytes depend on; a resumed run must have the same (except job.errors)."""
 
     input: str
     input_size: int
     input_mtime_ns: int
     model: str
-    to: str | None
-    fmt: str = "txt"
-    field: str = "text"
-    column: int = 1
-    long: str = "truncate"
-    beam: int = 1
-    tokenized: bool = False
-    batch_size: int = 256
-    chunk_lines: int = 1024
+    job: Job = field(default_factory=Job)
     processes: int = 1
-    max_words: int | None = None         # length control (summarization): words asked of each output
-    ratio: float | None = None           # ... or this share of each input's words
-    engine: str = "torch"                # torch | ctranslate2 (fast.py)
-    quantization: str = "int8"           # ctranslate2's weights
-    candidates: int | None = None        # reranked candidates per line (None: the run's decode.candidates)
-    guidance: float = 0.0                # classifier-free guidance weight (causal generators)
-    ladder: tuple[float, ...] = ()       # ... and the weights of the greedy rewrites that compete with it
-    decode: str = ""                     # the run's decode section (reranker weights, fluency term...), JSON
+    plan: dict = field(default_factory=dict)     # the decode plan (decoding/plan.py DecodePlan, as a dict)
+    decode: str = ""                     # the run's decode section (reranker weights, fluency LM...), JSON
+
+    @property
+    def chunk_lines(self) -> int:
+        return self.job.chunk_lines
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        record = asdict(self)
+        record["job"].pop("errors")
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -182,22 +208,16 @@ class LineCodec:
 
 
 class ModelEngine:
-    """A trained run (textgan.transfer.StyleTransfer) as a convert Engine."""
+    """A trained run (textgan.transfer.StyleTransfer) as a convert Engine, decoding by one plan."""
 
-    def __init__(self, model, to: str | None, beam: int = 1, tokenized: bool = False, batch_size: int = 256,
-                 max_words: int | None = None, ratio: float | None = None, candidates: int | None = None,
-                 guidance: float | None = None):
-        if to is not None and to not in model.domains:
-            raise ConvertError(f"unknown domain '{to}'; this model knows: {', '.join(model.domains)}")
-        if to is None and len(model.domains) != 2:
+    def __init__(self, model, job: Job):
+        if job.to is not None and job.to not in model.domains:
+            raise ConvertError(f"unknown domain '{job.to}'; this model knows: {', '.join(model.domains)}")
+        if job.to is None and len(model.domains) != 2:
             raise ConvertError(f"--to is needed: this model has {len(model.domains)} domains")
-        self.model, self.to, self.beam, self.tokenized, self.batch_size = model, to, beam, tokenized, batch_size
-        self.max_words, self.ratio = max_words, ratio
-        model.check_length_request(max_words, ratio)
-        self.asked = candidates
-        self.candidates = model.candidates_for(candidates, beam, sample=False)
-        self.guidance = model.guidance_for(guidance, beam)
-        self.ladder = tuple(model.ladder_for(candidates, beam, False, self.guidance))
+        model.check_length_request(job.max_words, job.ratio)
+        self.model, self.job = model, job
+        self.plan = model.plan(beam=job.beam, candidates=job.candidates, guidance=job.guidance)
         self.max_len = model.cfg.data.max_len
 
     def normalize(self, text: str) -> str:
@@ -207,14 +227,14 @@ class ModelEngine:
         return [len(ids) for ids in self.model.tok.sp.encode(texts)]
 
     def targets(self, texts: list[str]) -> list[str]:
-        if self.to is not None:
-            return [self.to] * len(texts)
+        if self.job.to is not None:
+            return [self.job.to] * len(texts)
         return [self.model.other_domain(d) for d in self.model.detect(texts, normalized=True)] if texts else []
 
     def rewrite(self, texts: list[str], targets: list[str]) -> list[str]:
-        return self.model.transfer(texts, to=targets, beam=self.beam, tokenized=self.tokenized, normalized=True,
-                                   batch_size=self.batch_size, max_words=self.max_words, ratio=self.ratio,
-                                   candidates=self.asked, guidance=self.guidance)
+        job = self.job
+        return self.model.transfer(texts, to=targets, plan=self.plan, tokenized=job.tokenized, normalized=True,
+                                   batch_size=job.batch_size, max_words=job.max_words, ratio=job.ratio)
 
 
 def split_words(words: list[str], word_lengths: list[int], max_len: int) -> list[str]:
@@ -353,7 +373,7 @@ def convert_shard(settings: Settings, output: Path, engine: Engine, codec: LineC
                 first = k * settings.chunk_lines + 1
                 decoded = [codec.decode(raw, f"{settings.input}: line {first + i}", counts)
                            for i, raw in enumerate(lines)]
-                plan = plan_chunk([text for text, _ in decoded], engine, settings.long, counts)
+                plan = plan_chunk([text for text, _ in decoded], engine, settings.job.long, counts)
                 yield k, len(lines), end, decoded, plan, counts
             k += 1
 
@@ -449,48 +469,45 @@ def _counts(output: Path, processes: int) -> dict:
     return total
 
 
-def convert(input_path: str | Path, output: str | Path, model_dir: str | Path | None = None, task: str = "sentiment",
-            to: str | None = None, fmt: str = "txt", field: str = "text", column: int = 1, long: str = "truncate",
-            errors: str = "strict", beam: int = 1, tokenized: bool = False, batch_size: int = 256,
-            chunk_lines: int = 1024, overwrite: bool = False, runs_dir=None, show_progress: bool = True,
-            max_words: int | None = None, ratio: float | None = None, engine: str = "torch",
-            quantization: str = "int8", candidates: int | None = None, guidance: float | None = None,
-            timeout: float = DEFAULT_TIMEOUT) -> dict:
-    """Convert INPUT into OUTPUT with a trained run (see the module docstring); returns the summary counts
-    plus `seconds`, `converted_now` and this process's `rank`. Under `accelerate launch` the chunks are shared among processes,
-    on one machine or several (OUTPUT's directory shared by all), which go through their chunks in lockstep
-    (distributed.Lockstep): no process waits for the others longer than one chunk, and `timeout` seconds
-    bound that wait. A lost process stops the others with distributed.PeerLostError; the finished chunks
-    are kept. `engine`: torch, or ctranslate2 with `quantization` weights (textgan.fast)."""
+def convert(input_path: str | Path, output: str | Path, model_dir: str | Path, job: Job = Job(),
+            overwrite: bool = False, show_progress: bool = True, timeout: float = DEFAULT_TIMEOUT,
+            decode: typing.Sequence[str] = ()) -> dict:
+    """Convert INPUT into OUTPUT with the run in `model_dir` as `job` asks (see the module docstring), its
+    decode section changed by the `decode` overrides ("decode.key=value", transfer.StyleTransfer);
+    returns the summary counts plus `seconds`, `converted_now` and this process's `rank`. Under `accelerate
+    launch` the chunks are shared among processes, on one machine or several (OUTPUT's directory shared by
+    all), which go through their chunks in lockstep (distributed.Lockstep): no process waits for the
+    others longer than one chunk, and `timeout` seconds bound that wait. A lost process stops the others
+    with distributed.PeerLostError; the finished chunks are kept."""
     import torch
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
-    from .checkpoint import latest_run
     from .fast import ExportError
     from .transfer import StyleTransfer
 
-    for name, value, allowed in [("format", fmt, FORMATS), ("long", long, LONG), ("errors", errors, ERRORS)]:
-        if value not in allowed:
-            raise ConvertError(f"unknown --{name} {value!r}; choose from {', '.join(allowed)}")
-    if batch_size < 1 or chunk_lines < 1 or beam < 1:
-        raise ConvertError("--batch-size, --chunk-lines and --beam must be at least 1")
-    input_path, output = Path(input_path), Path(output)
+    job.check()
+    input_path, output, model_dir = Path(input_path), Path(output), Path(model_dir)
     check_paths(input_path, output, overwrite)
     state = PartialState(cpu=not torch.cuda.is_available(), **distributed.group_kwargs(timeout))
     distributed.check_launch(state.num_processes)
-    model_dir = Path(model_dir) if model_dir else latest_run(task, runs_dir)
     try:
-        model = StyleTransfer(model_dir, device=str(state.device), engine=engine, quantization=quantization)
-        rewriter = ModelEngine(model, to, beam, tokenized, batch_size, max_words, ratio, candidates, guidance)
+        model = StyleTransfer(model_dir, device=str(state.device), engine=job.engine, quantization=job.quantization,
+                              decode=decode)
+        rewriter = ModelEngine(model, job)
     except (ValueError, ExportError) as err:
         raise ConvertError(str(err)) from err
     stat = input_path.stat()
-    settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), to,
-                        fmt, field, column, long, beam, tokenized, batch_size, chunk_lines, state.num_processes,
-                        max_words, ratio, engine, quantization, rewriter.candidates, rewriter.guidance,
-                        rewriter.ladder, json.dumps(asdict(model.cfg.decode), sort_keys=True))
-    codec = LineCodec(fmt, field, column, errors)
+    settings = Settings(str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, str(model_dir.resolve()), job,
+                        state.num_processes, asdict(rewriter.plan), json.dumps(asdict(model.cfg.decode), sort_keys=True))
+    return _run(settings, input_path, output, rewriter, state, show_progress)
+
+
+def _run(settings: Settings, input_path: Path, output: Path, rewriter: Engine, state, show_progress: bool) -> dict:
+    """`convert`'s work once the model is loaded: every process converts its chunks, the main one merges."""
+    from tqdm.auto import tqdm
+
+    job, chunk_lines = settings.job, settings.chunk_lines
+    codec = LineCodec(job.fmt, job.field, job.column, job.errors)
     started = time.perf_counter()
     earlier = [_load_progress(part_paths(output, r)[1], settings) for r in range(state.num_processes)]
     before = sum(p.counts["lines"] for p in earlier)

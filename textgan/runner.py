@@ -163,13 +163,13 @@ def style_classifier(cfg: Config, run_dir: Path, tok: Tokenizer, train_ids, dev_
 
 def reranker_style(cfg: Config, run_dir: Path, train_split, dev_split, accelerator) -> None:
     """decode.semantic_style, train.semantic_style: the second style classifier of the reranker and the
-    reward, over decode.encoder's embeddings (rerank.embedding_style), fitted by the main process when the
+    reward, over decode.encoder's embeddings (decoding.style.embedding_style), fitted by the main process when the
     run starts, so the run carries it."""
     if not (cfg.decode.semantic_style or cfg.train.semantic_style):
         return
     if accelerator.is_main_process:
         from .pretrained.encoder import Encoder
-        from .rerank import embedding_style
+        from .decoding.style import embedding_style
 
         texts = [{d: list(split[d]["text"]) for d in cfg.data.domains} for split in (train_split, dev_split)]
         embedding_style(run_dir, Encoder.load(cfg.decode.encoder, device=accelerator.device), cfg.data.domains,

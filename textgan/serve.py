@@ -27,7 +27,7 @@ What a request costs, and admission: its work is, per non-empty text,
 
     units = n x decodes x pieces
 
-with decodes the decoder runs per text of that decode (StyleTransfer.decodes: the ladder's rungs,
+with decodes the decoder runs per text of that decode (DecodePlan.decodes: the ladder's rungs,
 candidates, passes, beam width, x2 under guidance) and pieces the text's length in pieces cut to
 train.max_gen_len, an estimate of what the generator writes (past that length a text costs no more). Its seconds are units x the
 run's pace, seconds per unit measured by the server (Pace: timed on the run's examples at start-up, then
@@ -58,7 +58,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 from .batching import Limits, MicroBatcher, Pace, Prepared, RequestError
 from .checkpoint import CheckpointError, latest_run, runs_root
-from .transfer import StyleTransfer, check_temperature
+from .decoding.plan import DecodePlan
+from .transfer import StyleTransfer
 
 WEB = Path(__file__).parent / "web"
 log = logging.getLogger("textgan.serve")
@@ -133,9 +134,9 @@ class Served:
     """A loaded run and what the page shows about it."""
 
     def __init__(self, run_dir: str | Path, device: str | None = None, examples: int = 3, engine: str = "torch",
-                 quantization: str = "int8"):
-        self.model = StyleTransfer(run_dir, device, engine, quantization)
-        self.quantization = quantization
+                 quantization: str = "int8", decode: tuple[str, ...] = ()):
+        self.model = StyleTransfer(run_dir, device, engine, quantization, decode)
+        self.quantization, self.decode = quantization, tuple(decode)
         self.task = self.model.cfg.task
         self.run = self.model.run_dir.name
         self.examples = self._examples(examples)
@@ -176,14 +177,18 @@ class Served:
         if req.beam > 1 and (req.sample or req.n > 1):
             raise RequestError(422, "beam search and sampling (sample, n > 1) exclude each other")
         try:
-            check_temperature(req.temperature)
-            model.decodes(req.beam, req.sample or req.n > 1)      # what transfer() resolves and refuses
+            self.plan(req)                                        # what transfer() would refuse
         except ValueError as err:
             raise RequestError(422, str(err)) from None
         try:
             model.check_length_request(req.max_words, req.ratio)
         except ValueError as err:
             raise RequestError(422, str(err).replace("--max-words", "max_words").replace("--ratio", "ratio")) from None
+
+    def plan(self, req: TransferRequest) -> DecodePlan:
+        """The decode plan of a request: the run's decode with its beam, sampling (n > 1 samples) and
+        temperature (decoding/plan.py); ValueError for options the run cannot decode."""
+        return self.model.plan(beam=req.beam, sample=req.sample or req.n > 1, temperature=req.temperature)
 
     def prepare(self, texts: list[str], to: str | None) -> Prepared:
         """Normalize, judge the inputs and choose each text's target domain (the one it is not in, unless
@@ -200,17 +205,16 @@ class Served:
 
     def units(self, req: TransferRequest, prep: Prepared) -> list[int]:
         """The work of each text of a checked request: n x decodes x pieces, decodes the decoder runs per
-        text of the run's decode with the request's options (StyleTransfer.decodes) and pieces the text's
+        text of the request's decode plan (DecodePlan.decodes) and pieces the text's
         length in pieces cut to train.max_gen_len, an estimate of the length of what the generator writes."""
-        per_piece = req.n * self.model.decodes(req.beam, req.sample or req.n > 1)
+        per_piece = req.n * self.plan(req).decodes
         return [per_piece * p for p in prep.pieces]
 
     def rewrite(self, norm: list[str], to: str, req: TransferRequest) -> list[list[tuple[str, float]]]:
         """Normalized texts -> per text, req.n (output, the judge's p(to | output)), through
         `StyleTransfer.transfer` as `textgan transfer` calls it. Runs in a worker process."""
         model, n = self.model, req.n
-        outputs = model.transfer(norm * n, to=to, beam=req.beam, sample=req.sample or n > 1,
-                                 temperature=req.temperature, tokenized=True, normalized=True,
+        outputs = model.transfer(norm * n, to=to, plan=self.plan(req), tokenized=True, normalized=True,
                                  max_words=req.max_words, ratio=req.ratio)
         after = model.domain_probs(outputs, normalized=True)[:, model.domains.index(to)].tolist()
         return [[(model.tok.detokenize(outputs[j * len(norm) + i]), round(after[j * len(norm) + i], 4))
@@ -229,12 +233,12 @@ class Served:
 _WORKER_MODELS: dict[str, Served] = {}
 
 
-def _worker_init(runs: dict[str, tuple[str, str, str]], device: str | None, threads: int) -> None:
+def _worker_init(runs: dict[str, tuple[str, str, str, tuple]], device: str | None, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    for task, (run, engine, quantization) in runs.items():
-        served = _WORKER_MODELS[task] = Served(run, device, examples=0, engine=engine, quantization=quantization)
+    for task, (run, engine, quantization, decode) in runs.items():
+        served = _WORKER_MODELS[task] = Served(run, device, 0, engine, quantization, decode)
         served.model.transfer(["warm up ."], to=served.model.domains[-1])    # the first call's one-off costs
 
 
@@ -251,7 +255,7 @@ def start_workers(models: dict[str, Served], workers: int, threads: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    runs = {task: (str(m.model.run_dir), m.model.engine, m.quantization) for task, m in models.items()}
+    runs = {task: (str(m.model.run_dir), m.model.engine, m.quantization, m.decode) for task, m in models.items()}
     device = next(iter(models.values())).model.device if models else None
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                                initargs=(runs, device, threads))
@@ -353,13 +357,7 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     run's pace (Pace) timed on its examples then; `seconds_per_unit` fixes the pace instead."""
     from contextlib import asynccontextmanager
 
-    import swagger_ui_bundle
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException
+    from fastapi import FastAPI
 
     limits = limits or Limits()
     executor = start_workers(models, workers, threads)
@@ -391,39 +389,12 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     app = FastAPI(title="textgan", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Unsupervised text style transfer, translation and summarization. "
                               "The demo page is at /.")
-    app.mount("/static", StaticFiles(directory=WEB), name="static")
-    app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_kb * 1024)
-    app.add_middleware(CatchAll)
-
-    @app.exception_handler(RequestError)
-    async def request_error(request: Request, err: RequestError):
-        return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, err: RequestValidationError):
-        status, message = one_line(err)
-        return JSONResponse({"error": message}, status_code=status)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, err: HTTPException):
-        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
+    _add_pages(app, limits)
 
     def served(task: str) -> Served:
         if task not in models:
             raise RequestError(404, f"no model for task '{task}'; serving: {', '.join(models)}")
         return models[task]
-
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(WEB / "index.html")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs():
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="textgan API",
-                                   swagger_js_url="/swagger/swagger-ui-bundle.js",
-                                   swagger_css_url="/swagger/swagger-ui.css",
-                                   swagger_favicon_url="/swagger/favicon-32x32.png")
 
     @app.get("/health")
     async def health() -> dict:
@@ -461,6 +432,46 @@ def create_app(models: dict[str, Served], limits: Limits | None = None, workers:
     return app
 
 
+def _add_pages(app, limits: Limits) -> None:
+    """The demo page, the API docs, the request-size limit and the errors answered as {"error": message}."""
+    import swagger_ui_bundle
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_kb * 1024)
+    app.add_middleware(CatchAll)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, err: RequestError):
+        return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError):
+        status, message = one_line(err)
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(WEB / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="textgan API",
+                                   swagger_js_url="/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/swagger/swagger-ui.css",
+                                   swagger_favicon_url="/swagger/favicon-32x32.png")
+
+
 def _version() -> str:
     from . import __version__
 
@@ -468,9 +479,11 @@ def _version() -> str:
 
 
 def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = None, runs_dir=None,
-                device: str | None = None, engine: str = "torch", quantization: str = "int8") -> dict[str, Served]:
+                device: str | None = None, engine: str = "torch", quantization: str = "int8",
+                decode: tuple[str, ...] = ()) -> dict[str, Served]:
     """{task: Served}: the runs named, plus the newest run of each task named; with neither, the newest
-    run of every task under the runs directory. With engine ctranslate2, a run it cannot run exactly
+    run of every task under the runs directory, each run's decode section changed by the `decode`
+    overrides ("decode.key=value"). With engine ctranslate2, a run it cannot run exactly
     (fast.check_exportable) is served by torch, with a warning on stderr."""
     import sys
 
@@ -492,16 +505,14 @@ def load_models(model_dirs: list[str] | None = None, tasks: list[str] | None = N
     models: dict[str, Served] = {}
     for d in dirs:
         try:
-            served = Served(d, device, engine=engine, quantization=quantization)
+            served = Served(d, device, engine=engine, quantization=quantization, decode=decode)
             # the run's default decoding (reranked or retrieved candidates, guidance) may need the torch engine
-            served.model.candidates_for(None, beam=1, sample=False)
-            served.model.extras_for(None, beam=1, sample=False)
-            served.model.guidance_for(None, beam=1)
+            served.model.plan()
         except (ExportError, ValueError) as err:
             if engine == "torch":
                 raise
             print(f"warning: {d} is served with the torch engine: {err}", file=sys.stderr)
-            served = Served(d, device)
+            served = Served(d, device, decode=decode)
         if served.task in models:
             raise ValueError(f"two runs of task '{served.task}' ({models[served.task].model.run_dir} and {d}); "
                              "serve one run per task")

@@ -8,8 +8,9 @@ Phases, by global step (each phase's step lives in its module under training/):
     [.., + d_steps)                  discriminator pretraining on G's transfers (training/adversarial.py)
     [.., + adv_steps)                adversarial cycle: one G step, then d_per_g D steps (training/adversarial.py)
 
-What every step uses (batches, stacks of both directions, length control, the update) is in
-training/common.py, the dev evaluation and the choice of the kept checkpoint in training/evaluation.py;
+Each phase is an object (training/) owning its step; what every step uses (batches, stacks of both
+directions, length control, the update) is training/common.py's StepTools, the base of `Trainer`, which the
+phases read as their context; the dev evaluation and the kept checkpoint are training/evaluation.py's.
 `Trainer` builds the models and optimizers, runs the loop, checkpoints and resumes.
 
 Each step draws an unaligned batch from each domain. Gradients are averaged across processes
@@ -39,15 +40,16 @@ from .models.judge import NgramJudge
 from .models.latent import LatentCritic
 from .rewards import StyleClassifier
 from .tokenizer import Tokenizer
-from .training.adversarial import AdversarialSteps
+from .training.adversarial import Adversarial, DiscriminatorPretraining
 from .training.common import StepTools, TrainState, warmup
 from .training.evaluation import DevEvaluation
-from .training.likelihood import LikelihoodSteps
+from .training.likelihood import Autoencoder, Bootstrap
 
 
-class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
-    """The models, their optimizers and schedules, the loop over phases, checkpoints and resume. The
-    phases' steps and the evaluation come from the mixins under training/ (one module each)."""
+class Trainer(StepTools):
+    """The models, their optimizers and schedules, the loop over phases, checkpoints and resume. Each phase
+    is an object under training/ that owns its step and reads this trainer as its context (`phases`); the
+    tools every phase shares (batches, stacks, likelihood terms, the update) are StepTools'."""
 
     def __init__(self, cfg: Config, run_dir: Path, accelerator: Accelerator, tok: Tokenizer,
                  train_ids: dict[str, list[list[int]]], dev_texts: dict[str, list[str]], judge: NgramJudge | None,
@@ -107,6 +109,13 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
             raise ConfigError("train.style_reward needs the style classifier (train.style_steps > 0)")
         self.total = self.starts["adv"] + t.adv_steps
         self.noise_rng = random.Random()           # re-seeded every step (seed_noise)
+        self.evaluation = DevEvaluation(self)
+
+    def phases(self, batches, pair_batches) -> dict:
+        """Each phase's object by name, over the trainer's batch streams (pair_batches: mined pairs, or None)."""
+        adversarial = Adversarial(self, pair_batches, batches)
+        return {"ae": Autoencoder(self), "boot": Bootstrap(self, pair_batches),
+                "d": DiscriminatorPretraining(self), "adv": adversarial}
 
     def g_params(self) -> list:
         """What the generator's optimizer updates: the generators and, with train.latent_adv, the latent critic."""
@@ -145,7 +154,7 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
             # naming what is kept must name this step, which state/ now holds (it named the step before, and
             # the relaunch resumed later than it said: tests/test_distributed.py under load).
             self.saved_step = self.state.step
-            if not self.keeps_best() or not (self.run_dir / "best.json").exists():
+            if not self.evaluation.keeps_best() or not (self.run_dir / "best.json").exists():
                 checkpoint.save_models(self.run_dir, self.cfg, self.generators, self.critic)
         self.acc.wait_for_everyone()
         self.saved_step = self.state.step
@@ -192,18 +201,14 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
         if self.total == 0:            # nothing to train (e.g. a pretrained generator used as it starts)
             self.save_checkpoint()
         batches = self.batches()
-        pair_batches = self.batches(self.pairs) if self.pairs else None
-        steps = {"ae": self.ae_step,                                                 # each phase's step
-                 "boot": lambda a, b: self.boot_step(a, b, next(pair_batches)),
-                 "d": lambda a, b: self.d_step(self.sample_fakes(a, b)),
-                 "adv": lambda a, b: self.adv_step(a, b, pair_batches, batches)}
+        phases = self.phases(batches, self.batches(self.pairs) if self.pairs else None)
         try:
             while self.state.step < self.total:
                 phase = self.phase(self.state.step)
                 seqs_a, seqs_b = next(batches)
                 self.seed_noise()
                 with self.acc.accumulate(*self.generators, self.critic):
-                    logs = steps[phase](seqs_a, seqs_b)
+                    logs = phases[phase].step(seqs_a, seqs_b)
                 if any(math.isnan(v) for v in logs.values()):
                     raise FloatingPointError(f"NaN loss at step {self.state.step} ({phase}): {logs}")
                 self.state.step += 1
@@ -220,13 +225,13 @@ class Trainer(StepTools, LikelihoodSteps, AdversarialSteps, DevEvaluation):
                     short = {k.split("/")[1]: f"{v:.3g}" for k, v in means.items()
                              if k.split("/")[1] in ("g_loss", "d_loss", "fool_neg", "fool_pos", "tau")}
                     bar.set_postfix(phase=phase, **short)
-                if self.eval_due(phase):
+                if self.evaluation.eval_due(phase):
                     if self.acc.is_main_process:
                         tqdm.write(f"step {self.state.step} ({phase}):")
-                        results = self.evaluate()
+                        results = self.evaluation.evaluate()
                         self.log(results, phase)
-                        if self.keeps_best() and phase in ("boot", "adv"):
-                            self.keep_if_best(results)
+                        if self.evaluation.keeps_best() and phase in ("boot", "adv"):
+                            self.evaluation.keep_if_best(results)
                     self.acc.wait_for_everyone()
                 if t.bootstrap_steps and self.state.step == self.starts["d"] and self.acc.is_main_process:
                     checkpoint.snapshot(self.run_dir, "after-bootstrap", self.cfg, self.generators, self.critic)

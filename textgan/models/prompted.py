@@ -1,5 +1,5 @@
 """A pretrained causal LM as a scorer: log p_LM(text | prompt) on its own tokenizer (the reranker's fluency
-term, rerank.py; the extraction search's last step, extract.py). The weights come from the one loader
+term, decoding/scores.py; the extraction search's last step, extract.py). The weights come from the one loader
 module, textgan.pretrained; this wrapper is a model, so it lives with the models."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class PromptedLM:
     The prompt is [end-of-text] + `template` with "{article}" replaced by the article given (template "":
     the end-of-text token alone, an unconditional score); each text is read as " text" and a closing
     newline. The prompt's keys and values are computed once and shared by every text (KV cache), and each
-    distinct text is scored once. Used by the reranker's fluency term (rerank.py) and the extraction
+    distinct text is scored once. Used by the reranker's fluency term (decoding/scores.py) and the extraction
     search's last step (extract.py).
     """
 

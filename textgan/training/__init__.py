@@ -1,7 +1,10 @@
-"""The training phases' steps and the dev evaluation, mixins of `textgan.trainer.Trainer`:
+"""The training phases as objects, each owning its `step(seqs_a, seqs_b) -> logs` and reading the trainer
+(`textgan.trainer.Trainer`) as its context `ctx`; the loop (Trainer.fit) picks the phase by step:
 
-    common.py       what every step uses: batches, noise, stacks of both directions, length control, update
-    likelihood.py   the autoencoder and bootstrap steps, on-the-fly back-translation
-    adversarial.py  the discriminator and generator steps of the adversarial phases, rewards, baselines
-    evaluation.py   the periodic dev evaluation and the kept checkpoint (train.keep_best, train.select_by)
+    common.py       the context's tools every phase uses (StepTools): batches, noise, stacks of both
+                    directions, length control, the likelihood terms, decoded transfers, the update
+    likelihood.py   Autoencoder, Bootstrap; on-the-fly back-translation
+    adversarial.py  DiscriminatorPretraining, Adversarial (G step, D steps, rewards, baselines)
+    evaluation.py   DevEvaluation: the periodic dev evaluation and the kept checkpoint (train.keep_best,
+                    train.select_by)
 """

@@ -1,8 +1,8 @@
 """What every training phase's step uses: the batches (drawn, noised, stacked into one generator pass per
 direction or both at once), length control, the denoising and pair likelihoods, the transfers a step
-decodes (`fakes`), and the optimizer update. `StepTools` is a mixin of `trainer.Trainer`, whose
-`__init__` sets what it reads: cfg, acc, tok, generators (g_ab, g_ba), critic, latent, state, starts,
-dom_ids, controls_length, train_ids, noise_rng.
+decodes (`fakes`), and the optimizer update. `StepTools` is the base of `trainer.Trainer`, the context
+every phase object reads (`ctx`); Trainer's `__init__` sets what it reads: cfg, acc, tok, generators
+(g_ab, g_ba), critic, latent, state, starts, dom_ids, controls_length, train_ids, noise_rng.
 """
 
 from __future__ import annotations
