@@ -380,7 +380,7 @@ def _serve_parser(sub, shared) -> None:
     p = sub.add_parser("serve", help="an HTTP API and a demo page for trained runs (FastAPI + uvicorn)",
                        parents=[shared["runs"], shared["engine"]])
     p.add_argument("overrides", nargs="*", metavar="decode.KEY=VALUE", help="change the served runs' decode "
-                   "section, e.g. decode.candidates=1 (configs/*.yaml, DecodeConfig)")
+                   "section, e.g. decode.guidance=0 (configs/*.yaml, DecodeConfig)")
     p.add_argument("--model", action="append", metavar="DIR", help="a run to serve (repeatable; one per task)")
     p.add_argument("--task", action="append", help="serve the newest run of this task (repeatable; default: "
                    "the newest run of every task under the runs directory)")
