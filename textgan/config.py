@@ -110,7 +110,7 @@ class DiscriminatorConfig:
 
 @dataclass
 class MinerConfig:
-    """Settings of the bootstrap phase's miners (bootstrap.py); the miner is train.bootstrap."""
+    """Settings of the bootstrap phase's miners (textgan/mining/); the miner is train.bootstrap."""
     max_ngram: int = 4                   # template: style markers are 1..max_ngram-grams of units
     salience: float = 15.0               # ... an n-gram is a marker of v when s(u, v) >= salience (Li et al. 2018)
     smoothing: float = 1.0               # ... lambda in s(u, v) = (f(u, v) + lambda) / (f(u, v') + lambda)
@@ -120,14 +120,14 @@ class MinerConfig:
     units: str = "words"                 # what n-grams are made of: words (CJK: characters) | pieces (SentencePiece)
     fill: str = "aligned"                # template: slots get the neighbour's markers in order (retrieved, Li et
                                          # al.) or each marker's most frequent counterpart over the corpus (aligned)
-    # extract (summarization, extract.py): J = mean log S_LM(headline trigrams) + sim_weight * log cos_idf(s, article)
+    # extract (summarization, mining/extract.py): J = mean log S_LM(headline trigrams) + sim_weight * log cos_idf(s, article)
     sim_weight: float = 12.0             # ... gamma; the best of 0.5-40 on 300 dev articles (results/summarization/extract-search-dev)
     lm_order: int = 3                    # ... the headline n-gram model's order (wordbyword: the target piece model's)
     search_steps: int = 30               # ... hill-climbing steps at most (it stops earlier at a local optimum)
     restarts: int = 0                    # ... extra starts from random subsets (the first starts from the lead)
     max_sources: int = 0                 # extract, wordbyword: sentences mined per direction (the first ones; 0: all)
     words: int = 8                       # ... summary length of the search alone as a system (`transfer`)
-    # ... a last step scored by a pretrained causal LM reading the article (extract.py, J_LM): "" = off, or a
+    # ... a last step scored by a pretrained causal LM reading the article (mining/extract.py, J_LM): "" = off, or a
     # packaged model (smollm2), a local directory or a model id; the rescore_top best neighbours by J compete
     rescore_lm: str = ""
     rescore_top: int = 24
@@ -138,7 +138,7 @@ class MinerConfig:
     temperature: float = 0.1             # ... q = softmax(CSLS / temperature) over them
     lm_weight: float = 0.5               # ... weight of the target-language n-gram model (0.5, 10 candidates: best on dev)
     beam: int = 5                        # ... paths kept
-    # mine (translation, mining.py): mutual nearest neighbours by margin score under a pretrained encoder
+    # mine (translation, mining/margin.py): mutual nearest neighbours by margin score under a pretrained encoder
     encoder: str = "e5"                  # ... packaged multilingual-e5-small, a local directory or a model id
     margin_k: int = 4                    # ... k of the margin's neighbourhoods (Artetxe & Schwenk 2019)
     mine_candidates: int = 16            # ... nearest by cosine ranked by margin
@@ -196,7 +196,7 @@ class TrainConfig:
                                          # reward, the pair filter or checkpoint selection (select_by) needs it
     style_batch_size: int = 64           # ... its batch (its own: a causal generator's small batch starves it)
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
-    # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (bootstrap.py;
+    # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (textgan/mining/;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
     bootstrap: str = "none"              # none | template | retrieve | extract (summarization) | wordbyword | mine (translation)
     bootstrap_steps: int = 0

@@ -1,6 +1,6 @@
 """Decoding constrained to the source's words: the summarizer writes a selection of the article's words.
 
-The extract miner (extract.py) teaches the summarizer word-extraction summaries, but a piece decoder
+The extract miner (mining/extract.py) teaches the summarizer word-extraction summaries, but a piece decoder
 left free garbles what it copies: rare names come out as new piece strings ("shauzicated" for
 "shaukat ... felicitated") and words repeat ("traffic traffic traffic"). `CopyConstraint` keeps every
 decoding step inside the space the teacher searched: each output word is one of the article's words,

@@ -1,5 +1,5 @@
 """A pretrained causal LM as a scorer: log p_LM(text | prompt) on its own tokenizer (the reranker's fluency
-term, decoding/scores.py; the extraction search's last step, extract.py). The weights come from the one loader
+term, decoding/scores.py; the extraction search's last step, mining/extract.py). The weights come from the one loader
 module, textgan.pretrained; this wrapper is a model, so it lives with the models."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class PromptedLM:
     the end-of-text token alone, an unconditional score); each text is read as " text" and a closing
     newline. The prompt's keys and values are computed once and shared by every text (KV cache), and each
     distinct text is scored once. Used by the reranker's fluency term (decoding/scores.py) and the extraction
-    search's last step (extract.py).
+    search's last step (mining/extract.py).
     """
 
     def __init__(self, model, tokenizer, template: str = "", batch_size: int = 64):

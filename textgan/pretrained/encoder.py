@@ -117,7 +117,7 @@ def cached_embeddings(encoder: Encoder, texts: list[str], root: str | Path, chun
 def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """(cosines, indices) of each query's k nearest keys, both (Q, k), best first; rows are normalised, so
     the dot product is the cosine. Chunked so memory stays at chunk x len(keys). Used by the miner
-    (mining.py) and the reranker's retrieval (decoding/candidates.py), so it lives with the encoder, not with either."""
+    (mining/margin.py) and the reranker's retrieval (decoding/candidates.py), so it lives with the encoder, not with either."""
     import torch
 
     k = min(k, len(keys))
