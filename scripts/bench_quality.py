@@ -5,7 +5,8 @@
     python scripts/bench_quality.py --task sentiment --estimator reinforce --name reinforce-cpu train.seed=7
 
 Writes results/<task>/<name>/: metrics.json and metrics.md (the run beside the input copy, scored by
-the task's evaluator, see `textgan judge train`), the outputs per direction, the run's config.yaml,
+the task's evaluator, see `textgan judge train`; metrics.json's `decode_plan` says what the test transfers
+decoded by: decoding/plan.py's DecodePlan, the engine), the outputs per direction, the run's config.yaml,
 metrics.jsonl and training curves, and a README naming the command, commit, machine and wall time.
 Then rebuilds results/<task>/TABLE.md from every results/<task>/*/metrics.json.
 
@@ -341,9 +342,10 @@ def main() -> None:
     directions = task_directions(cfg, test_set=args.test_set)
     model = StyleTransfer(run_dir, engine=args.engine, quantization=args.quantization)
     model.cfg.decode = cfg.decode          # decode.* overrides of --run apply to the test transfers
+    plan = model.plan(beam=args.beam)      # what the test transfers decode by, recorded in metrics.json
     t0 = time.time()
     length_stats: dict = {}
-    outputs = {d.name: model.transfer(d.inputs, to=d.tgt, beam=args.beam, tokenized=True, normalized=True,
+    outputs = {d.name: model.transfer(d.inputs, to=d.tgt, plan=plan, tokenized=True, normalized=True,
                                       max_words=args.max_words, ratio=args.ratio, stats=length_stats)
                for d in directions}
     transfer_seconds = time.time() - t0
@@ -376,7 +378,8 @@ def main() -> None:
     selected, _ = selection(run_dir / "best.json")
     report.update(command=command, commit=commit(short=True), trained_at_commit=trained_at, machine=machine(),
                   train_seconds=round(train_seconds, 1) if train_seconds else None,
-                  transfer_seconds=round(transfer_seconds, 1), decode=asdict(model.cfg.decode))
+                  transfer_seconds=round(transfer_seconds, 1), decode=asdict(model.cfg.decode),
+                  decode_plan={**asdict(plan), "engine": model.engine, "quantization": args.quantization})
     looked = ""
     if args.test_set not in ("dev", *DEV_SLICES):
         number, look = log_test_look(Path(args.results_dir), cfg, out, run_dir, trained_at, args, report, name)

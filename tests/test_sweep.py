@@ -139,6 +139,8 @@ def test_a_sweep_freezes_a_decode_on_dev_and_the_benchmark_logs_each_test_look(t
     assert "row 2 of [TESTLOG.md](../../TESTLOG.md)" in readme and "scored on test 1 time(s) before" in readme
     report = json.loads((results / "toy" / "frozen" / "metrics.json").read_text())
     assert report["test_look"] == {"row": 2, "looks_before": 1} and report["decode"]["candidates"] == 3
+    plan = report["decode_plan"]                             # what the test transfers decoded by, resolved
+    assert plan["candidates"] == 3 and plan["search"]["beam"] == 1 and plan["engine"] == "torch"
     other = subprocess.run([*bench[:5], str(tmp_path), *bench[6:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "the run it was swept on" in other.stderr
     assert "| 1 |" in (results / "toy" / "TABLE.md").read_text().split("[frozen]")[1].splitlines()[0]
