@@ -25,6 +25,18 @@ def test_the_default_plan_is_the_runs_decode_section():
     assert plan.decodes == 2 * (4 + 2)                        # passes x (greedy + 3 samples + 2 hypotheses)
 
 
+def test_a_plan_says_in_one_line_what_it_decodes():
+    ladder = make_plan(cfg("generator.arch=causal", "generator.init=x", "decode.guidance=0.15",
+                           "decode.guidance_candidates=[1.0, 2.0]", "decode.fluency_weight=0.01",
+                           "decode.style_weight=4"))
+    assert ladder.describe() == ("the best of the greedy rewrite, guidance 0.15; greedy rewrites at guidance 1, 2, "
+                                 "scored by style 4, content 1, fluency 0.01; 6 decoder runs per line")
+    assert make_plan(cfg(), Request(beam=4)).describe() == "beam search of width 4; 4 decoder run(s) per line"
+    nbest = make_plan(cfg("decode.candidates=8", "decode.nbest=5", "decode.style_weight=0"))
+    assert nbest.describe().startswith("the best of the greedy rewrite; 7 samples at temperature 0.8; the 5 best of a "
+                                       "beam search, scored by content 1")
+
+
 @pytest.mark.parametrize("request_", [Request(beam=3), Request(sample=True), Request(candidates=1)])
 def test_asking_for_one_rewrite_turns_the_competition_off(request_):
     plan = make_plan(cfg("decode.candidates=4", "decode.nbest=2"), request_)
@@ -78,7 +90,7 @@ def test_decode_overrides_change_a_loaded_run_and_nothing_else(trained_run, caps
     assert "did you mean 'candidates'" in capsys.readouterr().err
 
 
-def test_convert_takes_decode_overrides_and_records_them(trained_run, tmp_path):
+def test_convert_takes_decode_overrides_and_records_them(trained_run, tmp_path, capsys):
     """`textgan convert IN -o OUT decode.KEY=VALUE`: the file is rewritten as `transfer` rewrites it with the
     same overrides; a resumed conversion must use the same decode section (it is in the settings' record)."""
     from dataclasses import asdict
@@ -91,7 +103,8 @@ def test_convert_takes_decode_overrides_and_records_them(trained_run, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("".join(line + "\n" for line in lines))
     assert main(["convert", str(src), "-o", str(tmp_path / "out.txt"), "--model", str(trained_run), "--to", "pos",
-                 "--quiet", "decode.candidates=3", "decode.seed=2"]) == 0
+                 "decode.candidates=3", "decode.seed=2"]) == 0
+    assert "decoding by the best of the greedy rewrite; 2 samples at temperature" in capsys.readouterr().err
     model = StyleTransfer(trained_run, device="cpu", decode=["decode.candidates=3", "decode.seed=2"])
     assert (tmp_path / "out.txt").read_text().splitlines() == model.transfer(lines, to="pos")
     plain = StyleTransfer(trained_run, device="cpu")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import typing
 from dataclasses import asdict, dataclass, field
@@ -502,7 +503,7 @@ def convert(input_path: str | Path, output: str | Path, model_dir: str | Path, j
     return _run(settings, input_path, output, rewriter, state, show_progress)
 
 
-def _run(settings: Settings, input_path: Path, output: Path, rewriter: Engine, state, show_progress: bool) -> dict:
+def _run(settings: Settings, input_path: Path, output: Path, rewriter: ModelEngine, state, show_progress: bool) -> dict:
     """`convert`'s work once the model is loaded: every process converts its chunks, the main one merges."""
     from tqdm.auto import tqdm
 
@@ -516,6 +517,7 @@ def _run(settings: Settings, input_path: Path, output: Path, rewriter: Engine, s
                                                        total))
     bar = None
     if show_progress and state.is_main_process:
+        print(f"decoding by {rewriter.plan.describe()}", file=sys.stderr)
         bar = tqdm(total=total, initial=min(earlier[0].next_chunk * chunk_lines, total), unit="line",
                    desc=f"convert {input_path.name}", dynamic_ncols=True, smoothing=0.1)
 

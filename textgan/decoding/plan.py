@@ -91,6 +91,32 @@ class DecodePlan:
         return steered * self.search.beam
 
 
+    def describe(self) -> str:
+        """The plan in one line, for people (`textgan convert` prints it before a long file)."""
+        s = self.search
+        steer = f", guidance {s.guidance:g}" if s.guidance else ""
+        if not self.reranks:
+            how = (f"beam search of width {s.beam}" if s.beam > 1 else
+                   f"sampling at temperature {s.temperature:g}" if s.sample else "greedy")
+            return f"{how}{steer}; {self.decodes} decoder run(s) per line"
+        competing = [f"the greedy rewrite{steer}"]
+        if self.ladder:
+            competing.append(f"greedy rewrites at guidance {', '.join(f'{w:g}' for w in self.ladder)}")
+        if self.candidates > 1:
+            competing.append(f"{self.candidates - 1} samples at temperature {self.temperature:g}")
+        if self.nbest:
+            competing.append(f"the {self.nbest} best of a beam search")
+        if self.retrieve:
+            competing.append(f"{self.retrieve} retrieved training sentences")
+        w = self.scoring
+        terms = [f"{name} {weight:g}" for name, weight in [("style", w.style), ("content", w.content),
+                 ("fluency", w.fluency), ("semantic", w.semantic), ("direct", w.direct),
+                 ("length penalty", w.length_penalty)] if weight]
+        passes = f", {self.passes} passes" if self.passes > 1 else ""
+        return (f"the best of {'; '.join(competing)}, scored by {', '.join(terms)}{passes}; "
+                f"{self.decodes} decoder runs per line")
+
+
 @dataclass(frozen=True)
 class Request:
     """A caller's decode options; None takes the run's decode section."""
