@@ -14,7 +14,7 @@ import torch
 
 from .config import Config, ConfigError, check, merge, parse_override
 from .checkpoint import default_words, latest_run, load_run, load_run_config
-from .data import pad
+from .data import pad, prepare_data
 from .decoding.candidates import decode_texts
 from .decoding.plan import ENGINES, DecodePlan, Request, make_plan
 from .decoding.rerank import Reranker
@@ -122,8 +122,6 @@ class StyleTransfer:
         """The training and dev sentences of each domain, read as the run read them (data.prepare_data: the
         corpora must be where it found them), once: retrieval's pools and the EmbeddingStyle's text."""
         if self._splits is None:
-            from .data import prepare_data
-
             train, dev = prepare_data(self.cfg)[:2]
             self._splits = tuple({d: list(split[d]["text"]) for d in self.domains} for split in (train, dev))
         return self._splits
