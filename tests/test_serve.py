@@ -215,6 +215,8 @@ def test_load_models_finds_the_newest_run_of_each_task(runs_of_three_ages, train
         load_models(runs_dir=tmp_path / "empty")
     with pytest.raises(ValueError, match="serve one run per task"):
         load_models([str(trained_run), str(trained_run)])
+    changed = load_models([str(trained_run)], decode=("decode.candidates=3",))["toy"]   # textgan serve decode.K=V
+    assert changed.model.plan().candidates == 3 and changed.decode == ("decode.candidates=3",)
 
 
 def test_serve_with_the_ctranslate2_engine_falls_back_for_runs_it_cannot_run(trained_run, sum_run, capsys):
