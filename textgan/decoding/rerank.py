@@ -41,6 +41,13 @@ class Reranker:
         self.retrieval = None                # the target domains' training sentences to retrieve from
         self.second_style = None             # the style classifier over the encoder's embeddings
 
+    def style_classifier(self):
+        """The run's style classifier (a clear error for a run trained without one)."""
+        if self.style is None:
+            m = self.model
+            self.style = load_style_classifier(m.run_dir, m.cfg, m.tok.vocab_size, m.device)
+        return self.style
+
     def sentence_encoder(self) -> Encoder:
         if self.encoder is None:
             self.encoder = Encoder.load(self.model.cfg.decode.encoder, device=self.model.device)
@@ -64,8 +71,8 @@ class Reranker:
                 words: list[int] | None = None, stats: dict | None = None) -> list[str]:
         """Normalized rewrites into `domain`, per input the best of each pass's drafts (module docstring)."""
         m = self.model
-        if self.style is None and plan.scoring.style:
-            self.style = load_style_classifier(m.run_dir, m.cfg, m.tok.vocab_size, m.device)
+        if plan.scoring.style:
+            self.style_classifier()          # before any decoding: a run without one says so at once
         writer = Writer(m.generator_for(domain), m.tok, domain, m.other_domain(domain), batch_size)
         sources = m.tok.encode(norm, m.cfg.data.max_len)
         scores: list[dict[str, float]] = [{} for _ in norm]     # per input: candidate -> score, in drafted order
@@ -98,7 +105,8 @@ class Reranker:
         away, ids = m.other_domain(domain), m.tok.encode(candidates, m.cfg.train.max_gen_len)
         f = Features(content_logprob(m.generator_for(away), sources, ids, m.tok.domain_ids[away]), growth(sources, ids))
         if scoring.style:
-            f.style = self.style.probabilities([c or [] for c in ids], device=next(self.style.parameters()).device)[
+            style = self.style_classifier()
+            f.style = style.probabilities([c or [] for c in ids], device=next(style.parameters()).device)[
                 :, m.domains.index(domain)]
         if scoring.fluency_into(domain):
             if self.fluency is None:
