@@ -116,7 +116,8 @@ async def load_level(url: str, task: str, texts: list[str], clients: int, reques
     elapsed = time.perf_counter() - started
     return {"clients": clients, "requests": len(latencies) + errors + refused, "errors": errors, "refused": refused,
             "seconds": round(elapsed, 2), "texts_per_s": round(len(latencies) / elapsed, 2),
-            "p50_ms": round(1000 * percentile(latencies, 50), 1), "p99_ms": round(1000 * percentile(latencies, 99), 1)}
+            "p50_ms": round(1000 * percentile(latencies, 50), 1), "p99_ms": round(1000 * percentile(latencies, 99), 1),
+            "max_ms": round(1000 * max(latencies, default=float("nan")), 1)}
 
 
 def write_results(out: Path, info: dict) -> None:
@@ -124,7 +125,7 @@ def write_results(out: Path, info: dict) -> None:
     (out / "results.json").write_text(json.dumps(info, indent=2) + "\n")
     m, levels = info["machine"], info["levels"]
     rows = "\n".join(f"| {x['clients']} | {x['requests']} | {x.get('refused', 0)} | {x['errors']} | {x['texts_per_s']} | {x['ratio_to_first']}x | "
-                     f"{x['p50_ms']} | {x['p99_ms']} | {x['mean_batch']} | {x['server_cpu']} | {x['client_cpu']} |"
+                     f"{x['p50_ms']} | {x['p99_ms']} | {x.get('max_ms', '')} | {x['mean_batch']} | {x['server_cpu']} | {x['client_cpu']} |"
                      for x in levels)
     (out / "README.md").write_text(f"""# `textgan serve` under load: {Path(info['model']).name} on {m['cpu']}
 
@@ -133,15 +134,15 @@ Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}. The server (the
 {info.get('workers', 1)} model worker process(es), torch threads per worker: {info.get('threads', "serve's default")}) and the
 clients (asyncio + httpx, one process) share the machine; "cores busy" is CPU seconds per second, the
 server's counting its workers.
-Micro-batching: a worker takes at most {info['batch_texts']} texts, waiting at most {info['batch_ms']} ms for more.
+Engine: {info.get('engine', 'torch')}. Micro-batching: a worker takes at most {info['batch_texts']} texts, waiting at most {info['batch_ms']} ms for more.
 Each request carries one {info['texts'].split()[0]} test input, decoded as the run's own decode config says, the
 target domain auto-detected. "refused": answered 413 or 503 by the server's admission control (its
 --max-wait), after which that client waits the Retry-After seconds; "errors": any other failure (a 5xx, no
 answer); texts/s and the latencies count the answered (200) requests only.
 "mean job": texts per decoding call (one target domain each).
 
-| concurrent clients | requests | refused | errors | texts/s | vs 1 client | p50 ms | p99 ms | mean job | server cores busy | client cores busy |
-|---|---|---|---|---|---|---|---|---|---|---|
+| concurrent clients | requests | refused | errors | texts/s | vs 1 client | p50 ms | p99 ms | max ms | mean job | server cores busy | client cores busy |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 The 1-client row is the baseline: the same texts sent one request at a time, through the same server.
@@ -159,6 +160,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="the server's torch threads per worker (default: serve's own)")
     parser.add_argument("--workers", type=int, default=2, help="the server's model processes")
     parser.add_argument("--max-wait", type=float, default=30.0, help="the server's admission limit (serve --max-wait)")
+    parser.add_argument("--engine", default="torch", choices=["torch", "ctranslate2"], help="the server's engine "
+                        "(serve --engine; ctranslate2: int8)")
     parser.add_argument("--name", help="results/serve/<name> (default: cpu-<cores>c)")
     args = parser.parse_args()
 
@@ -169,7 +172,7 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(args.model, port, args.batch_ms, args.batch_texts, args.threads, args.workers,
-                          ["--max-wait", str(args.max_wait)])
+                          ["--max-wait", str(args.max_wait), "--engine", args.engine])
     try:
         asyncio.run(load_level(url, cfg.task, texts[::-1], 4, 40, 30))            # warm-up, other texts first
         levels = []
@@ -199,7 +202,7 @@ def main() -> None:
     command = "python scripts/bench_serve.py " + " ".join(sys.argv[1:])
     info = {"command": command, "commit": commit(short=True), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "model": args.model, "batch_ms": args.batch_ms, "batch_texts": args.batch_texts, "workers": args.workers,
-            "max_wait": args.max_wait,
+            "max_wait": args.max_wait, "engine": args.engine,
             "threads": args.threads or "serve's default",
             "texts": f"{cfg.data.corpus} test inputs, one per request", "levels": levels}
     write_results(out, info)

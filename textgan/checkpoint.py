@@ -81,6 +81,8 @@ def write_run_info(run_dir: Path, cfg: Config, command: list[str], device: str, 
                      "accelerate": accelerate.__version__, "datasets": datasets.__version__,
                      "sentencepiece": sentencepiece.__version__},
     }
+    if cfg.train.bootstrap == "teacher":             # a student (textgan distill): the run it learnt from
+        info["teacher"] = str(cfg.teacher.run)
     (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

@@ -2,6 +2,8 @@
 
     textgan train --task sentiment [--preset cpu|gpu] [--estimator soft|gumbel|reinforce] [key=value ...]
     textgan train --resume RUN_DIR
+    textgan refine RUN_DIR [--rounds N] [--lines N] [--steps N] [--candidates N] [--guidance W] [key=value ...]
+    textgan distill RUN_DIR [--preset cpu-scratch] [--lines N] [--engine torch|ctranslate2] [key=value ...]
     textgan transfer [TEXT ...] [--to DOMAIN] [--model DIR] [--beam N] [--sample]
     textgan convert INPUT -o OUTPUT [--to DOMAIN] [--model DIR] [--format txt|jsonl|tsv] [--batch-size N] ...
     textgan export RUN_DIR [--engine ctranslate2] [--quantization int8|int16|float32]
@@ -66,7 +68,7 @@ def _train(args) -> int:
 
     from .checkpoint import CheckpointError
     from .config import check, config_from_dict, load_config, merge, parse_override
-    from .runner import train
+    from .training.rounds import train_with_rounds
 
     overrides = list(args.overrides)
     if args.mixed_precision:
@@ -83,10 +85,36 @@ def _train(args) -> int:
         if args.estimator:
             overrides.append(f"train.estimator={args.estimator}")
         cfg = _pretrained_or_scratch(load_config(args.task, args.preset, overrides), args.task, overrides)
-    run_dir = train(cfg, runs_dir=args.runs_dir, name=args.name, resume=args.resume, data_dir=args.data_dir,
-                    command=sys.argv)
+    run_dir = train_with_rounds(cfg, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
+                                data_dir=args.data_dir, command=sys.argv)
     print(f"run saved in {run_dir}")
     print(f'try: textgan transfer --model {run_dir} "a sentence of either domain"')
+    return 0
+
+
+def _teacher_overrides(args) -> list[str]:
+    """--candidates / --guidance / --engine of refine and distill: how the teacher decodes (the teacher section)."""
+    asked = {"candidates": args.candidates, "guidance": args.guidance, "engine": getattr(args, "engine", None)}
+    return [f"teacher.{key}={value}" for key, value in asked.items() if value is not None] + list(args.overrides)
+
+
+def _refine(args) -> int:
+    from .training.rounds import refine
+
+    run_dir = refine(args.run, args.rounds, args.lines, args.steps, args.eval_every, args.name, args.runs_dir,
+                     _teacher_overrides(args), args.data_dir, sys.argv)
+    print(f"refined run saved in {run_dir} (rounds: {run_dir / 'refine.json'})")
+    print(f'try: textgan transfer --model {run_dir} --candidates 1 "a sentence of either domain"')
+    return 0
+
+
+def _distill(args) -> int:
+    from .training.rounds import distill
+
+    run_dir = distill(args.run, args.preset, args.lines, args.name, args.runs_dir, _teacher_overrides(args),
+                      args.data_dir, sys.argv)
+    print(f"student run saved in {run_dir}")
+    print(f'try: textgan transfer --model {run_dir} --engine ctranslate2 "a sentence of either domain"')
     return 0
 
 
@@ -309,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "translation with GANs.")
     sub = parser.add_subparsers(dest="command", required=True)
     shared = shared_parsers()
-    for add in (_train_parser, _transfer_parser, _convert_parser, _export_parser, _serve_parser, _judge_parser,
+    for add in (_train_parser, _refine_parser, _distill_parser, _transfer_parser, _convert_parser, _export_parser, _serve_parser, _judge_parser,
                 _evaluate_parser, _data_parser):
         add(sub, shared)
     return parser
@@ -327,6 +355,37 @@ def _train_parser(sub, shared) -> None:
     p.add_argument("--name", help="run name (default: a timestamp)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr_g=3e-4")
     p.set_defaults(func=_train)
+
+
+def _teacher_options(p) -> None:
+    p.add_argument("run", metavar="RUN_DIR", help="the trained run whose rewrites are learnt from (the teacher)")
+    p.add_argument("--candidates", type=int, help="the teacher's decode: N > 1 reranks (teacher.candidates; 0 = "
+                   "its own decode section)")
+    p.add_argument("--guidance", type=float, help="the teacher's classifier-free guidance weight (teacher.guidance)")
+    p.add_argument("--name", help="the new run's name")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.pairs_min_score=0.3")
+
+
+def _refine_parser(sub, shared) -> None:
+    p = sub.add_parser("refine", help="self-training rounds: a copy of a run learns from its own best rewrites",
+                       parents=[shared["runs"], shared["data"]])
+    _teacher_options(p)
+    p.add_argument("--rounds", type=int, default=2, help="rounds at most (they stop when dev stops improving)")
+    p.add_argument("--lines", type=int, default=1000, help="training sentences rewritten per domain and round")
+    p.add_argument("--steps", type=int, default=120, help="training steps per round")
+    p.add_argument("--eval-every", type=int, default=40, help="dev evaluation (and kept model) every N steps")
+    p.set_defaults(func=_refine)
+
+
+def _distill_parser(sub, shared) -> None:
+    p = sub.add_parser("distill", help="train a small student run on a run's rewrites", parents=[shared["runs"],
+                       shared["data"]])
+    _teacher_options(p)
+    p.add_argument("--preset", default="cpu-scratch", help="the student's preset of the task (default cpu-scratch: "
+                   "the small encoder-decoder)")
+    p.add_argument("--lines", type=int, default=20000, help="training sentences the teacher rewrites per domain")
+    p.add_argument("--engine", choices=["torch", "ctranslate2"], help="the teacher's engine (teacher.engine)")
+    p.set_defaults(func=_distill)
 
 
 def _transfer_parser(sub, shared) -> None:
@@ -473,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        again = {"train": "textgan train --resume <run dir>", "convert": "the same command again"}
+        again = {"train": "textgan train --resume <run dir>", "convert": "the same command again",
+                 "refine": "the same command again", "distill": "textgan train --resume <run dir>"}
         if args.command in again:
             print(f"\ninterrupted; to continue, run {again[args.command]}", file=sys.stderr)
         return 130

@@ -198,7 +198,8 @@ class TrainConfig:
     # Bootstrap phase (between the autoencoder and the discriminator pretraining): maximum likelihood on
     # pseudo-parallel pairs mined from the unpaired training text by the miner `bootstrap` (textgan/mining/;
     # settings in the miner section), both ways (real -> pseudo target, pseudo target -> real), plus L_self.
-    bootstrap: str = "none"              # none | template | retrieve | extract (summarization) | wordbyword | mine (translation)
+    bootstrap: str = "none"              # none | template | retrieve | extract (summarization) | wordbyword | mine
+                                         # (translation) | teacher (a trained run's rewrites: the teacher section)
     bootstrap_steps: int = 0
     bootstrap_self: float = 0.5          # weight of L_self in the bootstrap phase (0: pairs only, half the step's cost)
     lambda_pairs: float = 0.0            # weight of the mined pairs' NLL in the adversarial G loss (keeps G near them)
@@ -254,6 +255,13 @@ class TrainConfig:
     # seconds anyway; this bounds the wait for one that hangs or drops off the network, and must exceed the
     # longest stretch one process works alone (the main process mining pairs, evaluating on dev).
     dist_timeout: float = 1800.0
+    # Self-training rounds after training (`textgan train` then training/rounds.py's refine, in the run
+    # itself): each rewrites round_lines training sentences per domain with the run's decode and trains
+    # round_steps more steps on the accepted rewrites; they stop when the dev score stops rising. 0: none.
+    rounds: int = 0
+    round_lines: int = 1000
+    round_steps: int = 120
+    round_eval_every: int = 40
 
 
 @dataclass
@@ -323,6 +331,21 @@ class DecodeConfig:
 
 
 @dataclass
+class TeacherConfig:
+    """Pairs a trained run writes (train.bootstrap=teacher; training/teacher.py): its decode rewrites `lines`
+    training sentences of each domain and the pair filters (train.pairs_min_style, pairs_min_score: here the
+    back generator's content probability) keep the good ones. Self-training rounds (`textgan refine`) and
+    distillation into a student (`textgan distill`)."""
+    run: str = ""                        # the teacher's run directory
+    lines: int = 1000                    # training sentences it rewrites per domain
+    offset: int = 0                      # ... from this line of each domain on (refine's round k: the k-th slice)
+    candidates: int = 0                  # its decode: 0 = the teacher run's own decode section, 1 = one rewrite
+    guidance: float = -1.0               # ... classifier-free guidance weight (-1: its own decode.guidance)
+    engine: str = "torch"                # ... torch | ctranslate2 (int8; the fast greedy teacher of a student)
+    batch_size: int = 64
+
+
+@dataclass
 class Config:
     task: str = "sentiment"
     preset: str = "cpu"
@@ -334,6 +357,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     miner: MinerConfig = field(default_factory=MinerConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -345,7 +369,8 @@ CHOICES = {
     "discriminator.mode": ("multiclass", "binary"),
     "train.estimator": ("soft", "gumbel", "reinforce"),
     "train.baseline": ("ema", "greedy"),
-    "train.bootstrap": ("none", "template", "retrieve", "extract", "wordbyword", "mine"),
+    "train.bootstrap": ("none", "template", "retrieve", "extract", "wordbyword", "mine", "teacher"),
+    "teacher.engine": ("torch", "ctranslate2"),
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
     "miner.units": ("words", "pieces"),
@@ -513,6 +538,14 @@ def check(cfg: Config) -> None:
                 raise ConfigError(f"train.{key} filters mined pairs: set train.bootstrap")
         if t.bootstrap_steps or t.lambda_pairs:
             raise ConfigError("train.bootstrap_steps / train.lambda_pairs need mined pairs: set train.bootstrap")
+    if t.bootstrap == "teacher" and not cfg.teacher.run:
+        raise ConfigError("train.bootstrap=teacher learns from a trained run's rewrites: set teacher.run (its directory)")
+    if t.rounds < 0 or min(t.round_lines, t.round_steps, t.round_eval_every) < 1:
+        raise ConfigError(f"train.rounds must be at least 0 and round_lines, round_steps, round_eval_every positive; "
+                          f"got {t.rounds}, {t.round_lines}, {t.round_steps}, {t.round_eval_every}")
+    if cfg.teacher.lines < 1 or cfg.teacher.offset < 0:
+        raise ConfigError(f"teacher.lines must be positive and teacher.offset at least 0; got {cfg.teacher.lines}, "
+                          f"{cfg.teacher.offset}")
     if t.bootstrap == "wordbyword" and t.crosslingual == "none":
         raise ConfigError("train.bootstrap=wordbyword translates through cross-lingual embeddings: set train.crosslingual")
     g = cfg.generator

@@ -460,6 +460,17 @@ def summary_line(result: dict) -> str:
             f"repaired {counts['repaired']}")
 
 
+def expected_speed(rate: float, left: int, plan, engine: str) -> str:
+    """One line after the first chunk: its lines/s, the time the rest should take, and, for a decode that
+    reranks candidates (several decoder runs per line), the faster ways to convert."""
+    line = f"first chunk: {rate:.1f} lines/s; the {left} lines left should take about {left / max(rate, 1e-9) / 60:.0f} min"
+    if plan.reranks:
+        fast = "--candidates 1 (one greedy rewrite" + (", then --engine ctranslate2)" if engine == "torch" else ")")
+        line += (f". This decode runs the decoder {plan.decodes} times a line; faster: {fast}, a run refined so "
+                 f"that greedy decoding carries its quality (textgan refine), or a small student (textgan distill)")
+    return line
+
+
 def _counts(output: Path, processes: int) -> dict:
     total = dict.fromkeys(COUNTS, 0)
     for r in range(processes):
@@ -525,10 +536,18 @@ def _run(settings: Settings, input_path: Path, output: Path, rewriter: ModelEngi
         return (f"the finished chunks are kept in {output.name}.part*; run the same command again on every "
                 f"machine to finish")
 
+    first = {"started": time.perf_counter()}
+
+    def on_chunk(lines: int) -> None:
+        bar.update(lines)
+        if "rate" not in first:            # after the first chunk: the speed to expect, and the fast path
+            first["rate"] = lines / max(1e-9, time.perf_counter() - first["started"])
+            tqdm.write(expected_speed(first["rate"], total - bar.n, rewriter.plan, job.engine))
+
     with distributed.watch(state.num_processes, kept):
         try:
             convert_shard(settings, output, rewriter, codec, state.process_index,
-                          on_chunk=bar.update if bar else None,
+                          on_chunk=on_chunk if bar else None,
                           after_own_chunk=lockstep.step if state.num_processes > 1 else None)
         finally:
             if bar:

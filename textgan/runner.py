@@ -23,6 +23,7 @@ from .models.judge import NgramJudge
 from .rewards import StyleClassifier
 from .tokenizer import PretrainedPieces, Tokenizer, domain_token, length_token, load_tokenizer
 from .trainer import Trainer
+from .training.teacher import TeacherMiner
 
 
 def mixed_precision(cfg: Config) -> str:
@@ -95,9 +96,11 @@ def bootstrap_pairs(cfg: Config, run_dir: Path, tok: Tokenizer, train_split, acc
     if accelerator.is_main_process and not (out_dir / "mining.json").exists():
         tqdm.write(f"mining pseudo-parallel pairs ({cfg.train.bootstrap})")
         texts = {d: list(train_split[d]["text"]) for d in cfg.data.domains}
-        mine_pairs(cfg.train.bootstrap, cfg.miner, texts, out_dir, log=tqdm.write,
+        teacher = cfg.train.bootstrap == "teacher"         # a trained run's rewrites (training/teacher.py)
+        mine_pairs(cfg.train.bootstrap, cfg.teacher if teacher else cfg.miner, texts, out_dir, log=tqdm.write,
                    progress_factory=lambda n, desc: tqdm(total=n, desc=desc, unit="sent", leave=False),
-                   segment=segmenter(cfg.miner.units, tok), lexicon=xl)
+                   segment=segmenter(cfg.miner.units, tok), lexicon=xl,
+                   miner=TeacherMiner(cfg.teacher, out_dir, accelerator.device, tqdm.write) if teacher else None)
     accelerator.wait_for_everyone()
     return training_pairs(cfg, mine_pairs(cfg.train.bootstrap, cfg.miner, {}, out_dir), tok, out_dir, style,
                           accelerator.device, accelerator.is_main_process, log=tqdm.write)

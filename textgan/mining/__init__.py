@@ -56,16 +56,19 @@ def make_miner(name: str, cfg, log=print, segment=None, lexicon=None):
 
 
 def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: Path, log=print,
-               progress_factory=None, segment=None, lexicon=None) -> dict[tuple[str, str], Pairs]:
-    """Mine with MINERS[name] and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings, counts,
-    seconds), or read them back when they are already there (a resumed run)."""
+               progress_factory=None, segment=None, lexicon=None, miner=None) -> dict[tuple[str, str], Pairs]:
+    """Mine with MINERS[name] (or `miner`, any object with this interface's `mine`, e.g. a trained run as
+    training/teacher.py's TeacherMiner) and write `<out_dir>/<src>2<tgt>.tsv` (+ mining.json: settings,
+    counts, seconds, and the miner's `report` if it keeps one), or read them back when they are already
+    there (a resumed run)."""
     out_dir = Path(out_dir)
     info_file = out_dir / "mining.json"
     if info_file.exists():
         info = json.loads(info_file.read_text())
         return {(p["src"], p["tgt"]): Pairs.load(out_dir / p["file"]) for p in info["pairs"]}
     started = time.time()
-    pairs = make_miner(name, cfg, log, segment, lexicon).mine(texts_by_domain, progress_factory)
+    miner = miner or make_miner(name, cfg, log, segment, lexicon)
+    pairs = miner.mine(texts_by_domain, progress_factory)
     out_dir.mkdir(parents=True, exist_ok=True)
     listing = []
     for (src, tgt), p in pairs.items():
@@ -73,7 +76,8 @@ def mine_pairs(name: str, cfg, texts_by_domain: dict[str, list[str]], out_dir: P
         listing.append({"src": src, "tgt": tgt, "file": f"{src}2{tgt}.tsv", "pairs": len(p),
                         "of": len(texts_by_domain[src]),
                         "mean_score": sum(p.scores) / max(1, len(p))})
-    info = {"miner": name, "settings": dict(vars(cfg)), "seconds": round(time.time() - started, 1), "pairs": listing}
+    info = {"miner": name, "settings": dict(vars(cfg)), "seconds": round(time.time() - started, 1), "pairs": listing,
+            **({"report": miner.report} if getattr(miner, "report", None) else {})}
     info_file.write_text(json.dumps(info, indent=2) + "\n")
     log(f"mined pseudo-parallel pairs ({name}) in {info['seconds']:.0f} s: "
         + ", ".join(f"{p['src']}->{p['tgt']} {p['pairs']}" for p in listing))
