@@ -125,7 +125,7 @@ def test_only_rewrites_the_style_classifier_accepts_become_pairs(teacher_run, tm
 
     monkeypatch.setattr(StyleClassifier, "probabilities", even_only)
     out = refine(teacher_run, rounds=1, lines=40, steps=2, eval_every=2, runs_dir=tmp_path, name="some",
-                 overrides=["train.pairs_min_style=0.5"])
+                 overrides=["train.pairs_min_style=0.5", "teacher.min_content=0"])
     from textgan.checkpoint import load_run_config
     from textgan.transfer import StyleTransfer
 

@@ -76,9 +76,12 @@ def training_pairs(cfg, mined: dict[tuple[str, str], Pairs], tok, out_dir: Path,
     With train.pairs_min_style > 0 a pair is kept only if the reward's style classifier `style` gives its
     pseudo target y~ at least that probability of being in t, with train.pairs_min_style_real > 0 only if
     it gives the real sentence x at least that probability of being in s, and with train.pairs_min_score > 0
-    only if the miner scored the pair at least that (template/retrieve: the retrieval cosine). The main
+    only if the miner scored the pair at least that (template/retrieve: the retrieval cosine; a teacher's
+    pairs, train.bootstrap=teacher, are held to teacher.min_content on their r_content instead). The main
     process writes the counts kept to <out_dir>/kept.json; a direction left without a pair is an error."""
     by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
+    score_key = "teacher.min_content" if cfg.train.bootstrap == "teacher" else "train.pairs_min_score"
+    min_score = cfg.teacher.min_content if cfg.train.bootstrap == "teacher" else cfg.train.pairs_min_score
     kept = {}
     min_style = cfg.train.pairs_min_style if style is not None else 0.0
     min_real = cfg.train.pairs_min_style_real if style is not None else 0.0
@@ -93,7 +96,6 @@ def training_pairs(cfg, mined: dict[tuple[str, str], Pairs], tok, out_dir: Path,
         sources, targets = tok.encode(pairs.sources, cfg.data.max_len), tok.encode(pairs.targets, cfg.data.max_len)
         in_style, real_in_style = in_domain(targets, tgt, min_style), in_domain(sources, src, min_real)
         count = 0
-        min_score = cfg.train.pairs_min_score
         for x, y, p, p_real, score in zip(sources, targets, in_style, real_in_style, pairs.scores):
             if x and y and p >= min_style and p_real >= min_real and (not min_score or score >= min_score):
                 if cfg.train.pairs_targets == "both":
@@ -103,13 +105,12 @@ def training_pairs(cfg, mined: dict[tuple[str, str], Pairs], tok, out_dir: Path,
         kept[f"{src}2{tgt}"] = {"mined": len(targets), "kept": count}
     if main_process:
         filters = {"pairs_min_style": min_style, "pairs_min_style_real": min_real,
-                   "pairs_min_score": cfg.train.pairs_min_score}
+                   score_key.split(".")[1]: min_score}
         (out_dir / "kept.json").write_text(json.dumps({**filters, **kept}, indent=2) + "\n")
         log("  pairs kept: " + ", ".join(f"{k} {v['kept']}/{v['mined']}" for k, v in kept.items()))
     empty = [name for name, v in kept.items() if not v["kept"]]
     if empty:
         raise ConfigError(f"no mined pair of {', '.join(empty)} is left after the filters (train.pairs_min_style "
-                          f"{min_style}, train.pairs_min_style_real {min_real}, train.pairs_min_score "
-                          f"{cfg.train.pairs_min_score}): lower them "
+                          f"{min_style}, train.pairs_min_style_real {min_real}, {score_key} {min_score}): lower them "
                           f"(pairs/kept.json has the counts)")
     return by_target
