@@ -347,6 +347,10 @@ class TeacherConfig:
     # generic praise that drops the input's content scores ~0.03, a rewrite that keeps it 0.3-0.6 (64
     # Yelp dev lines rewritten by the cpu preset's decode). 0: off.
     min_content: float = 0.1
+    # Which halves of the teacher's pairs are learnt from (in place of train.pairs_targets): both (x -> y~ and
+    # y~ -> x) | real (y~ -> x alone). The turned-round half alone moved no style into the weights of the cpu
+    # preset's run (results/sentiment/refine-cpu-long): the forward half is what carries the teacher's decode.
+    pairs_targets: str = "both"
     batch_size: int = 64
 
 
@@ -376,6 +380,7 @@ CHOICES = {
     "train.baseline": ("ema", "greedy"),
     "train.bootstrap": ("none", "template", "retrieve", "extract", "wordbyword", "mine", "teacher"),
     "teacher.engine": ("torch", "ctranslate2"),
+    "teacher.pairs_targets": ("both", "real"),
     "train.reward_mix": ("sum", "harmonic"),
     "miner.fill": ("retrieved", "aligned"),
     "miner.units": ("words", "pieces"),

@@ -77,11 +77,13 @@ def training_pairs(cfg, mined: dict[tuple[str, str], Pairs], tok, out_dir: Path,
     pseudo target y~ at least that probability of being in t, with train.pairs_min_style_real > 0 only if
     it gives the real sentence x at least that probability of being in s, and with train.pairs_min_score > 0
     only if the miner scored the pair at least that (template/retrieve: the retrieval cosine; a teacher's
-    pairs, train.bootstrap=teacher, are held to teacher.min_content on their r_content instead). The main
+    pairs, train.bootstrap=teacher, are held to teacher.min_content on their r_content instead, and
+    teacher.pairs_targets says which halves are kept). The main
     process writes the counts kept to <out_dir>/kept.json; a direction left without a pair is an error."""
     by_target: dict[str, list] = {d: [] for d in cfg.data.domains}
     score_key = "teacher.min_content" if cfg.train.bootstrap == "teacher" else "train.pairs_min_score"
     min_score = cfg.teacher.min_content if cfg.train.bootstrap == "teacher" else cfg.train.pairs_min_score
+    halves = cfg.teacher.pairs_targets if cfg.train.bootstrap == "teacher" else cfg.train.pairs_targets
     kept = {}
     min_style = cfg.train.pairs_min_style if style is not None else 0.0
     min_real = cfg.train.pairs_min_style_real if style is not None else 0.0
@@ -98,7 +100,7 @@ def training_pairs(cfg, mined: dict[tuple[str, str], Pairs], tok, out_dir: Path,
         count = 0
         for x, y, p, p_real, score in zip(sources, targets, in_style, real_in_style, pairs.scores):
             if x and y and p >= min_style and p_real >= min_real and (not min_score or score >= min_score):
-                if cfg.train.pairs_targets == "both":
+                if halves == "both":
                     by_target[tgt].append((x, y))
                 by_target[src].append((y, x))
                 count += 1
