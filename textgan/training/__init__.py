@@ -7,4 +7,7 @@
     adversarial.py  DiscriminatorPretraining, Adversarial (G step, D steps, rewards, baselines)
     evaluation.py   DevEvaluation: the periodic dev evaluation and the kept checkpoint (train.keep_best,
                     train.select_by)
+    teacher.py      TeacherMiner: a trained run's decode as a miner (train.bootstrap=teacher)
+    rounds.py       self-training rounds (textgan refine, train.rounds) and distillation (textgan distill),
+                    each a training run (runner.train) on a teacher's pairs
 """
