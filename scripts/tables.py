@@ -176,6 +176,15 @@ SENTIMENT = Table(YELP_COLUMNS, [
         "pretrained start: the smollm2-real-cpu model decoded by the guidance ladder of the next row plus a "
         "fluency term, `decode.fluency_weight=0.0075`, chosen on dev after earlier test looks at this run; "
         "test transfer 4385 s, not a clean timing)", bold=True),
+    Row(S + "refined-cpu", "{run} § (**quality in the weights**: a run of the cpu preset (cpu-sweepbase) after "
+        "two self-training rounds, `textgan refine` with the cpu-long preset's round settings: each round its "
+        "guidance ladder rewrote 600 new training sentences per domain, the accepted rewrites trained 120 steps; "
+        "decoded **greedily**, no guidance; test transfer 72 s; results/sentiment/refine-rounds-dev)"),
+    Row(S + "refined-teacher-greedy-cpu", "{run} § (the run it was refined from, the same greedy decoding, scored "
+        "in the same session: the baseline of the row above)"),
+    Row(S + "student-ct2-int8-cpu", "{run} § (a student of the refined run: the small from-scratch "
+        "encoder-decoder, `textgan distill` on its greedy rewrites of 6,000 training sentences per domain; "
+        "CTranslate2 int8)"),
     Row(S + "smollm2-real-ladder5-cpu", "{run} ‖ (the previous cpu preset: the same model decoded by a guidance "
         "ladder, greedy rewrites at guidance 0.15, 0.6, 1.0, 1.5 and 2.0 reranked by the run's reward with style "
         "weight 4; test transfer 1040 s)"),
@@ -230,6 +239,10 @@ README = Table(YELP_COLUMNS, [
     Row(S + "smollm2-real-fluent-cpu", "{run} (today's cpu preset: SmolLM2-135M + LoRA, guidance ladder, "
         "fluency term)", bold=True),
     Row(S + "smollm2-real-greedy-cpu", "{run} (the same model, plain greedy decoding)"),
+    Row(S + "refined-cpu", "{run} § (a cpu-preset run after two self-training rounds, `textgan refine`: "
+        "greedy decoding, 14 lines/s on 2 cores)"),
+    Row(S + "refined-teacher-greedy-cpu", "{run} § (the run it was refined from, greedy)"),
+    Row(S + "student-ct2-int8-cpu", "{run} § (its distilled student: the small encoder-decoder, CTranslate2 int8)"),
     Row(S + "filter-cpu", "{run} † (the from-scratch recipe, `--preset cpu-scratch`)"),
     Row(PUB, "our TemplateBased miner alone", system="template miner alone (ours)"),
 ] + published(["DualRL", "TSST", "CBD", "DIRR"]))
