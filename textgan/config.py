@@ -344,8 +344,8 @@ class TeacherConfig:
     engine: str = "torch"                # ... torch | ctranslate2 (int8; the fast greedy teacher of a student)
     # A pair is learnt from only if its r_content (the back generator's mean probability of the input given
     # the rewrite) is at least this (in place of train.pairs_min_score, which is for the miners' scores):
-    # generic praise that drops the input's content scores ~0.03, a rewrite that keeps it 0.3-0.6 (64
-    # Yelp dev lines rewritten by the cpu preset's decode). 0: off.
+    # generic praise that drops the input's content scores 0.01-0.03, the median rewrite 0.24 (neg->pos) and
+    # 0.51 (pos->neg) (results/sentiment/refine-rounds-dev/sb-r1.round1.*.tsv: the cpu preset's ladder). 0: off.
     min_content: float = 0.1
     # Which halves of the teacher's pairs are learnt from (in place of train.pairs_targets): both (x -> y~ and
     # y~ -> x) | real (y~ -> x alone). The turned-round half alone moved no style into the weights of the cpu

@@ -44,6 +44,12 @@ def dev_score(run_dir: Path) -> float | None:
     return json.loads(best.read_text())["score"] if best.exists() else None
 
 
+def new_record(run: Path, command: list[str] | None) -> dict:
+    """refine.json before its first round: the teacher, the command, the dev score to beat."""
+    return {"teacher": str(run), "command": command or [], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "dev_score_before": dev_score(run), "rounds": []}
+
+
 def start_copy(run: Path, out: Path, command: list[str] | None) -> dict:
     """Copy a trained run to `out` (not its TensorBoard logs) and start its refine.json."""
     if not (run / "state").is_dir():
@@ -55,8 +61,7 @@ def start_copy(run: Path, out: Path, command: list[str] | None) -> dict:
     info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
     info["refined_from"] = str(run)
     (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
-    return {"teacher": str(run), "command": command or [], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "dev_score_before": dev_score(out), "rounds": []}
+    return new_record(run, command)
 
 
 def round_config(out: Path, record: dict, entry: dict, lines: int, eval_every: int, overrides) -> object:
@@ -90,8 +95,7 @@ def refine(run, rounds: int = 2, lines: int = 1000, steps: int = 120, eval_every
     if record_file.exists():
         record = json.loads(record_file.read_text())
     elif in_place:
-        record = {"teacher": str(run), "command": command or [], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "dev_score_before": dev_score(run), "rounds": []}
+        record = new_record(run, command)
     else:
         record = start_copy(run, out, command)
     record_file.write_text(json.dumps(record, indent=2) + "\n")

@@ -100,7 +100,8 @@ class TeacherMiner:
 
     def rewrites(self, model, plan, sources: list[str], tgt: str, name: str, progress_factory) -> list[str]:
         """The teacher's rewrites (normalized) of `sources`, teacher.batch_size at a time, appended to
-        <work_dir>/teacher.<name>.jsonl (every rewrite, in order, kept); what a killed run had written is read back, not decoded again."""
+        <work_dir>/teacher.<name>.jsonl (every rewrite, in order, kept); what a killed run had written is read
+        back, not decoded again."""
         partial = self.work_dir / f"teacher.{name}.jsonl"
         done = []
         if partial.exists():
@@ -114,10 +115,11 @@ class TeacherMiner:
         bar = progress_factory(len(sources), f"teacher {name}") if progress_factory else None
         if bar:
             bar.update(len(done))
+        step = self.cfg.batch_size
         with open(partial, "a", encoding="utf-8") as f:
-            for start in range(len(done), len(sources), self.cfg.batch_size):
-                out = model.transfer(sources[start:start + self.cfg.batch_size], tgt, plan=plan, tokenized=True, normalized=True,
-                                     batch_size=self.cfg.batch_size)
+            for start in range(len(done), len(sources), step):
+                out = model.transfer(sources[start:start + step], tgt, plan=plan, tokenized=True, normalized=True,
+                                     batch_size=step)
                 f.write("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in out))
                 f.flush()
                 done.extend(out)
